@@ -21,6 +21,7 @@ import msgspec
 Status = Literal["running", "waiting", "completed", "failed", "cancelled", "stuck"]
 FINISHED: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 PendingMode = Literal["await", "call", "retry"]
+NULL = msgspec.Raw(b"null")
 
 
 class Ok(msgspec.Struct, frozen=True, tag=True):
@@ -95,7 +96,7 @@ class FlowEnded(FlowEvent):
     """The generator returned or raised; the instance is finished."""
 
     status: Status
-    result: msgspec.Raw | None = None
+    result: msgspec.Raw = NULL
     error: Failed | None = None
 
 
@@ -125,7 +126,9 @@ class FlowSummary(msgspec.Struct, frozen=True, kw_only=True):
 def advance(summary: FlowSummary | None, flow_id: str, event: FlowEvent) -> FlowSummary | None:
     """The index row after `event`, given the row before it (None before `FlowStarted`)."""
     if isinstance(event, FlowStarted):
-        return FlowSummary(flow_id=flow_id, name=event.name, version=event.version, status=event.status)
+        return FlowSummary(
+            flow_id=flow_id, name=event.name, version=event.version, status=event.status
+        )
     status = getattr(event, "status", None)
     if summary is None or status is None:
         return summary

@@ -94,9 +94,7 @@ class MemoryStore:
         """The number of items in the stream."""
         return len(self._streams.get(stream, ()))
 
-    def append(
-        self, stream: str, items: Sequence[msgspec.Struct], *, expected_version: int
-    ) -> int:
+    def append(self, stream: str, items: Sequence[msgspec.Struct], *, expected_version: int) -> int:
         """Append `items` if the stream is at `expected_version`; returns the new version."""
         current = self._streams.setdefault(stream, [])
         if len(current) != expected_version:
