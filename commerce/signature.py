@@ -1,0 +1,106 @@
+"""Stripe-style webhook signatures: `t=<unix>,v1=<hex HMAC-SHA256 of "t." + body>`.
+
+`verify` works on the raw body bytes, exactly as received, and decides before any JSON is
+parsed. It accepts several `v1` entries (Stripe sends two while a secret is being rolled),
+ignores other schemes (`v0`), compares in constant time, and then checks the timestamp
+against the tolerance both ways (a clock ahead of ours is as suspect as a replay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from commerce.errors import (
+    SignatureExpired,
+    SignatureMalformed,
+    SignatureMismatch,
+    SignatureMissing,
+)
+
+SCHEME = "v1"
+MAX_HEADER = 8192
+"""Longest header we parse (a real one is about 150 characters)."""
+
+
+def _bytes(body: bytes) -> bytes:
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body)
+    raise TypeError(f"the body must be the raw bytes received, not {type(body).__name__}")
+
+
+def _digest(body: bytes, secret: str, timestamp: int) -> str:
+    if not isinstance(secret, str) or not secret:
+        raise ValueError("the webhook signing secret must be non-empty text")
+    payload = f"{timestamp}.".encode() + _bytes(body)
+    return hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
+
+
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """The `Stripe-Signature` header for `body` signed with `secret` at `timestamp`."""
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
+        raise ValueError(f"timestamp must be whole unix seconds >= 0, got {timestamp!r}")
+    return f"t={timestamp},{SCHEME}={_digest(body, secret, timestamp)}"
+
+
+def parse_header(header: str | bytes | None) -> tuple[int, list[str]]:
+    """The timestamp and the `v1` signatures of a header; other schemes are dropped."""
+    if isinstance(header, bytes):
+        header = header.decode("latin-1")
+    if header is None or not header.strip():
+        raise SignatureMissing("no Stripe-Signature header")
+    if len(header) > MAX_HEADER:
+        raise SignatureMalformed(f"header is {len(header)} characters, over {MAX_HEADER}")
+    stamps: list[str] = []
+    signatures: list[str] = []
+    for item in header.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key:
+            raise SignatureMalformed(f"expected key=value items, got {item.strip()[:40]!r}")
+        if key == "t":
+            stamps.append(value)
+        elif key == SCHEME:
+            signatures.append(value)
+    return _timestamp(stamps), _require(signatures, header)
+
+
+def _timestamp(stamps: list[str]) -> int:
+    if len(stamps) != 1:
+        raise SignatureMalformed(f"expected one t=<unix seconds>, found {len(stamps)}")
+    text = stamps[0]
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise SignatureMalformed(f"timestamp {text[:20]!r} is not unix seconds")
+    return int(text)
+
+
+def _require(signatures: list[str], header: str) -> list[str]:
+    if not signatures:
+        schemes = sorted({i.strip().partition("=")[0] for i in header.split(",")} - {"t"})
+        found = ", ".join(schemes) or "none"
+        raise SignatureMissing(f"no {SCHEME} signature in the header (schemes found: {found})")
+    return signatures
+
+
+def verify(
+    body: bytes, header: str | bytes | None, secret: str, *, tolerance: int = 300, now: int
+) -> int:
+    """Check `header` signs `body` with `secret` within `tolerance` seconds of `now`.
+
+    Returns the signed timestamp. Raises a `BadSignature` subclass: `SignatureMissing`,
+    `SignatureMalformed`, `SignatureMismatch` or `SignatureExpired`.
+    """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
+        raise ValueError(f"tolerance must be whole seconds >= 0, got {tolerance!r}")
+    timestamp, signatures = parse_header(header)
+    expected = _digest(body, secret, timestamp).encode()
+    matched = False
+    for candidate in signatures:
+        # Every candidate is compared (no early exit), each in constant time.
+        matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
+    if not matched:
+        raise SignatureMismatch(
+            f"none of {len(signatures)} {SCHEME} signature(s) matches the body and secret"
+        )
+    if abs(now - timestamp) > tolerance:
+        raise SignatureExpired(timestamp, now, tolerance)
+    return timestamp

@@ -1,0 +1,223 @@
+"""Decode Stripe webhook bodies into the few fields commerce acts on.
+
+`decode_event(body)` gives an `IntentEvent` (any `payment_intent.*`), a `ChargeRefunded`
+(`charge.refunded`), or an `IgnoredEvent` (any other type, still with id, type and
+livemode). Bodies over `MAX_BODY` bytes are refused before parsing; any other problem is
+a `MalformedEvent` naming the JSON path (`$.data.object.amount`).
+
+Ids we route on are checked: a payment intent id must start with "pi_". A
+`charge.refunded` whose `payment_intent` has another prefix (pay-rails' fixture says
+"pm_1234", a payment method id) is refused as malformed rather than routed nowhere; one
+with `payment_intent: null` (a charge made without an intent) decodes with
+`intent_id=None`, for the settler to ignore. Currencies come back upper-case and must be
+known ISO 4217 codes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, TypedDict
+
+import msgspec
+
+from commerce.errors import BodyTooLarge, MalformedEvent, UnknownCurrency
+from commerce.money import MAX_AMOUNT, Money, normalise_currency
+
+MAX_BODY = 1024 * 1024
+"""The largest webhook body accepted, in bytes (1 MiB; Stripe's are a few KiB)."""
+
+_Id = Annotated[str, msgspec.Meta(min_length=1)]
+_IntentId = Annotated[str, msgspec.Meta(pattern="^pi_[A-Za-z0-9_]+$")]
+_Amount = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)]
+_Currency = Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{3}$")]
+
+
+class StripeEvent(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """What every Stripe event carries; the base of the decoded forms."""
+
+    event_id: str
+    event_type: str
+    livemode: bool
+    created: int
+    api_version: str | None = None
+
+
+class IntentEvent(StripeEvent, frozen=True):
+    """A `payment_intent.*` event: the intent's amount, status and order reference."""
+
+    intent_id: str
+    amount: int
+    amount_received: int
+    currency: str
+    status: str
+    order_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def money(self) -> Money:
+        """The intent's amount."""
+        return Money(self.amount, self.currency)
+
+
+class ChargeRefunded(StripeEvent, frozen=True):
+    """A `charge.refunded` event; `amount_refunded` is cumulative over the charge."""
+
+    charge_id: str
+    intent_id: str | None
+    amount: int
+    amount_refunded: int
+    refunded: bool
+    currency: str
+    order_id: str | None = None
+
+    @property
+    def fully_refunded(self) -> bool:
+        """Whether the whole charge has been given back (not a partial refund)."""
+        return self.refunded or self.amount_refunded >= self.amount
+
+
+class IgnoredEvent(StripeEvent, frozen=True):
+    """An event type commerce does not act on."""
+
+
+AnyStripeEvent = IntentEvent | ChargeRefunded | IgnoredEvent
+
+
+class _Head(msgspec.Struct, frozen=True):
+    id: _Id
+    type: _Id
+    livemode: bool
+    created: int
+    api_version: str | None = None
+
+
+class _Metadata(msgspec.Struct, frozen=True):
+    order_id: str | None = None
+
+
+class _Error(msgspec.Struct, frozen=True):
+    code: str | None = None
+    message: str | None = None
+
+
+class _Intent(msgspec.Struct, frozen=True, kw_only=True):
+    id: _IntentId
+    amount: _Amount
+    amount_received: _Amount
+    currency: _Currency
+    status: _Id
+    metadata: _Metadata | None = None
+    last_payment_error: _Error | None = None
+
+
+class _Charge(msgspec.Struct, frozen=True, kw_only=True):
+    id: _Id
+    payment_intent: _IntentId | None = None
+    amount: _Amount
+    amount_refunded: _Amount
+    refunded: bool
+    currency: _Currency
+    metadata: _Metadata | None = None
+
+
+class _IntentData(msgspec.Struct, frozen=True):
+    object: _Intent
+
+
+class _ChargeData(msgspec.Struct, frozen=True):
+    object: _Charge
+
+
+class _IntentBody(msgspec.Struct, frozen=True):
+    data: _IntentData
+
+
+class _ChargeBody(msgspec.Struct, frozen=True):
+    data: _ChargeData
+
+
+_head = msgspec.json.Decoder(_Head)
+_intent = msgspec.json.Decoder(_IntentBody)
+_charge = msgspec.json.Decoder(_ChargeBody)
+
+
+def _currency(code: str) -> str:
+    try:
+        return normalise_currency(code)
+    except UnknownCurrency as exc:
+        raise MalformedEvent(f"{exc} - at `$.data.object.currency`") from exc
+
+
+def _order_id(metadata: _Metadata | None) -> str | None:
+    return metadata.order_id if metadata else None
+
+
+def _intent_event(head: _Head, body: bytes) -> IntentEvent:
+    pi = _intent.decode(body).data.object
+    error = pi.last_payment_error or _Error()
+    return IntentEvent(
+        **_common(head),
+        intent_id=pi.id,
+        amount=pi.amount,
+        amount_received=pi.amount_received,
+        currency=_currency(pi.currency),
+        status=pi.status,
+        order_id=_order_id(pi.metadata),
+        error_code=error.code,
+        error_message=error.message,
+    )
+
+
+def _charge_event(head: _Head, body: bytes) -> ChargeRefunded:
+    charge = _charge.decode(body).data.object
+    return ChargeRefunded(
+        **_common(head),
+        charge_id=charge.id,
+        intent_id=charge.payment_intent,
+        amount=charge.amount,
+        amount_refunded=charge.amount_refunded,
+        refunded=charge.refunded,
+        currency=_currency(charge.currency),
+        order_id=_order_id(charge.metadata),
+    )
+
+
+class _Common(TypedDict):
+    event_id: str
+    event_type: str
+    livemode: bool
+    created: int
+    api_version: str | None
+
+
+def _common(head: _Head) -> _Common:
+    return {
+        "event_id": head.id,
+        "event_type": head.type,
+        "livemode": head.livemode,
+        "created": head.created,
+        "api_version": head.api_version,
+    }
+
+
+def decode_event(body: bytes) -> AnyStripeEvent:
+    """Decode a webhook body (raw bytes) into the fields commerce needs.
+
+    Raises `BodyTooLarge` before parsing a body over `MAX_BODY`, and `MalformedEvent`
+    (naming the field) for invalid JSON, missing fields and wrong types.
+    """
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError(f"the body must be raw bytes, not {type(body).__name__}")
+    if len(body) > MAX_BODY:
+        raise BodyTooLarge(len(body), MAX_BODY)
+    try:
+        head = _head.decode(body)
+        if head.type.startswith("payment_intent."):
+            return _intent_event(head, body)
+        if head.type == "charge.refunded":
+            return _charge_event(head, body)
+        return IgnoredEvent(**_common(head))
+    except msgspec.ValidationError as exc:
+        raise MalformedEvent(str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise MalformedEvent(f"invalid JSON: {exc}") from exc
