@@ -143,7 +143,12 @@ class Engine:
     # -- public operations -------------------------------------------------------------
 
     def start(
-        self, name: str, *args: Any, flow_id: str | None = None, version: int | None = None
+        self,
+        name: str,
+        *args: Any,
+        flow_id: str | None = None,
+        version: int | None = None,
+        defer_effects: bool = False,
     ) -> FlowState:
         """Start flow `name` (newest version unless given); an existing `flow_id` is left as is."""
         definition = self.registry.get(name, version)
@@ -159,10 +164,20 @@ class Engine:
                 started_at=self.clock(),
             )
             inst = Instance(flow_id, definition, started)
-            calls = self._drive(inst, tx, [started])
-        return self._after(inst, calls)
+            try:
+                calls = self._drive(inst, tx, [started])
+            finally:
+                inst.discard()  # a live copy must never run its `finally` on garbage collection
+        return self._after(inst, calls, defer_effects)
 
-    def resume(self, flow_id: str, response: Any, *, awaiting: type[Request[Any]]) -> Resumption:
+    def resume(
+        self,
+        flow_id: str,
+        response: Any,
+        *,
+        awaiting: type[Request[Any]],
+        defer_effects: bool = False,
+    ) -> Resumption:
         """Answer the `awaiting` request the flow waits on; "not waiting" changes nothing."""
         with self._operation(flow_id) as (inst, tx):
             option = self._awaited_option(inst, awaiting)
@@ -170,7 +185,7 @@ class Engine:
                 return self._not_waiting(inst, awaiting)
             value = self._validated(flow_id, inst.pending_request, option, response)  # type: ignore[arg-type]
             calls = self._answer(inst, tx, value)
-        status = self._after(inst, calls).status
+        status = self._after(inst, calls, defer_effects).status
         return Resumption(flow_id=flow_id, resumed=True, status=status)
 
     def cancel(self, flow_id: str, reason: str = "") -> FlowState:
@@ -194,7 +209,25 @@ class Engine:
                 fired.append(
                     Fired(flow_id=row.flow_id, mode="replay", status="stuck", error=str(exc))
                 )
+            except Exception as exc:  # one broken flow must not starve the others' timers
+                error = f"{type(exc).__name__}: {exc}"
+                status = self._state(row.flow_id).status
+                fired.append(Fired(flow_id=row.flow_id, mode="error", status=status, error=error))
         return fired
+
+    def run_effects(self, flow_id: str) -> FlowState:
+        """Perform the outside effect the flow has open now, if any, and record its answer.
+
+        For callers that started or resumed a flow inside their own transaction with
+        `defer_effects=True`: call this once that transaction has committed.
+        """
+        with self._operation(flow_id) as (inst, _tx):
+            pending, request = inst.pending, inst.pending_request
+            handler = self.handlers.get(type(request)) if request is not None else None
+            if pending is None or pending.mode != "call" or not isinstance(handler, Effect):
+                return self._after(inst, [])
+            call = _Call(flow_id, pending.seq, request, handler.fn, pending.attempts + 1)  # type: ignore[arg-type]
+        return self._after(inst, [call])
 
     def status(self, flow_id: str) -> FlowState:
         """The instance's status, read from its log (no replay)."""
@@ -209,6 +242,8 @@ class Engine:
                 f"flow {flow_id!r} has not finished (it is {self._state(flow_id).status})"
             )
         if ended.error is not None:
+            if ended.status == "cancelled" and ended.error.kind == "cancelled":
+                raise Cancelled(ended.error.message)
             raise StepFailed(ended.error.kind, ended.error.message)
         started = events[0]
         assert isinstance(started, FlowStarted)
@@ -263,9 +298,9 @@ class Engine:
         assert summary is not None  # _events guarantees a FlowStarted head
         return FlowState(**msgspec.structs.asdict(summary))
 
-    def _after(self, inst: Instance, calls: list[_Call]) -> FlowState:
+    def _after(self, inst: Instance, calls: list[_Call], defer: bool = False) -> FlowState:
         """Run the outside effects an operation left, then say where the flow stands."""
-        if calls:
+        if calls and not defer:
             self._run_calls(calls)
             return self._state(inst.flow_id)
         pending = inst.pending
@@ -530,10 +565,10 @@ class Engine:
 
     def _checked(self, flow_id: str, request: Request[Any], value: Any) -> msgspec.Raw:
         """`value` encoded, after proving it decodes as the response `request` declares."""
-        raw = encode(value)
         try:
+            raw = encode(value)
             decode_response(request, raw)
-        except msgspec.ValidationError as exc:
+        except (TypeError, msgspec.EncodeError, msgspec.ValidationError) as exc:
             expected = getattr(
                 response_type(type(request)), "__name__", str(response_type(type(request)))
             )
@@ -568,8 +603,7 @@ class Engine:
 
     def _timer_value(self, request: Request[Any], due: datetime) -> Any:
         if isinstance(request, FirstOf):
-            index = next(i for i, o in enumerate(request.options) if isinstance(o, Timer))
-            return Won(index, "Timer", encode(due))
+            return Won(_first_timer(request.options, due), "Timer", encode(due))
         return encode(due)
 
     def _service_again(
@@ -621,6 +655,20 @@ class Engine:
                 inst, batch, call.seq, call.request, raw, outcome, call.attempt, opened=True
             )
             return self._drive(inst, tx, batch)
+
+
+def _first_timer(options: tuple[Request[Any], ...], due: datetime) -> int:
+    """The index of the race's timer that fell due first (`due` is the earliest due instant).
+
+    A timer `at` that instant wins; otherwise the shortest `seconds` timer, since all of a
+    race's duration timers started together. Ties go to the earlier option.
+    """
+    timers = [(i, o) for i, o in enumerate(options) if isinstance(o, Timer)]
+    for index, timer in timers:
+        if timer.at is not None and timer.at == due:
+            return index
+    durations = [(t.seconds or 0.0, i) for i, t in timers if t.at is None]
+    return min(durations)[1] if durations else timers[0][0]
 
 
 def _derived_id(flow_id: str, seq: int) -> str:
