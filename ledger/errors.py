@@ -1,0 +1,115 @@
+"""Errors raised by the ledger.
+
+```
+LedgerError
+ + ConcurrencyError       the stream is not at the expected version; nothing appended
+ + IdempotencyConflict    the key was used before for different content; nothing appended
+ + InvalidAppend          the append itself is malformed (not a Struct, bad key, ...)
+ + AppendOnlyViolation    an UPDATE or DELETE on the events table was refused
+ + CorruptRecord          a stored body does not decode as the requested type
+ + TransactionAborted     SQLite ended the transaction; the outermost block must exit
+ + StorageError           SQLite failed to read or write the file
+    + DiskFull            the disk (or `max_page_count`) is full; the transaction rolled back
+ + OpenError              the file cannot be opened as a ledger; it was not touched
+    + NotALedger          not SQLite, or a SQLite database of something else
+    + SchemaTooNew        written by a newer orderflow
+    + ReadOnlyLedger      the file or its directory is not writable
+```
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Root of every error the ledger raises."""
+
+
+class ConcurrencyError(LedgerError):
+    """The stream was not at `expected` (it is at `actual`); nothing was appended."""
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        self.stream, self.expected, self.actual = stream, expected, actual
+        super().__init__(f"stream {stream!r} is at version {actual}, expected {expected}")
+
+
+class IdempotencyConflict(LedgerError):
+    """`key` already names a different append (at `position` in `stream`)."""
+
+    def __init__(self, key: str, stream: str, position: int) -> None:
+        self.key, self.stream, self.position = key, stream, position
+        super().__init__(
+            f"idempotency key {key!r} was used at position {position} (stream {stream!r}) "
+            "for different events"
+        )
+
+
+class InvalidAppend(LedgerError):
+    """An append the ledger refuses before touching the database."""
+
+    def __init__(self, stream: str, reason: str) -> None:
+        self.stream, self.reason = stream, reason
+        super().__init__(f"cannot append to {stream!r}: {reason}")
+
+
+class AppendOnlyViolation(LedgerError):
+    """A statement tried to change or remove recorded events."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"the events table is append-only ({detail})")
+
+
+class CorruptRecord(LedgerError):
+    """The body at `position` does not decode as the requested type."""
+
+    def __init__(self, position: int, stream: str, version: int, reason: str) -> None:
+        self.position, self.stream, self.version, self.reason = position, stream, version, reason
+        super().__init__(
+            f"event at position {position} ({stream!r} v{version}) does not decode: {reason}"
+        )
+
+
+class TransactionAborted(LedgerError):
+    """SQLite rolled the whole transaction back after `reason`; leave the outermost block."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the transaction was rolled back by SQLite ({reason})")
+
+
+class StorageError(LedgerError):
+    """SQLite could not read or write the ledger file."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"ledger {path}: {reason}")
+
+
+class DiskFull(StorageError):
+    """No room to write; the transaction was rolled back and nothing was written."""
+
+
+class OpenError(LedgerError):
+    """The file cannot be opened as a ledger; its bytes were not touched."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"cannot open ledger {path}: {reason}")
+
+
+class NotALedger(OpenError):
+    """The file is not SQLite, or holds a database that is not an orderflow ledger."""
+
+
+class SchemaTooNew(OpenError):
+    """The ledger was written by a newer orderflow (schema `found` > `supported`)."""
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        self.found, self.supported = found, supported
+        super().__init__(
+            path, f"schema version {found} is newer than this orderflow supports ({supported})"
+        )
+
+
+class ReadOnlyLedger(OpenError):
+    """The file or its directory cannot be written (a ledger always needs both)."""

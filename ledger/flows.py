@@ -1,0 +1,128 @@
+"""The built-in `flows` projection: one row per flow instance, from its `flow:<id>` stream.
+
+It reads only the `type`, `name`, `version`, `status`, `awaits` and `due` fields of the
+JSON bodies, and agrees with `flowlib.log.advance`: `FlowStarted` (re)starts the row;
+a later event with a status sets it, and sets `awaits`/`due` if it is a `StepPending`
+(else clears them); an event without a status (`StepDone`) leaves the row as it is.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+from sqlite_utils import Database
+
+from ledger.codec import utc_text
+from ledger.errors import CorruptRecord
+from ledger.records import FlowRow, Record
+
+PREFIX = "flow:"
+
+DEFAULT_STATUS = {"FlowStarted": "running", "StepAnswered": "running", "FlowStuck": "stuck"}
+"""Statuses flowlib's events declare as defaults, which `omit_defaults` leaves out of the JSON."""
+
+
+class _FlowFields(msgspec.Struct):
+    """The fields of a flow event the index needs; everything else is ignored."""
+
+    type: str = ""
+    name: str = ""
+    version: int = 0
+    status: str | None = None
+    awaits: list[str] = []
+    due: datetime | None = None
+
+
+_decode = msgspec.json.Decoder(_FlowFields).decode
+_encode_awaits = msgspec.json.Encoder().encode
+_decode_awaits = msgspec.json.Decoder(list[str]).decode
+
+_START = (
+    "INSERT INTO flows (flow_id, name, version, status, awaits, due, updated_position) "
+    "VALUES (?, ?, ?, ?, '[]', NULL, ?) ON CONFLICT (flow_id) DO UPDATE SET "
+    "name = excluded.name, version = excluded.version, status = excluded.status, "
+    "awaits = '[]', due = NULL, updated_position = excluded.updated_position"
+)
+_UPDATE = "UPDATE flows SET status = ?, awaits = ?, due = ?, updated_position = ? WHERE flow_id = ?"
+
+
+class FlowsProjection:
+    """Keeps the `flows` table (see the module docstring); a `Projection`."""
+
+    name = "flows"
+    tables: Sequence[str] = ("flows",)
+
+    def create(self, db: Database) -> None:
+        """Create the `flows` table and its indexes on `status` and `due`."""
+        table = db["flows"]
+        table.create(  # type: ignore[union-attr]
+            {
+                "flow_id": str,
+                "name": str,
+                "version": int,
+                "status": str,
+                "awaits": str,
+                "due": str,
+                "updated_position": int,
+            },
+            pk="flow_id",
+            not_null={"name", "version", "status", "awaits", "updated_position"},
+            strict=True,
+            if_not_exists=True,
+        )
+        table.create_index(["status"], if_not_exists=True)  # type: ignore[union-attr]
+        table.create_index(["due"], if_not_exists=True)  # type: ignore[union-attr]
+
+    def apply(self, conn: sqlite3.Connection, record: Record) -> None:
+        """Fold one event into the row of the flow whose stream it belongs to."""
+        if not record.stream.startswith(PREFIX):
+            return
+        try:
+            fields = _decode(record.data)
+        except msgspec.DecodeError as exc:
+            raise CorruptRecord(record.position, record.stream, record.version, str(exc)) from exc
+        flow_id = record.stream[len(PREFIX) :]
+        status = fields.status if fields.status is not None else DEFAULT_STATUS.get(fields.type)
+        if fields.type == "FlowStarted":
+            conn.execute(_START, (flow_id, fields.name, fields.version, status, record.position))
+        elif status is not None:
+            pending = fields.type == "StepPending"
+            awaits = _encode_awaits(fields.awaits).decode() if pending else "[]"
+            due = utc_text(fields.due) if pending and fields.due is not None else None
+            conn.execute(_UPDATE, (status, awaits, due, record.position, flow_id))
+
+
+def query(
+    conn: sqlite3.Connection,
+    status: str | None,
+    due_before: datetime | None,
+    limit: int | None,
+) -> list[FlowRow]:
+    """Rows with `status`, and/or due at or before `due_before` (then ordered by due)."""
+    where, params = [], []
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if due_before is not None:
+        where.append("due IS NOT NULL AND due <= ?")
+        params.append(utc_text(due_before))
+    sql = "SELECT flow_id, name, version, status, awaits, due FROM flows"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY due, rowid" if due_before is not None else " ORDER BY rowid"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [
+        FlowRow(
+            flow_id=flow_id,
+            name=name,
+            version=version,
+            status=row_status,
+            awaits=_decode_awaits(awaits),
+            due=None if due is None else datetime.fromisoformat(due),
+        )
+        for flow_id, name, version, row_status, awaits, due in conn.execute(sql, params)
+    ]

@@ -1,0 +1,91 @@
+"""Projections: tables kept in step with the events, and rebuilt from them alone."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from sqlite_utils import Database
+
+from ledger.records import ProjectionDiff, Record
+
+EVENT_COLUMNS = "position, stream, version, type, data, recorded_at, idempotency_key, hash"
+
+
+@runtime_checkable
+class Projection(Protocol):
+    """Tables derived from events, kept in the same transaction as each append.
+
+    - `name`: unique among a ledger's projections (used in reports).
+    - `tables`: every table the projection owns. `rebuild()` empties them (DELETE, so
+      their schema and indexes stay) and replays all events; `verify()` compares their
+      rows, as a multiset, with such a rebuild done in a savepoint that is rolled back.
+    - `create(db)`: create the tables and indexes if missing (idempotent; sqlite-utils'
+      `create(..., if_not_exists=True)` suits). Run by `Ledger.open` under the write lock;
+      if none of `tables` existed before and the ledger holds events, the ledger replays
+      them into this projection at once.
+    - `apply(conn, record)`: called for EVERY appended event, in position order, inside
+      the append's transaction (and during rebuilds). Filter cheaply (stream prefix,
+      `record.type`) and write with prepared `conn.execute` statements; never commit.
+      An exception rolls back the append. It must depend on the events alone (no clock,
+      no other tables), so a rebuild reproduces the rows exactly.
+    """
+
+    name: str
+    tables: Sequence[str]
+
+    def create(self, db: Database) -> None: ...
+
+    def apply(self, conn: sqlite3.Connection, record: Record) -> None: ...
+
+
+def records(conn: sqlite3.Connection, after: int = 0, limit: int = -1) -> Iterator[Record]:
+    """Stored events after position `after`, oldest first, as `Record`s."""
+    rows = conn.execute(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
+        (after, limit),
+    )
+    for position, stream, version, type_, data, recorded_at, key, hash_ in rows:
+        yield Record(position, stream, version, type_, data.encode(), recorded_at, key, hash_)
+
+
+def replay(conn: sqlite3.Connection, projections: Sequence[Projection]) -> int:
+    """Empty the projections' tables and apply every event to them; the events applied."""
+    for projection in projections:
+        for table in projection.tables:
+            conn.execute(f"DELETE FROM [{table}]")
+    applies = [projection.apply for projection in projections]
+    count = 0
+    for record in records(conn):
+        for apply in applies:
+            apply(conn, record)
+        count += 1
+    return count
+
+
+def snapshot(conn: sqlite3.Connection, projections: Iterable[Projection]) -> dict[
+    tuple[str, str], Counter[tuple[Any, ...]]
+]:
+    """Every row of every projection table, as a multiset per (projection, table)."""
+    return {
+        (projection.name, table): Counter(conn.execute(f"SELECT * FROM [{table}]"))
+        for projection in projections
+        for table in projection.tables
+    }
+
+
+def compare(
+    before: dict[tuple[str, str], Counter[tuple[Any, ...]]],
+    after: dict[tuple[str, str], Counter[tuple[Any, ...]]],
+) -> list[ProjectionDiff]:
+    """The tables whose rows differ between `before` (stored) and `after` (rebuilt)."""
+    diffs = []
+    for (name, table), stored in before.items():
+        rebuilt = after[name, table]
+        if stored != rebuilt:
+            missing = sum((rebuilt - stored).values())
+            unexpected = sum((stored - rebuilt).values())
+            diffs.append(ProjectionDiff(name, table, missing, unexpected))
+    return diffs

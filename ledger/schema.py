@@ -1,0 +1,104 @@
+"""The ledger's schema: identifying a ledger file, and the ordered migrations that build it.
+
+A ledger carries `PRAGMA application_id = APPLICATION_ID` and its schema version in
+`PRAGMA user_version`; both are set inside the migration that introduces them, so a file
+is either a complete ledger of some version or untouched.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from ledger.errors import NotALedger, SchemaTooNew
+from ledger.sqlite import GUARD_MESSAGE
+
+APPLICATION_ID = 0x4F464C47  # "OFLG"
+SCHEMA_VERSION = 1
+SQLITE_HEADER = b"SQLite format 3\x00"
+GUARDS = ("events_refuse_update", "events_refuse_delete")
+_OWN_TABLES = {Migrations.migrations_table}
+
+migrations = Migrations("ledger")
+
+
+def _stamp(db: Database, version: int) -> None:
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute(f"PRAGMA user_version = {version}")
+
+
+@migrations(name="0001_events")
+def _events(db: Database) -> None:
+    """The events table, its unique keys and the append-only guards."""
+    db["events"].create(  # type: ignore[union-attr]
+        {
+            "position": int,
+            "stream": str,
+            "version": int,
+            "type": str,
+            "data": str,
+            "recorded_at": str,
+            "idempotency_key": str,
+            "hash": str,
+        },
+        pk="position",
+        not_null={"stream", "version", "type", "data", "recorded_at", "hash"},
+        strict=True,
+    )
+    db["events"].create_index(["stream", "version"], unique=True)  # type: ignore[union-attr]
+    # Partial, so the (usual) unkeyed append touches one index page less per commit.
+    db.execute(
+        "CREATE UNIQUE INDEX idx_events_idempotency_key ON events (idempotency_key) "
+        "WHERE idempotency_key IS NOT NULL"
+    )
+    for guard, verb in zip(GUARDS, ("UPDATE", "DELETE"), strict=True):
+        db.execute(
+            f"CREATE TRIGGER {guard} BEFORE {verb} ON events "
+            f"BEGIN SELECT RAISE(ABORT, '{GUARD_MESSAGE}: {verb} refused'); END"
+        )
+    _stamp(db, 1)
+
+
+def check_header(path: Path) -> None:
+    """Refuse a path that is a directory or a non-empty file that is not SQLite."""
+    if path.is_dir():
+        raise NotALedger(str(path), "it is a directory")
+    if path.exists() and path.stat().st_size:
+        with path.open("rb") as file:
+            if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise NotALedger(str(path), "it is not a SQLite database")
+
+
+def identify(conn: sqlite3.Connection, path: str) -> int:
+    """The file's ledger schema version (0 for an empty database); reads only."""
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+    except sqlite3.DatabaseError as exc:
+        raise NotALedger(path, f"SQLite cannot read it ({exc})") from exc
+    if app_id == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(path, version, SCHEMA_VERSION)
+        return int(version)
+    if app_id or version or tables - _OWN_TABLES:
+        found = ", ".join(sorted(tables)) or "no tables"
+        raise NotALedger(
+            path,
+            f"it is another SQLite database (application_id {app_id}, "
+            f"user_version {version}, {found})",
+        )
+    return 0
+
+
+def migrate(db: Database) -> None:
+    """Apply the pending migrations (the caller holds the write lock)."""
+    migrations.apply(db)
