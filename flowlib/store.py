@@ -96,9 +96,11 @@ class MemoryStore:
 
     def append(self, stream: str, items: Sequence[msgspec.Struct], *, expected_version: int) -> int:
         """Append `items` if the stream is at `expected_version`; returns the new version."""
-        current = self._streams.setdefault(stream, [])
+        current = self._streams.get(stream, [])
         if len(current) != expected_version:
             raise VersionConflict(stream, expected_version, len(current))
+        if not current:
+            self._streams[stream] = current  # created only once the append is accepted
         if self._depth:
             self._undo.setdefault(stream, len(current))
         current.extend(items)
@@ -146,7 +148,8 @@ class MemoryStore:
             del self._streams[stream][length:]
             if not self._streams[stream]:
                 del self._streams[stream]
-                self._index.pop(stream[len(FLOW_PREFIX) :], None)
+                if stream.startswith(FLOW_PREFIX):
+                    self._index.pop(stream[len(FLOW_PREFIX) :], None)
             else:
                 self._reindex(stream)
         self._undo.clear()

@@ -841,3 +841,167 @@ def test_engine_defaults_use_the_global_registry_and_utc_clock() -> None:
     engine = Engine(MemoryStore())
     assert engine.handlers == {} and engine.call_lease == timedelta(seconds=30)
     assert engine.clock().tzinfo is not None
+
+
+# -- outside effects ---------------------------------------------------------------------------
+
+from flowlib import RetryPolicy, effect  # noqa: E402
+
+from flow_helpers import Crash, FlakyStore, ProbeStore  # noqa: E402
+
+
+def register_pay_flow(registry: Registry) -> None:
+    @flow("pay", registry=registry)
+    def pay(amount: int):  # type: ignore[no-untyped-def]
+        reserved = yield Reserve(sku="a")
+        try:
+            receipt = yield Charge(amount=amount)
+        except StepFailed as failure:
+            yield Release(sku="a")
+            return ["declined", failure.kind]
+        return [reserved, receipt]
+
+
+def test_an_effect_runs_with_no_transaction_open_and_its_answer_is_recorded(registry, clock) -> None:
+    register_pay_flow(registry)
+    store = ProbeStore()
+    seen: list[tuple[int, Any, str, int]] = []
+
+    def charge(request: Charge, ctx: StepContext) -> str:
+        seen.append((store.open, ctx.tx, ctx.idempotency_key, ctx.attempt))
+        # The request is already committed: the log shows the call under way.
+        pending = store.read("flow:e")[-1]
+        assert isinstance(pending, StepPending) and pending.mode == "call"
+        return "ch-1"
+
+    def reserve(request: Reserve, ctx: StepContext) -> str:
+        assert store.open == 1 and ctx.tx is store
+        return "r"
+
+    engine = make_engine(registry, {Reserve: reserve, Charge: effect(charge)}, store, clock)
+    state = engine.start("pay", 10, flow_id="e")
+    assert state.status == "completed" and engine.result("e") == ["r", "ch-1"]
+    assert seen == [(0, None, "e:1", 1)]
+    pending = engine.log("e")[2]
+    assert (pending.mode, pending.status, pending.due) == ("call", "running", T0 + timedelta(seconds=30))
+    assert kinds(store, "e")[2:] == ["StepPending", "StepAnswered", "FlowEnded"]
+
+
+def test_an_effect_interrupted_by_a_crash_reruns_with_the_same_key_after_its_lease(
+    registry, clock
+) -> None:
+    register_pay_flow(registry)
+    keys: list[str] = []
+    crash = {"next": True}
+
+    def charge(request: Charge, ctx: StepContext) -> str:
+        keys.append(ctx.idempotency_key)
+        if crash["next"]:
+            crash["next"] = False
+            raise Crash("process died mid-call")
+        return "ch-ok"
+
+    engine = make_engine(registry, {**HANDLERS, Charge: effect(charge)}, clock=clock)
+    with pytest.raises(Crash):
+        engine.start("pay", 10, flow_id="e")
+    state = engine.status("e")
+    assert (state.status, state.due) == ("running", T0 + timedelta(seconds=30))
+    assert not engine.resume("e", "x", awaiting=Charge).resumed
+    assert engine.fire_due_timers(T0 + timedelta(seconds=29)) == []
+    recovered = make_engine(registry, {**HANDLERS, Charge: effect(charge)}, engine.store, clock)
+    clock.advance(30)
+    [fired] = recovered.fire_due_timers()
+    assert (fired.mode, fired.status) == ("call", "completed")
+    assert keys == ["e:1", "e:1"] and recovered.result("e") == ["res-a", "ch-ok"]
+
+
+def test_an_effect_whose_answer_was_lost_is_repeated_with_the_same_key(registry, clock) -> None:
+    register_pay_flow(registry)
+    calls: list[tuple[str, int]] = []
+
+    def charge(request: Charge, ctx: StepContext) -> str:
+        calls.append((ctx.idempotency_key, ctx.attempt))
+        return "ch"
+
+    store = FlakyStore(fail_on=2)  # append 1: start; append 2: the effect's answer
+    engine = make_engine(registry, {**HANDLERS, Charge: effect(charge)}, store, clock)
+    with pytest.raises(Crash):
+        engine.start("pay", 10, flow_id="e")
+    assert calls == [("e:1", 1)] and engine.status("e").status == "running"
+    clock.advance(31)
+    engine.fire_due_timers()
+    assert calls == [("e:1", 1), ("e:1", 1)]
+    assert engine.result("e") == ["res-a", "ch"]
+
+
+def test_an_effect_failure_is_thrown_into_the_flow(registry) -> None:
+    register_pay_flow(registry)
+    engine = make_engine(registry, {**HANDLERS, Charge: effect(declined)})
+    assert engine.start("pay", 10, flow_id="e").status == "completed"
+    assert engine.result("e") == ["declined", "card_declined"]
+
+
+from flow_helpers import declined  # noqa: E402
+
+
+def test_an_effect_is_retried_durably_with_the_same_key(registry, clock) -> None:
+    calls: list[tuple[str, int, int]] = []
+
+    def charge(request: Charge, ctx: StepContext) -> str:
+        calls.append((ctx.idempotency_key, ctx.attempt, store.open))
+        if ctx.attempt == 1:
+            raise StepFailed("timeout", retryable=True)
+        return "ch"
+
+    @flow("retry", registry=registry)
+    def retry():  # type: ignore[no-untyped-def]
+        return (yield Charge(amount=1, retry=RetryPolicy(max_attempts=2, backoff_seconds=5)))
+
+    store = ProbeStore()
+    engine = make_engine(registry, {Charge: effect(charge)}, store, clock)
+    assert engine.start("retry", flow_id="r").status == "waiting"
+    clock.advance(5)
+    assert [f.status for f in engine.fire_due_timers()] == ["completed"]
+    assert calls == [("r:0", 1, 0), ("r:0", 2, 0)] and engine.result("r") == "ch"
+
+
+def test_cancel_during_an_effect_wins_and_the_late_answer_is_ignored(registry, clock) -> None:
+    register_pay_flow(registry)
+    crash = {"next": True}
+
+    def charge(request: Charge, ctx: StepContext) -> str:
+        if crash["next"]:
+            crash["next"] = False
+            raise Crash("died")
+        return "late"
+
+    engine = make_engine(registry, {**HANDLERS, Charge: effect(charge)}, clock=clock)
+    with pytest.raises(Crash):
+        engine.start("pay", 10, flow_id="e")
+    assert engine.cancel("e", "stop").status == "cancelled"  # caught, compensated, returned
+    assert engine.result("e") == ["declined", "cancelled"]
+    before = snapshot(engine.store)
+    clock.advance(60)
+    assert engine.fire_due_timers() == []
+    assert snapshot(engine.store) == before
+
+
+def test_effects_in_sequence_each_run_once(registry) -> None:
+    calls: list[str] = []
+
+    def charge(request: Charge, ctx: StepContext) -> str:
+        calls.append(ctx.idempotency_key)
+        return f"c{request.amount}"
+
+    @flow("many", registry=registry)
+    def many():  # type: ignore[no-untyped-def]
+        out = []
+        for amount in range(3):
+            out.append((yield Charge(amount=amount)))
+            out.append((yield Reserve(sku=str(amount))))
+        return out
+
+    engine = make_engine(registry, {**HANDLERS, Charge: effect(charge)})
+    assert engine.start("many", flow_id="m").status == "completed"
+    assert calls == ["m:0", "m:2", "m:4"]
+    assert engine.result("m") == ["c0", "res-0", "c1", "res-1", "c2", "res-2"]
