@@ -1,0 +1,225 @@
+"""The order domain's events: what the ledger records about products, stock, orders, payments.
+
+Streams: `sku:<SKU>` holds a product's catalog and restock events; `order:<id>` holds
+everything that happens to one order (stock reservations included, so each change of
+stock is recorded once); `coupon:<CODE>` and `webhook:<event id>` hold the rest.
+Tags are class names: never rename one, and give every new field a default.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from commerce.pricing import Quote
+
+
+class CommerceEvent(msgspec.Struct, frozen=True, kw_only=True, tag=True, omit_defaults=True):
+    """Base of every commerce event."""
+
+
+class StockLine(msgspec.Struct, frozen=True):
+    """`quantity` units of `sku`."""
+
+    sku: str
+    quantity: int
+
+
+class PaymentNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider's word about a payment, as the order flow receives it."""
+
+    event_id: str
+    intent_id: str
+    succeeded: bool
+    amount: int
+    currency: str
+    reason: str = ""
+
+
+# -- catalog -------------------------------------------------------------------------
+
+
+class ProductAdded(CommerceEvent):
+    sku: str
+    name: str
+    unit_price: int
+    currency: str
+
+
+class Restocked(CommerceEvent):
+    sku: str
+    quantity: int
+
+
+class CouponAdded(CommerceEvent):
+    code: str
+    percent_off_bp: int | None = None
+    amount_off: int | None = None
+    currency: str | None = None
+    min_subtotal: int = 0
+    expires_at: datetime | None = None
+
+
+# -- orders --------------------------------------------------------------------------
+
+
+class OrderPlaced(CommerceEvent):
+    order_id: str
+    quote: Quote
+    placed_at: datetime
+
+
+class StockReserved(CommerceEvent):
+    order_id: str
+    lines: list[StockLine]
+
+
+class StockReleased(CommerceEvent):
+    order_id: str
+    lines: list[StockLine]
+    reason: str
+
+
+class StockCommitted(CommerceEvent):
+    order_id: str
+    lines: list[StockLine]
+
+
+class PaymentIntentCreated(CommerceEvent):
+    order_id: str
+    intent_id: str
+    amount: int
+    currency: str
+
+
+class PaymentFailed(CommerceEvent):
+    order_id: str
+    intent_id: str
+    event_id: str
+    reason: str
+
+
+class PaymentReceived(CommerceEvent):
+    order_id: str
+    intent_id: str
+    event_id: str
+    amount: int
+    currency: str
+
+
+class OrderFulfilled(CommerceEvent):
+    order_id: str
+
+
+class PaymentDisputed(CommerceEvent):
+    """A payment that does not match the quote: kept, not fulfilled, for a person to review."""
+
+    order_id: str
+    intent_id: str
+    event_id: str
+    amount: int
+    currency: str
+    reason: str
+
+
+class OrderClosed(CommerceEvent):
+    """The order ended without fulfilment: `status` is expired, cancelled or failed."""
+
+    order_id: str
+    status: str
+    reason: str
+
+
+class RefundIssued(CommerceEvent):
+    """We gave money back (a late payment for a closed order)."""
+
+    order_id: str
+    intent_id: str
+    refund_id: str
+    amount: int
+    currency: str
+    reason: str
+
+
+class RefundRecorded(CommerceEvent):
+    """The provider reports a refund of the charge; `amount_refunded` is the running total."""
+
+    order_id: str
+    intent_id: str
+    event_id: str
+    amount_refunded: int
+    currency: str
+    full: bool
+
+
+class PaymentSuperseded(CommerceEvent):
+    """A provider event that arrived after the intent moved past it: recorded, not acted on."""
+
+    order_id: str
+    intent_id: str
+    event_id: str
+    event_type: str
+    reason: str
+
+
+# -- webhooks ------------------------------------------------------------------------
+
+
+class WebhookReceived(CommerceEvent):
+    """A provider event, deduplicated by `event_id` forever; `body` is kept as received."""
+
+    event_id: str
+    event_type: str
+    digest: str
+    outcome: str
+    reason: str
+    order_id: str | None = None
+    intent_id: str | None = None
+    body: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class WebhookConflict(CommerceEvent):
+    """The same event id came again with a different body; the first body stands."""
+
+    event_id: str
+    digest: str
+
+
+class WebhookParked(CommerceEvent):
+    """An event that came before its order could take it; applied when the flow waits."""
+
+    event_id: str
+    intent_id: str
+    payment: PaymentNotice
+    order_id: str | None = None
+
+
+class WebhookUnparked(CommerceEvent):
+    event_id: str
+    intent_id: str
+    order_id: str
+
+
+AnyCommerceEvent = (
+    ProductAdded
+    | Restocked
+    | CouponAdded
+    | OrderPlaced
+    | StockReserved
+    | StockReleased
+    | StockCommitted
+    | PaymentIntentCreated
+    | PaymentFailed
+    | PaymentReceived
+    | OrderFulfilled
+    | PaymentDisputed
+    | OrderClosed
+    | RefundIssued
+    | RefundRecorded
+    | PaymentSuperseded
+    | WebhookReceived
+    | WebhookConflict
+    | WebhookParked
+    | WebhookUnparked
+)

@@ -1,0 +1,135 @@
+"""The order lifecycle as flowlib flows: pure orchestration, every effect is a request.
+
+```
+order:  quote -> reserve -> payment intent -> wait for FirstOf(payment, timeout)
+          succeeded, amount and currency match  -> fulfil            (completed: fulfilled)
+          succeeded, mismatch                   -> hold for review   (completed: needs_review)
+          failed attempt                        -> record, wait again until the timeout
+          timeout                               -> release stock     (completed: expired)
+          merchant cancel                       -> release stock     (cancelled)
+late payment (for an order already closed): record it, refund it    (completed: refunded)
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import datetime, timedelta
+from typing import Any
+
+from flowlib import Cancelled, Flow, Now, Request, StepFailed, Timer, first_of, flow
+
+from commerce.events import PaymentNotice
+from commerce.requests import (
+    PROVIDER_RETRY,
+    AwaitPayment,
+    CloseOrder,
+    CreatePaymentIntent,
+    Fulfil,
+    HoldForReview,
+    IssueRefund,
+    PlaceOrder,
+    QuoteOrder,
+    RecordFailedPayment,
+    RecordIntent,
+    RecordLatePayment,
+    RecordRefund,
+    ReserveStock,
+    TakeParked,
+)
+from commerce.pricing import Quote
+
+ORDER_FLOW = "order"
+LATE_PAYMENT_FLOW = "late-payment"
+
+
+@flow(ORDER_FLOW, version=1)
+def order_flow(order: PlaceOrder) -> Flow[str]:
+    """One order from placement to fulfilment, expiry or cancellation; returns its status."""
+    order_id, lines = order.order_id, order.lines
+    quote = yield QuoteOrder(order_id=order_id, lines=lines, coupon=order.coupon)
+    yield ReserveStock(order_id=order_id, lines=lines)
+    try:
+        intent = yield CreatePaymentIntent(
+            order_id=order_id, amount=quote.total, currency=quote.currency, retry=PROVIDER_RETRY
+        )
+    except Cancelled:
+        yield CloseOrder(
+            order_id=order_id, lines=lines, status="cancelled", reason="cancelled by the merchant"
+        )
+        raise
+    except StepFailed as failure:
+        yield CloseOrder(
+            order_id=order_id, lines=lines, status="failed", reason=f"payment provider: {failure}"
+        )
+        return "failed"
+    yield RecordIntent(order_id=order_id, intent=intent)
+    started: datetime = yield Now()
+    deadline = started + timedelta(seconds=order.payment_timeout_seconds)
+    try:
+        return (yield from _collect_payment(order, intent.intent_id, quote, deadline))
+    except Cancelled:
+        yield CloseOrder(
+            order_id=order_id, lines=lines, status="cancelled", reason="cancelled by the merchant"
+        )
+        raise
+
+
+def _collect_payment(
+    order: PlaceOrder, intent_id: str, quote: Quote, deadline: datetime
+) -> Generator[Request[Any], Any, str]:
+    order_id, lines = order.order_id, order.lines
+    while True:
+        parked: list[PaymentNotice] = yield TakeParked(order_id=order_id, intent_id=intent_id)
+        for notice in parked:
+            verdict = yield from _apply(order, quote, notice)
+            if verdict is not None:
+                return verdict
+        won = yield first_of(
+            AwaitPayment(order_id=order_id, intent_id=intent_id), Timer(at=deadline)
+        )
+        if won.index == 1:
+            yield CloseOrder(
+                order_id=order_id, lines=lines, status="expired", reason="payment timed out"
+            )
+            return "expired"
+        verdict = yield from _apply(order, quote, won.value)
+        if verdict is not None:
+            return verdict
+
+
+def _apply(
+    order: PlaceOrder, quote: Quote, notice: PaymentNotice
+) -> Generator[Request[Any], Any, str | None]:
+    order_id = order.order_id
+    if not notice.succeeded:
+        yield RecordFailedPayment(order_id=order_id, notice=notice)
+        return None
+    if (notice.amount, notice.currency) != (quote.total, quote.currency):
+        reason = f"paid {notice.amount} {notice.currency}, quoted {quote.total} {quote.currency}"
+        yield HoldForReview(order_id=order_id, notice=notice, reason=reason)
+        return "needs_review"
+    yield Fulfil(order_id=order_id, lines=order.lines, notice=notice)
+    return "fulfilled"
+
+
+@flow(LATE_PAYMENT_FLOW, version=1)
+def late_payment_flow(order_id: str, notice: PaymentNotice) -> Flow[str]:
+    """A payment for an order already closed: keep the record, give the money back."""
+    yield RecordLatePayment(order_id=order_id, notice=notice)
+    try:
+        refund = yield IssueRefund(
+            order_id=order_id,
+            intent_id=notice.intent_id,
+            amount=notice.amount,
+            currency=notice.currency,
+            retry=PROVIDER_RETRY,
+        )
+    except StepFailed as failure:
+        reason = f"late payment kept: the refund failed ({failure})"
+        yield HoldForReview(order_id=order_id, notice=notice, reason=reason, record_payment=False)
+        return "needs_review"
+    yield RecordRefund(
+        order_id=order_id, refund=refund, reason="payment came after the order closed"
+    )
+    return "refunded"

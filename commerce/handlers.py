@@ -1,0 +1,257 @@
+"""The order flows' request handlers: each records its events in the step's transaction.
+
+Local handlers run inside the engine's transaction, so a step and its events are written
+together or not at all. The two provider calls are outside effects (`flowlib.effect`): the
+engine records the request, commits, calls the provider with the step's idempotency key,
+and records the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from flowlib import Handler, StepContext, effect
+from flowlib.driver import Effect
+from ledger import Ledger
+
+from commerce.errors import CouponRejected, OutOfStock, UnknownProduct
+from commerce.events import (
+    CommerceEvent,
+    OrderClosed,
+    OrderFulfilled,
+    OrderPlaced,
+    PaymentDisputed,
+    PaymentFailed,
+    PaymentIntentCreated,
+    PaymentNotice,
+    PaymentReceived,
+    RefundIssued,
+    StockCommitted,
+    StockLine,
+    StockReleased,
+    StockReserved,
+    WebhookUnparked,
+)
+from commerce.money import Money
+from commerce.payments import PaymentIntent, PaymentProvider, Refund
+from commerce.pricing import Coupon, Line, Quote, quote
+from commerce.requests import (
+    CloseOrder,
+    CreatePaymentIntent,
+    Fulfil,
+    HoldForReview,
+    IssueRefund,
+    QuoteOrder,
+    RecordFailedPayment,
+    RecordIntent,
+    RecordLatePayment,
+    RecordRefund,
+    ReserveStock,
+    TakeParked,
+)
+
+_notice = msgspec.json.Decoder(PaymentNotice).decode
+
+
+def order_stream(order_id: str) -> str:
+    """The ledger stream of one order's events."""
+    return f"order:{order_id}"
+
+
+class OrderHandlers:
+    """Handlers for every request the order flows yield, over one ledger and provider."""
+
+    def __init__(self, ledger: Ledger, provider: PaymentProvider, *, tax_rate_bp: int = 0) -> None:
+        self.ledger = ledger
+        self.provider = provider
+        self.tax_rate_bp = tax_rate_bp
+
+    def table(self) -> dict[type, Handler | Effect]:
+        """The handler map an `Engine` takes."""
+        return {
+            QuoteOrder: self.quote_order,
+            ReserveStock: self.reserve_stock,
+            CreatePaymentIntent: effect(self.create_intent),
+            RecordIntent: self.record_intent,
+            TakeParked: self.take_parked,
+            RecordFailedPayment: self.record_failed_payment,
+            Fulfil: self.fulfil,
+            HoldForReview: self.hold_for_review,
+            CloseOrder: self.close_order,
+            RecordLatePayment: self.record_late_payment,
+            IssueRefund: effect(self.issue_refund),
+            RecordRefund: self.record_refund,
+        }
+
+    def _record(self, order_id: str, *events: CommerceEvent) -> None:
+        self.ledger.append(order_stream(order_id), events)
+
+    def _row(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self.ledger.db.execute(sql, params).fetchone()
+        return row
+
+    # -- placing ---------------------------------------------------------------------
+
+    def quote_order(self, request: QuoteOrder, ctx: StepContext) -> Quote:
+        """Price the lines from the catalog (and coupon) and record the order as placed."""
+        lines = [self._priced(line) for line in request.lines]
+        coupon = self._coupon(request.coupon) if request.coupon else None
+        priced = quote(lines, coupon=coupon, tax_rate_bp=self.tax_rate_bp, now=ctx.now)
+        self._record(
+            request.order_id,
+            OrderPlaced(order_id=request.order_id, quote=priced, placed_at=ctx.now),
+        )
+        return priced
+
+    def _priced(self, line: StockLine) -> Line:
+        row = self._row("SELECT unit_price, currency FROM products WHERE sku = ?", (line.sku,))
+        if row is None:
+            raise UnknownProduct(line.sku)
+        return Line(sku=line.sku, quantity=line.quantity, unit_price=row[0], currency=row[1])
+
+    def _coupon(self, code: str) -> Coupon:
+        row = self._row(
+            "SELECT percent_off_bp, amount_off, currency, min_subtotal, expires_at FROM coupons"
+            " WHERE code = ?",
+            (code,),
+        )
+        if row is None:
+            raise CouponRejected(code, "no such coupon")
+        expires = datetime.fromisoformat(row[4]) if row[4] else None
+        return Coupon(
+            code=code,
+            percent_off_bp=row[0],
+            amount_off=row[1],
+            currency=row[2],
+            min_subtotal=row[3],
+            expires_at=expires,
+        )
+
+    def reserve_stock(self, request: ReserveStock, ctx: StepContext) -> None:
+        """Hold every line's stock, or raise `OutOfStock` naming each short SKU."""
+        short = []
+        for line in request.lines:
+            row = self._row("SELECT available FROM products WHERE sku = ?", (line.sku,))
+            available = row[0] if row else 0
+            if line.quantity > available:
+                short.append((line.sku, line.quantity, available))
+        if short:
+            raise OutOfStock(short)
+        self._record(
+            request.order_id, StockReserved(order_id=request.order_id, lines=request.lines)
+        )
+
+    def create_intent(self, request: CreatePaymentIntent, ctx: StepContext) -> PaymentIntent:
+        """Ask the provider for the order's payment intent (no transaction is open)."""
+        amount = Money(request.amount, request.currency)
+        return self.provider.create_intent(
+            request.order_id, amount, idempotency_key=ctx.idempotency_key
+        )
+
+    def record_intent(self, request: RecordIntent, ctx: StepContext) -> None:
+        """Record the intent so webhooks about it reach the order."""
+        i = request.intent
+        event = PaymentIntentCreated(
+            order_id=request.order_id, intent_id=i.intent_id, amount=i.amount, currency=i.currency
+        )
+        self._record(request.order_id, event)
+
+    # -- paying ----------------------------------------------------------------------
+
+    def take_parked(self, request: TakeParked, ctx: StepContext) -> list[PaymentNotice]:
+        """Hand the flow the payment events that came before it waited, oldest first."""
+        rows = self.ledger.db.execute(
+            "SELECT event_id, notice FROM parked WHERE intent_id = ? ORDER BY rowid",
+            (request.intent_id,),
+        ).fetchall()
+        for event_id, _ in rows:
+            self._record(
+                request.order_id,
+                WebhookUnparked(
+                    event_id=event_id, intent_id=request.intent_id, order_id=request.order_id
+                ),
+            )
+        return [_notice(notice) for _, notice in rows]
+
+    def record_failed_payment(self, request: RecordFailedPayment, ctx: StepContext) -> None:
+        """Record a failed payment attempt."""
+        n = request.notice
+        self._record(
+            request.order_id,
+            PaymentFailed(
+                order_id=request.order_id,
+                intent_id=n.intent_id,
+                event_id=n.event_id,
+                reason=n.reason,
+            ),
+        )
+
+    def fulfil(self, request: Fulfil, ctx: StepContext) -> None:
+        """Record the payment, commit the reserved stock and mark the order fulfilled."""
+        order_id = request.order_id
+        self._record(
+            order_id,
+            _received(order_id, request.notice),
+            StockCommitted(order_id=order_id, lines=request.lines),
+            OrderFulfilled(order_id=order_id),
+        )
+
+    def hold_for_review(self, request: HoldForReview, ctx: StepContext) -> None:
+        """Keep a payment that does not match, with the reservation, for a person to review."""
+        n, order_id = request.notice, request.order_id
+        disputed = PaymentDisputed(
+            order_id=order_id,
+            intent_id=n.intent_id,
+            event_id=n.event_id,
+            amount=n.amount,
+            currency=n.currency,
+            reason=request.reason,
+        )
+        events = (_received(order_id, n), disputed) if request.record_payment else (disputed,)
+        self._record(order_id, *events)
+
+    def close_order(self, request: CloseOrder, ctx: StepContext) -> None:
+        """Release the reserved stock and close the order."""
+        order_id = request.order_id
+        self._record(
+            order_id,
+            StockReleased(order_id=order_id, lines=request.lines, reason=request.reason),
+            OrderClosed(order_id=order_id, status=request.status, reason=request.reason),
+        )
+
+    # -- late payments ---------------------------------------------------------------
+
+    def record_late_payment(self, request: RecordLatePayment, ctx: StepContext) -> None:
+        """Record a payment that came after the order closed."""
+        self._record(request.order_id, _received(request.order_id, request.notice))
+
+    def issue_refund(self, request: IssueRefund, ctx: StepContext) -> Refund:
+        """Give the money back through the provider (no transaction is open)."""
+        amount = Money(request.amount, request.currency)
+        return self.provider.refund(request.intent_id, amount, idempotency_key=ctx.idempotency_key)
+
+    def record_refund(self, request: RecordRefund, ctx: StepContext) -> None:
+        """Record the refund we issued."""
+        r = request.refund
+        event = RefundIssued(
+            order_id=request.order_id,
+            intent_id=r.intent_id,
+            refund_id=r.refund_id,
+            amount=r.amount,
+            currency=r.currency,
+            reason=request.reason,
+        )
+        self._record(request.order_id, event)
+
+
+def _received(order_id: str, n: PaymentNotice) -> PaymentReceived:
+    return PaymentReceived(
+        order_id=order_id,
+        intent_id=n.intent_id,
+        event_id=n.event_id,
+        amount=n.amount,
+        currency=n.currency,
+    )

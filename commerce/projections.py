@@ -1,0 +1,240 @@
+"""Read models kept in step with the commerce events (a ledger `Projection`).
+
+```
+products(sku, name, unit_price, currency, available, reserved, sold)
+coupons(code, percent_off_bp, amount_off, currency, min_subtotal, expires_at)
+orders(order_id, status, currency, subtotal, discount, tax, total, intent_id, paid, refunded, placed_at)
+payment_intents(intent_id, order_id, amount, currency, status)
+webhooks(event_id, event_type, digest, outcome, order_id, intent_id)
+parked(event_id, intent_id, order_id, notice)        events waiting for their order's flow
+```
+Each row follows from the events alone, so `Ledger.rebuild()` reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import msgspec
+from sqlite_utils import Database
+
+from commerce.events import (
+    AnyCommerceEvent,
+    CouponAdded,
+    OrderClosed,
+    OrderFulfilled,
+    OrderPlaced,
+    PaymentDisputed,
+    PaymentIntentCreated,
+    PaymentReceived,
+    ProductAdded,
+    RefundIssued,
+    RefundRecorded,
+    Restocked,
+    StockCommitted,
+    StockReleased,
+    StockReserved,
+    WebhookParked,
+    WebhookReceived,
+    WebhookUnparked,
+)
+
+STREAM_PREFIXES = ("sku:", "order:", "coupon:", "webhook:")
+_decode = msgspec.json.Decoder(AnyCommerceEvent).decode
+_encode = msgspec.json.encode
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS products (
+    sku TEXT PRIMARY KEY, name TEXT NOT NULL, unit_price INTEGER NOT NULL, currency TEXT NOT NULL,
+    available INTEGER NOT NULL DEFAULT 0 CHECK (available >= 0),
+    reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+    sold INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0)
+) STRICT;
+CREATE TABLE IF NOT EXISTS coupons (
+    code TEXT PRIMARY KEY, percent_off_bp INTEGER, amount_off INTEGER, currency TEXT,
+    min_subtotal INTEGER NOT NULL, expires_at TEXT
+) STRICT;
+CREATE TABLE IF NOT EXISTS orders (
+    order_id TEXT PRIMARY KEY, status TEXT NOT NULL, currency TEXT NOT NULL,
+    subtotal INTEGER NOT NULL, discount INTEGER NOT NULL, tax INTEGER NOT NULL,
+    total INTEGER NOT NULL, intent_id TEXT, paid INTEGER NOT NULL DEFAULT 0,
+    refunded INTEGER NOT NULL DEFAULT 0, placed_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS orders_status ON orders (status);
+CREATE TABLE IF NOT EXISTS payment_intents (
+    intent_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, amount INTEGER NOT NULL,
+    currency TEXT NOT NULL, status TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS webhooks (
+    event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, digest TEXT NOT NULL,
+    outcome TEXT NOT NULL, order_id TEXT, intent_id TEXT
+) STRICT;
+CREATE TABLE IF NOT EXISTS parked (
+    event_id TEXT PRIMARY KEY, intent_id TEXT NOT NULL, order_id TEXT, notice TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS parked_intent ON parked (intent_id);
+"""
+
+Apply = Callable[[sqlite3.Connection, object], None]
+
+
+def _stock(column_from: str | None, column_to: str | None) -> Apply:
+    """Move each line's quantity between stock columns (None: in from or out to nowhere)."""
+    sets = []
+    if column_from:
+        sets.append(f"{column_from} = {column_from} - :q")
+    if column_to:
+        sets.append(f"{column_to} = {column_to} + :q")
+    sql = f"UPDATE products SET {', '.join(sets)} WHERE sku = :sku"
+
+    def apply(conn: sqlite3.Connection, event: object) -> None:
+        for line in event.lines:  # type: ignore[attr-defined]
+            conn.execute(sql, {"q": line.quantity, "sku": line.sku})
+
+    return apply
+
+
+def _status(status: str) -> Apply:
+    def apply(conn: sqlite3.Connection, event: object) -> None:
+        conn.execute(
+            "UPDATE orders SET status = ? WHERE order_id = ?",
+            (status, event.order_id),  # type: ignore[attr-defined]
+        )
+
+    return apply
+
+
+def _product_added(conn: sqlite3.Connection, e: ProductAdded) -> None:
+    conn.execute(
+        "INSERT INTO products (sku, name, unit_price, currency) VALUES (?, ?, ?, ?)",
+        (e.sku, e.name, e.unit_price, e.currency),
+    )
+
+
+def _restocked(conn: sqlite3.Connection, e: Restocked) -> None:
+    conn.execute("UPDATE products SET available = available + ? WHERE sku = ?", (e.quantity, e.sku))
+
+
+def _coupon_added(conn: sqlite3.Connection, e: CouponAdded) -> None:
+    expires = e.expires_at.isoformat() if e.expires_at else None
+    conn.execute(
+        "INSERT OR REPLACE INTO coupons VALUES (?, ?, ?, ?, ?, ?)",
+        (e.code, e.percent_off_bp, e.amount_off, e.currency, e.min_subtotal, expires),
+    )
+
+
+def _order_placed(conn: sqlite3.Connection, e: OrderPlaced) -> None:
+    q = e.quote
+    conn.execute(
+        "INSERT INTO orders (order_id, status, currency, subtotal, discount, tax, total, placed_at)"
+        " VALUES (?, 'placed', ?, ?, ?, ?, ?, ?)",
+        (e.order_id, q.currency, q.subtotal, q.discount, q.tax, q.total, e.placed_at.isoformat()),
+    )
+
+
+def _intent_created(conn: sqlite3.Connection, e: PaymentIntentCreated) -> None:
+    conn.execute(
+        "UPDATE orders SET status = 'awaiting_payment', intent_id = ? WHERE order_id = ?",
+        (e.intent_id, e.order_id),
+    )
+    conn.execute(
+        "INSERT INTO payment_intents VALUES (?, ?, ?, ?, 'open')",
+        (e.intent_id, e.order_id, e.amount, e.currency),
+    )
+
+
+def _payment_received(conn: sqlite3.Connection, e: PaymentReceived) -> None:
+    conn.execute("UPDATE orders SET paid = paid + ? WHERE order_id = ?", (e.amount, e.order_id))
+    conn.execute(
+        "UPDATE payment_intents SET status = 'succeeded' WHERE intent_id = ?", (e.intent_id,)
+    )
+
+
+def _disputed(conn: sqlite3.Connection, e: PaymentDisputed) -> None:
+    _status("needs_review")(conn, e)
+
+
+def _closed(conn: sqlite3.Connection, e: OrderClosed) -> None:
+    _status(e.status)(conn, e)
+
+
+def _refund_issued(conn: sqlite3.Connection, e: RefundIssued) -> None:
+    conn.execute(
+        "UPDATE orders SET status = 'refunded', refunded = refunded + ? WHERE order_id = ?",
+        (e.amount, e.order_id),
+    )
+    conn.execute(
+        "UPDATE payment_intents SET status = 'refunded' WHERE intent_id = ?", (e.intent_id,)
+    )
+
+
+def _refund_recorded(conn: sqlite3.Connection, e: RefundRecorded) -> None:
+    status = "refunded" if e.full else "partially_refunded"
+    conn.execute(
+        "UPDATE orders SET refunded = ?, status = CASE WHEN status IN"
+        " ('fulfilled', 'needs_review', 'refunded', 'partially_refunded') THEN ? ELSE status END"
+        " WHERE order_id = ?",
+        (e.amount_refunded, status, e.order_id),
+    )
+    conn.execute("UPDATE payment_intents SET status = ? WHERE intent_id = ?", (status, e.intent_id))
+
+
+def _webhook(conn: sqlite3.Connection, e: WebhookReceived) -> None:
+    conn.execute(
+        "INSERT INTO webhooks VALUES (?, ?, ?, ?, ?, ?)",
+        (e.event_id, e.event_type, e.digest, e.outcome, e.order_id, e.intent_id),
+    )
+
+
+def _parked(conn: sqlite3.Connection, e: WebhookParked) -> None:
+    conn.execute(
+        "INSERT INTO parked VALUES (?, ?, ?, ?)",
+        (e.event_id, e.intent_id, e.order_id, _encode(e.payment).decode()),
+    )
+
+
+def _unparked(conn: sqlite3.Connection, e: WebhookUnparked) -> None:
+    conn.execute("DELETE FROM parked WHERE event_id = ?", (e.event_id,))
+
+
+_APPLY: dict[type, Apply] = {
+    ProductAdded: _product_added,  # type: ignore[dict-item]
+    Restocked: _restocked,  # type: ignore[dict-item]
+    CouponAdded: _coupon_added,  # type: ignore[dict-item]
+    OrderPlaced: _order_placed,  # type: ignore[dict-item]
+    StockReserved: _stock("available", "reserved"),
+    StockReleased: _stock("reserved", "available"),
+    StockCommitted: _stock("reserved", "sold"),
+    PaymentIntentCreated: _intent_created,  # type: ignore[dict-item]
+    PaymentReceived: _payment_received,  # type: ignore[dict-item]
+    OrderFulfilled: _status("fulfilled"),
+    PaymentDisputed: _disputed,  # type: ignore[dict-item]
+    OrderClosed: _closed,  # type: ignore[dict-item]
+    RefundIssued: _refund_issued,  # type: ignore[dict-item]
+    RefundRecorded: _refund_recorded,  # type: ignore[dict-item]
+    WebhookReceived: _webhook,  # type: ignore[dict-item]
+    WebhookParked: _parked,  # type: ignore[dict-item]
+    WebhookUnparked: _unparked,  # type: ignore[dict-item]
+}
+_TYPES = frozenset(cls.__name__ for cls in _APPLY)
+
+
+class CommerceProjection:
+    """The commerce read models, as a ledger projection."""
+
+    name = "commerce"
+    tables = ("products", "coupons", "orders", "payment_intents", "webhooks", "parked")
+
+    def create(self, db: Database) -> None:
+        """Create the tables and indexes if missing."""
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+
+    def apply(self, conn: sqlite3.Connection, record: object) -> None:
+        """Fold one ledger record into the tables (others' records are skipped cheaply)."""
+        if record.type not in _TYPES or not record.stream.startswith(STREAM_PREFIXES):  # type: ignore[attr-defined]
+            return
+        event = _decode(record.data)  # type: ignore[attr-defined]
+        _APPLY[type(event)](conn, event)

@@ -1,0 +1,266 @@
+"""`Shop`: the order domain over one ledger file — catalog, orders, payments, timers, moves."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from flowlib import REGISTRY, Engine, Fired, ImportReport, utc_now
+from flowlib.driver import Clock
+from ledger import Ledger
+from ledger.store import Synchronous
+
+from commerce import views
+from commerce.errors import (
+    DuplicateSku,
+    EmptyOrder,
+    InvalidOrder,
+    InvalidQuantity,
+    InvalidTransition,
+    UnknownProduct,
+)
+from commerce.events import CouponAdded, ProductAdded, Restocked, StockLine
+from commerce.flows import ORDER_FLOW
+from commerce.handlers import OrderHandlers
+from commerce.money import Money
+from commerce.payments import FakeProvider, PaymentProvider
+from commerce.pricing import Coupon
+from commerce.projections import CommerceProjection
+from commerce.requests import PlaceOrder
+from commerce.stripe_events import IntentEvent
+from commerce.webhooks import FAILED, SUCCEEDED, SettleResult, Settler
+
+
+class ShopConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """A shop's settings: live or test mode, tax, and how long an order may wait for payment."""
+
+    livemode: bool = False
+    tax_rate_bp: int = 0
+    payment_timeout_seconds: int = 1800
+
+
+class Shop:
+    """Catalog, orders and payment settling over one ledger; the library's front door."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        provider: PaymentProvider | None = None,
+        clock: Clock = utc_now,
+        config: ShopConfig | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.config = config or ShopConfig()
+        self.provider = provider or FakeProvider(livemode=self.config.livemode)
+        self.clock = clock
+        handlers = OrderHandlers(ledger, self.provider, tax_rate_bp=self.config.tax_rate_bp)
+        self.engine = Engine(ledger, handlers.table(), clock=clock, registry=REGISTRY)
+        self.settler = Settler(ledger, self.engine, livemode=self.config.livemode, clock=clock)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        synchronous: Synchronous = "FULL",
+        provider: PaymentProvider | None = None,
+        clock: Clock = utc_now,
+        config: ShopConfig | None = None,
+    ) -> Shop:
+        """Open (or create) the shop's ledger file."""
+        ledger = Ledger.open(path, synchronous=synchronous, projections=[CommerceProjection()])
+        return cls(ledger, provider=provider, clock=clock, config=config)
+
+    def close(self) -> None:
+        """Close the ledger."""
+        self.ledger.close()
+
+    def __enter__(self) -> Shop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- catalog -----------------------------------------------------------------------
+
+    def add_product(self, sku: str, name: str, price: Money, *, stock: int = 0) -> views.ProductRow:
+        """Add `sku` to the catalog at `price`, with `stock` units available."""
+        if not sku.strip() or not name.strip():
+            raise InvalidOrder("a product needs a non-empty SKU and name")
+        _check_quantity(sku, stock, allow_zero=True)
+        with self.ledger.transaction():
+            if self._product_exists(sku):
+                raise InvalidTransition(sku, "in the catalog", "add it again")
+            events: list[Any] = [
+                ProductAdded(sku=sku, name=name, unit_price=price.amount, currency=price.currency)
+            ]
+            if stock:
+                events.append(Restocked(sku=sku, quantity=stock))
+            self.ledger.append(f"sku:{sku}", events, expected_version=0)
+        return views.product(self.ledger, sku)
+
+    def restock(self, sku: str, quantity: int) -> views.ProductRow:
+        """Add `quantity` units of `sku`."""
+        _check_quantity(sku, quantity)
+        with self.ledger.transaction():
+            if not self._product_exists(sku):
+                raise UnknownProduct(sku)
+            self.ledger.append(f"sku:{sku}", [Restocked(sku=sku, quantity=quantity)])
+        return views.product(self.ledger, sku)
+
+    def add_coupon(self, coupon: Coupon) -> None:
+        """Add (or replace) a coupon in the catalog."""
+        self.ledger.append(f"coupon:{coupon.code}", [CouponAdded(**msgspec.structs.asdict(coupon))])
+
+    def products(self) -> list[views.ProductRow]:
+        """Every product with its stock."""
+        return views.products(self.ledger)
+
+    def _product_exists(self, sku: str) -> bool:
+        return (
+            self.ledger.db.execute("SELECT 1 FROM products WHERE sku = ?", (sku,)).fetchone()
+            is not None
+        )
+
+    # -- orders ------------------------------------------------------------------------
+
+    def start_order(
+        self,
+        items: Sequence[tuple[str, int]],
+        *,
+        coupon: str | None = None,
+        order_id: str | None = None,
+    ) -> views.OrderView:
+        """Quote, reserve and create the payment intent; the order then awaits payment.
+
+        Bad input (unknown SKU, bad quantity, duplicate SKU lines, unknown coupon, too little
+        stock) raises a `CommerceError` and writes nothing. An existing `order_id` is
+        returned as it stands; the order is never started twice.
+        """
+        lines = _lines(items)
+        order_id = order_id or f"ord_{secrets.token_hex(8)}"
+        place = PlaceOrder(
+            order_id=order_id,
+            lines=lines,
+            coupon=coupon,
+            payment_timeout_seconds=self.config.payment_timeout_seconds,
+        )
+        self.engine.start(ORDER_FLOW, place, flow_id=order_id)
+        return self.order(order_id)
+
+    def cancel_order(
+        self, order_id: str, reason: str = "cancelled by the merchant"
+    ) -> views.OrderView:
+        """Cancel an order still awaiting payment: its stock is released."""
+        row = views.order_row(self.ledger, order_id)
+        if row.status != "awaiting_payment":
+            raise InvalidTransition(order_id, row.status, "cancel it")
+        self.engine.cancel(order_id, reason)
+        return self.order(order_id)
+
+    def order(self, order_id: str) -> views.OrderView:
+        """The order with its quote and timeline (`UnknownOrder` if there is none)."""
+        return views.order_view(self.ledger, order_id)
+
+    def orders(self, status: str | None = None) -> list[views.OrderRow]:
+        """Orders, optionally with one status."""
+        return views.orders(self.ledger, status)
+
+    # -- payments ----------------------------------------------------------------------
+
+    def settle_webhook(
+        self,
+        body: bytes,
+        signature_header: str | None,
+        *,
+        secret: str,
+        tolerance: int = 300,
+        now: datetime | None = None,
+    ) -> SettleResult:
+        """Settle a signed provider webhook from its raw body bytes (see `Settler`)."""
+        return self.settler.settle_webhook(
+            body, signature_header, secret=secret, tolerance=tolerance, now=now
+        )
+
+    def settle(
+        self, order_id: str, *, amount: int | None = None, event_id: str | None = None
+    ) -> SettleResult:
+        """Record a payment for the order directly (trusted callers: no signature)."""
+        row = views.order_row(self.ledger, order_id)
+        return self._direct(
+            row,
+            SUCCEEDED,
+            amount if amount is not None else row.total,
+            event_id or f"direct:{order_id}",
+            "",
+        )
+
+    def fail_payment(
+        self, order_id: str, *, reason: str = "declined", event_id: str | None = None
+    ) -> SettleResult:
+        """Record a failed payment attempt for the order directly (trusted callers)."""
+        row = views.order_row(self.ledger, order_id)
+        return self._direct(
+            row, FAILED, row.total, event_id or f"direct-fail:{secrets.token_hex(6)}", reason
+        )
+
+    def _direct(
+        self, row: views.OrderRow, kind: str, amount: int, event_id: str, reason: str
+    ) -> SettleResult:
+        if row.intent_id is None:
+            raise InvalidTransition(
+                row.order_id, row.status, "record a payment (it has no payment intent)"
+            )
+        event = IntentEvent(
+            event_id=event_id,
+            event_type=kind,
+            livemode=self.config.livemode,
+            created=int(self.clock().timestamp()),
+            intent_id=row.intent_id,
+            amount=amount,
+            amount_received=amount if kind == SUCCEEDED else 0,
+            currency=row.currency,
+            status="succeeded" if kind == SUCCEEDED else "requires_payment_method",
+            order_id=row.order_id,
+            error_message=reason or None,
+        )
+        return self.settler.settle_event(event, msgspec.json.encode(event))
+
+    # -- time and moves ----------------------------------------------------------------
+
+    def fire_timers(self, now: datetime | None = None) -> list[Fired]:
+        """Fire due payment timeouts, retries and expired provider-call leases."""
+        return self.engine.fire_due_timers(now)
+
+    def export_flows(self, *, status: str | None = None) -> bytes:
+        """The flows (all, or those with `status`) as one export document."""
+        return self.engine.export(status=status)
+
+    def import_flows(self, data: bytes) -> ImportReport:
+        """Import an export document (checked and dry-run first; all or nothing)."""
+        return self.engine.import_(data)
+
+
+def _check_quantity(sku: str, quantity: object, *, allow_zero: bool = False) -> int:
+    if (
+        isinstance(quantity, bool)
+        or not isinstance(quantity, int)
+        or quantity < (0 if allow_zero else 1)
+    ):
+        raise InvalidQuantity(sku, quantity)
+    return quantity
+
+
+def _lines(items: Sequence[tuple[str, int]]) -> list[StockLine]:
+    if not items:
+        raise EmptyOrder()
+    skus = [sku for sku, _ in items]
+    duplicates = sorted({sku for sku in skus if skus.count(sku) > 1})
+    if duplicates:
+        raise DuplicateSku(duplicates)
+    return [StockLine(sku, _check_quantity(sku, quantity)) for sku, quantity in items]

@@ -1,0 +1,128 @@
+"""Read models: products, orders and an order's timeline, as plain Structs from the tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from ledger import Ledger
+
+from commerce.errors import UnknownOrder, UnknownProduct
+from commerce.events import AnyCommerceEvent, OrderPlaced
+from commerce.handlers import order_stream
+from commerce.money import Money, format_money
+from commerce.pricing import Quote
+
+
+class ProductRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A catalog entry and its stock: available + reserved + sold = everything restocked."""
+
+    sku: str
+    name: str
+    unit_price: int
+    currency: str
+    available: int
+    reserved: int
+    sold: int
+
+
+class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One order's current state."""
+
+    order_id: str
+    status: str
+    currency: str
+    total: int
+    paid: int
+    refunded: int
+    intent_id: str | None
+    placed_at: datetime
+
+    @property
+    def total_text(self) -> str:
+        """The total with its currency, for people."""
+        return format_money(Money(self.total, self.currency))
+
+
+class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One event in an order's history."""
+
+    position: int
+    at: str
+    event: str
+    detail: dict[str, Any]
+
+
+class OrderView(msgspec.Struct, frozen=True, kw_only=True):
+    """An order with its quote and timeline."""
+
+    order: OrderRow
+    quote: Quote
+    timeline: list[TimelineEntry]
+
+
+_ORDER_COLUMNS = "order_id, status, currency, total, paid, refunded, intent_id, placed_at"
+_PRODUCT_COLUMNS = "sku, name, unit_price, currency, available, reserved, sold"
+_decode_event = msgspec.json.Decoder(AnyCommerceEvent).decode
+
+
+def _order(row: tuple[Any, ...]) -> OrderRow:
+    values = dict(zip(_ORDER_COLUMNS.split(", "), row, strict=True))
+    values["placed_at"] = datetime.fromisoformat(values["placed_at"])
+    return OrderRow(**values)
+
+
+def product(ledger: Ledger, sku: str) -> ProductRow:
+    """One product, or `UnknownProduct`."""
+    row = ledger.db.execute(
+        f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE sku = ?", (sku,)
+    ).fetchone()
+    if row is None:
+        raise UnknownProduct(sku)
+    return ProductRow(**dict(zip(_PRODUCT_COLUMNS.split(", "), row, strict=True)))
+
+
+def products(ledger: Ledger) -> list[ProductRow]:
+    """Every product, by SKU."""
+    rows = ledger.db.execute(f"SELECT {_PRODUCT_COLUMNS} FROM products ORDER BY sku").fetchall()
+    return [ProductRow(**dict(zip(_PRODUCT_COLUMNS.split(", "), r, strict=True))) for r in rows]
+
+
+def order_row(ledger: Ledger, order_id: str) -> OrderRow:
+    """One order's row, or `UnknownOrder`."""
+    row = ledger.db.execute(
+        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = ?", (order_id,)
+    ).fetchone()
+    if row is None:
+        raise UnknownOrder(order_id)
+    return _order(row)
+
+
+def orders(ledger: Ledger, status: str | None = None) -> list[OrderRow]:
+    """Orders (optionally with one status), oldest first."""
+    where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+    sql = f"SELECT {_ORDER_COLUMNS} FROM orders {where} ORDER BY placed_at, order_id"
+    return [_order(r) for r in ledger.db.execute(sql, params).fetchall()]
+
+
+def order_view(ledger: Ledger, order_id: str) -> OrderView:
+    """The order, its quote and its timeline (every event of its stream, oldest first)."""
+    row = order_row(ledger, order_id)
+    stream = order_stream(order_id)
+    records = ledger.db.execute(
+        "SELECT position, recorded_at, type, data FROM events WHERE stream = ? ORDER BY version",
+        (stream,),
+    ).fetchall()
+    timeline, quote = [], None
+    for position, at, kind, data in records:
+        event = _decode_event(data)
+        if isinstance(event, OrderPlaced):
+            quote = event.quote
+        detail = {
+            k: v for k, v in msgspec.to_builtins(event).items() if k not in ("type", "order_id")
+        }
+        timeline.append(TimelineEntry(position=position, at=at, event=kind, detail=detail))
+    if quote is None:
+        raise UnknownOrder(order_id)
+    return OrderView(order=row, quote=quote, timeline=timeline)
