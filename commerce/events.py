@@ -50,6 +50,7 @@ class ProductAdded(CommerceEvent):
 class Restocked(CommerceEvent):
     sku: str
     quantity: int
+    reason: str = ""
 
 
 class CouponAdded(CommerceEvent):

@@ -14,7 +14,7 @@ from flowlib.driver import Clock
 from ledger import Ledger
 from ledger.store import Synchronous
 
-from commerce import views
+from commerce import transfer, views
 from commerce.errors import (
     DuplicateSku,
     EmptyOrder,
@@ -238,12 +238,12 @@ class Shop:
         return self.engine.fire_due_timers(now)
 
     def export_flows(self, *, status: str | None = None) -> bytes:
-        """The flows (all, or those with `status`) as one export document."""
-        return self.engine.export(status=status)
+        """The flows (all, or those with `status`), with their orders, as one document."""
+        return transfer.export_shop(self.ledger, self.engine, status=status)
 
     def import_flows(self, data: bytes) -> ImportReport:
-        """Import an export document (checked and dry-run first; all or nothing)."""
-        return self.engine.import_(data)
+        """Import a document from `export_flows` (checked and dry-run first; all or nothing)."""
+        return transfer.import_shop(self.ledger, self.engine, data)
 
 
 def _check_quantity(sku: str, quantity: object, *, allow_zero: bool = False) -> int:

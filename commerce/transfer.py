@@ -1,0 +1,185 @@
+"""Moving orders between shop ledgers: their flows, their events and the stock they hold.
+
+The document wraps flowlib's flow export (`flows`, fingerprinted per instance) and adds,
+for every order those flows belong to, its `order:` stream, the webhook streams parked for
+it, and the catalog entries of its SKUs. Importing writes everything in one transaction:
+products missing in the target are added, the stock an order still holds arrives with it
+(a `Restocked` "moved in with order X"), so stock is conserved in the target too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Literal
+
+import msgspec
+from flowlib import Engine, ImportRejected, ImportReport
+from flowlib.log import FlowStarted
+from ledger import Ledger
+
+from commerce.events import (
+    AnyCommerceEvent,
+    ProductAdded,
+    Restocked,
+    StockReleased,
+    StockReserved,
+)
+from commerce.flows import LATE_PAYMENT_FLOW, ORDER_FLOW
+from commerce.handlers import order_stream
+
+FORMAT = "orderflow.shop"
+FORMAT_VERSION = 1
+_encode = msgspec.json.Encoder().encode
+
+
+class StreamCopy(msgspec.Struct, frozen=True, kw_only=True):
+    """One ledger stream's commerce events, in order."""
+
+    stream: str
+    events: list[AnyCommerceEvent]
+
+
+class ShopDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """A versioned export of orders with their flows."""
+
+    format: Literal["orderflow.shop"] = FORMAT
+    format_version: int = FORMAT_VERSION
+    fingerprint: str
+    products: list[ProductAdded]
+    streams: list[StreamCopy]
+    flows: msgspec.Raw
+
+
+class _Header(msgspec.Struct):
+    format: str = ""
+    format_version: int = 0
+
+
+def _fingerprint(products: list[ProductAdded], streams: list[StreamCopy]) -> str:
+    return hashlib.sha256(_encode([products, streams])).hexdigest()
+
+
+def export_shop(ledger: Ledger, engine: Engine, *, status: str | None = None) -> bytes:
+    """The flows with `status` (default all) and the orders, stock and parked events they need."""
+    flow_ids = [row.flow_id for row in engine.flows(status)]
+    order_ids = sorted({_order_of(engine, flow_id) for flow_id in flow_ids} - {None})  # type: ignore[type-var]
+    streams = [
+        StreamCopy(stream=s, events=ledger.read(s, AnyCommerceEvent))
+        for s in _streams(ledger, order_ids)
+    ]
+    skus = sorted(
+        {
+            line.sku
+            for copy in streams
+            for e in copy.events
+            if isinstance(e, StockReserved)
+            for line in e.lines
+        }
+    )
+    products = [_product(ledger, sku) for sku in skus]
+    document = ShopDocument(
+        fingerprint=_fingerprint(products, streams),
+        products=products,
+        streams=streams,
+        flows=msgspec.Raw(engine.export(flow_ids=flow_ids)),
+    )
+    return _encode(document)
+
+
+def _order_of(engine: Engine, flow_id: str) -> str | None:
+    started = engine.log(flow_id)[0]
+    if not isinstance(started, FlowStarted):
+        return None
+    if started.name == ORDER_FLOW:
+        return flow_id
+    if started.name == LATE_PAYMENT_FLOW:
+        return str(msgspec.json.decode(started.args)[0])
+    return None
+
+
+def _streams(ledger: Ledger, order_ids: list[str]) -> list[str]:
+    streams = [order_stream(order_id) for order_id in order_ids]
+    for order_id in order_ids:
+        rows = ledger.db.execute(
+            "SELECT p.event_id FROM parked p JOIN payment_intents i ON p.intent_id = i.intent_id"
+            " WHERE i.order_id = ? ORDER BY p.rowid",
+            (order_id,),
+        ).fetchall()
+        streams.extend(f"webhook:{event_id}" for (event_id,) in rows)
+    return streams
+
+
+def _product(ledger: Ledger, sku: str) -> ProductAdded:
+    (added,) = ledger.read(f"sku:{sku}", AnyCommerceEvent)[:1]
+    if not isinstance(added, ProductAdded):
+        raise ImportRejected(f"stream sku:{sku} does not begin with ProductAdded")
+    return added
+
+
+def decode_shop_document(data: bytes) -> ShopDocument:
+    """Parse and check a shop export; `ImportRejected` says what is wrong."""
+    try:
+        header = msgspec.json.decode(data, type=_Header)
+        if header.format != FORMAT or header.format_version != FORMAT_VERSION:
+            raise ImportRejected(
+                f"expected {FORMAT} version {FORMAT_VERSION}, got {header.format!r} "
+                f"version {header.format_version}"
+            )
+        document = msgspec.json.decode(data, type=ShopDocument)
+    except msgspec.DecodeError as exc:
+        raise ImportRejected(f"not a valid shop export ({exc})") from None
+    if _fingerprint(document.products, document.streams) != document.fingerprint:
+        raise ImportRejected("the orders' events do not match their fingerprint (damaged)")
+    return document
+
+
+def import_shop(ledger: Ledger, engine: Engine, data: bytes) -> ImportReport:
+    """Import a shop export: all of it in one transaction, or nothing."""
+    document = decode_shop_document(data)
+    with ledger.transaction():
+        for product in document.products:
+            _ensure_product(ledger, product)
+        for copy in document.streams:
+            if _is_new(ledger, copy):
+                _move_stock(ledger, copy)
+                ledger.append(copy.stream, copy.events, expected_version=0)
+        return engine.import_(bytes(document.flows))
+
+
+def _ensure_product(ledger: Ledger, product: ProductAdded) -> None:
+    existing = ledger.read(f"sku:{product.sku}", AnyCommerceEvent)[:1]
+    if not existing:
+        ledger.append(f"sku:{product.sku}", [product], expected_version=0)
+    elif existing[0] != product:
+        raise ImportRejected(f"product {product.sku} differs here ({existing[0]} vs {product})")
+
+
+def _is_new(ledger: Ledger, copy: StreamCopy) -> bool:
+    """True if the stream is not here yet; False if it is here, identical; else rejected."""
+    existing = ledger.read(copy.stream, AnyCommerceEvent)
+    if not existing:
+        return True
+    if _encode(existing) != _encode(copy.events):
+        raise ImportRejected(f"stream {copy.stream} exists here with different events")
+    return False
+
+
+def _move_stock(ledger: Ledger, copy: StreamCopy) -> None:
+    """Restock what the copied order reserved and did not release, before its events land.
+
+    Sold units count too: the order's own `StockCommitted` moves them on to sold.
+    """
+    held: Counter[str] = Counter()
+    for event in copy.events:
+        if isinstance(event, StockReserved):
+            held.update({line.sku: line.quantity for line in event.lines})
+        elif isinstance(event, StockReleased):
+            held.subtract({line.sku: line.quantity for line in event.lines})
+    order = copy.stream.removeprefix("order:")
+    for sku, quantity in sorted(held.items()):
+        if quantity > 0:
+            ledger.append(
+                f"sku:{sku}",
+                [Restocked(sku=sku, quantity=quantity, reason=f"moved in with order {order}")],
+            )
