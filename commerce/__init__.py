@@ -39,6 +39,7 @@ from commerce.errors import (
 from commerce.money import Money, format_money, from_major, parse_money, to_major
 from commerce.payments import FakeProvider, PaymentIntent, PaymentProvider, Refund
 from commerce.pricing import Coupon, Line, Quote, QuoteLine, TaxRate, quote
+from commerce.shop import Shop, ShopConfig
 from commerce.signature import sign, verify
 from commerce.stripe_events import (
     AnyStripeEvent,
@@ -48,6 +49,8 @@ from commerce.stripe_events import (
     StripeEvent,
     decode_event,
 )
+from commerce.views import OrderRow, OrderView, ProductRow, TimelineEntry
+from commerce.webhooks import SettleResult, Settler
 
 __all__ = [
     "AnyStripeEvent",
@@ -75,21 +78,29 @@ __all__ = [
     "LiveModeMismatch",
     "MalformedEvent",
     "Money",
+    "OrderRow",
+    "OrderView",
     "OutOfStock",
     "PaymentIntent",
     "PaymentProvider",
+    "ProductRow",
     "ProviderError",
     "ProviderUnavailable",
     "Quote",
     "QuoteLine",
     "RateLimited",
     "Refund",
+    "SettleResult",
+    "Settler",
+    "Shop",
+    "ShopConfig",
     "SignatureExpired",
     "SignatureMalformed",
     "SignatureMismatch",
     "SignatureMissing",
     "StripeEvent",
     "TaxRate",
+    "TimelineEntry",
     "UnknownCurrency",
     "UnknownOrder",
     "UnknownProduct",
