@@ -50,7 +50,7 @@ from commerce.stripe_events import (
     decode_event,
 )
 from commerce.views import OrderRow, OrderView, ProductRow, TimelineEntry
-from commerce.webhooks import SettleResult, Settler
+from commerce.webhooks import Settler, SettleResult
 
 __all__ = [
     "AnyStripeEvent",
