@@ -1,0 +1,73 @@
+"""Events, a projection and checks shared by the ledger tests (imported, not collected)."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import msgspec
+from sqlite_utils import Database
+
+from ledger import Ledger, Record
+
+
+class Deposited(msgspec.Struct, frozen=True, tag=True):
+    account: str
+    amount: int
+
+
+class Withdrawn(msgspec.Struct, frozen=True, tag=True):
+    account: str
+    amount: int
+
+
+class Renamed(msgspec.Struct, frozen=True, tag="account.renamed"):
+    title: str
+
+
+AnyAccountEvent = Deposited | Withdrawn
+
+
+class Balances:
+    """A projection of `account:` streams into `balances(account, amount)`."""
+
+    name = "balances"
+    tables = ("balances",)
+
+    def __init__(self) -> None:
+        self._decode = msgspec.json.Decoder(AnyAccountEvent).decode
+        self.fail_on: int | None = None
+
+    def create(self, db: Database) -> None:
+        db["balances"].create(  # type: ignore[union-attr]
+            {"account": str, "amount": int}, pk="account", if_not_exists=True
+        )
+
+    def apply(self, conn: sqlite3.Connection, record: Record) -> None:
+        if not record.stream.startswith("account:"):
+            return
+        if self.fail_on is not None and record.position == self.fail_on:
+            raise RuntimeError(f"projection failed at {record.position}")
+        event = self._decode(record.data)
+        delta = event.amount if isinstance(event, Deposited) else -event.amount
+        conn.execute(
+            "INSERT INTO balances (account, amount) VALUES (?, ?) "
+            "ON CONFLICT (account) DO UPDATE SET amount = amount + excluded.amount",
+            (event.account, delta),
+        )
+
+
+def state(ledger: Ledger) -> tuple[tuple[int, str], int]:
+    """The chain head and the event count: equal before and after means nothing changed."""
+    return ledger.head(), ledger.count()
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    """A plain sqlite3 connection (autocommit), as a tamperer would use."""
+    return sqlite3.connect(path, isolation_level=None)
