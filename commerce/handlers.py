@@ -13,8 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from flowlib import Handler, StepContext, effect
-from flowlib.driver import Effect
+from flowlib import Effect, Handler, StepContext, effect
 from ledger import Ledger
 
 from commerce.errors import CouponRejected, OutOfStock, UnknownProduct

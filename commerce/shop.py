@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from flowlib import REGISTRY, Engine, Fired, ImportReport, utc_now
-from flowlib.driver import Clock
+from flowlib import REGISTRY, Clock, Engine, Fired, ImportReport, utc_now
 from ledger import Ledger
 from ledger.store import Synchronous
 

@@ -14,8 +14,7 @@ from collections import Counter
 from typing import Literal
 
 import msgspec
-from flowlib import Engine, ImportRejected, ImportReport
-from flowlib.log import FlowStarted
+from flowlib import Engine, FlowStarted, ImportRejected, ImportReport
 from ledger import Ledger
 
 from commerce.events import (

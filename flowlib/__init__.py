@@ -27,7 +27,7 @@ from flowlib.errors import (
     WrongResponse,
 )
 from flowlib.flow import REGISTRY, Flow, FlowDefinition, Registry, flow
-from flowlib.log import FINISHED, AnyFlowEvent, FlowSummary, advance, stream_of
+from flowlib.log import FINISHED, AnyFlowEvent, FlowStarted, FlowSummary, advance, stream_of
 from flowlib.requests import (
     FirstOf,
     NewId,
@@ -59,6 +59,7 @@ __all__ = [
     "FlowDocument",
     "FlowError",
     "FlowNotFound",
+    "FlowStarted",
     "FlowState",
     "FlowSummary",
     "Handler",
