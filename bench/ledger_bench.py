@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -28,7 +29,8 @@ class BenchEvent(msgspec.Struct, frozen=True, tag=True):
     note: str = "x" * 120
 
 
-SETTINGS = ("FULL", "NORMAL")
+Setting = Literal["FULL", "NORMAL"]
+SETTINGS: tuple[Setting, ...] = ("FULL", "NORMAL")
 BATCH = 100
 
 
@@ -55,10 +57,12 @@ def raw_ceiling(directory: Path, synchronous: str, count: int) -> float:
     return rate
 
 
-def ledger_appends(directory: Path, synchronous: str, count: int, batch: int) -> float:
+def ledger_appends(directory: Path, synchronous: Setting, count: int, batch: int) -> float:
     """Events/s appending `batch` events per transaction (1 = one append per commit)."""
-    with Ledger.open(directory / f"ledger-{synchronous}-{batch}.db",
-                     synchronous=synchronous) as ledger:  # type: ignore[arg-type]
+    with Ledger.open(
+        directory / f"ledger-{synchronous}-{batch}.db", synchronous=synchronous
+    ) as ledger:
+
         def run() -> None:
             for index in range(0, count, batch):
                 events = [BenchEvent(f"o-{index + n}", "sku-1", 1) for n in range(batch)]

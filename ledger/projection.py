@@ -33,8 +33,11 @@ class Projection(Protocol):
       no other tables), so a rebuild reproduces the rows exactly.
     """
 
-    name: str
-    tables: Sequence[str]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tables(self) -> Sequence[str]: ...
 
     def create(self, db: Database) -> None: ...
 
@@ -65,9 +68,9 @@ def replay(conn: sqlite3.Connection, projections: Sequence[Projection]) -> int:
     return count
 
 
-def snapshot(conn: sqlite3.Connection, projections: Iterable[Projection]) -> dict[
-    tuple[str, str], Counter[tuple[Any, ...]]
-]:
+def snapshot(
+    conn: sqlite3.Connection, projections: Iterable[Projection]
+) -> dict[tuple[str, str], Counter[tuple[Any, ...]]]:
     """Every row of every projection table, as a multiset per (projection, table)."""
     return {
         (projection.name, table): Counter(conn.execute(f"SELECT * FROM [{table}]"))

@@ -28,8 +28,14 @@ from ledger.errors import (
 
 GUARD_MESSAGE = "ledger events are append-only"
 _FULL, _READONLY = sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY
-_STORAGE = {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB,
-            sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_PROTOCOL}
+_STORAGE = {
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_CORRUPT,
+    sqlite3.SQLITE_NOTADB,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_PROTOCOL,
+}
 
 
 class WriteLock:

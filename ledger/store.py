@@ -36,7 +36,9 @@ _INSERT = (
     "idempotency_key, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _MAX_CACHED_STREAMS = 10_000
-_READ = "SELECT position, version, data FROM events WHERE stream = ? AND version > ? ORDER BY version"
+_READ = (
+    "SELECT position, version, data FROM events WHERE stream = ? AND version > ? ORDER BY version"
+)
 
 
 class Ledger:
@@ -260,9 +262,7 @@ class Ledger:
             row = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         return (row[0], row[1], row[2])
 
-    def _write(
-        self, stream: str, batch: Batch, expected: int | None, key: str | None
-    ) -> Appended:
+    def _write(self, stream: str, batch: Batch, expected: int | None, key: str | None) -> Appended:
         conn = self._conn
         if key is not None and (earlier := find_repeat(conn, stream, batch, expected, key)):
             return earlier
@@ -279,10 +279,12 @@ class Ledger:
             position += 1
             version += 1
             stored_key = row_key(key, index)
-            previous = chain_hash(previous, position, stream, version, type_, data, recorded_at,
-                                  stored_key)
-            rows.append((position, stream, version, type_, data.decode(), recorded_at,
-                         stored_key, previous))
+            previous = chain_hash(
+                previous, position, stream, version, type_, data, recorded_at, stored_key
+            )
+            rows.append(
+                (position, stream, version, type_, data.decode(), recorded_at, stored_key, previous)
+            )
         if len(rows) == 1:
             conn.execute(_INSERT, rows[0])
         else:

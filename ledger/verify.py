@@ -26,7 +26,9 @@ def run(
     finally:
         conn.execute("ROLLBACK TO ledger_verify")
         conn.execute("RELEASE ledger_verify")
-    present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    present = {
+        row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+    }
     missing = [guard for guard in GUARDS if guard not in present]
     return VerifyReport(
         ok=broken is None and not gaps and not diffs and not missing,
@@ -61,7 +63,9 @@ def walk(conn: sqlite3.Connection) -> tuple[int, tuple[int, str], BrokenLink | N
         versions[stream] = version
         if broken is None:
             body = data.encode() if isinstance(data, str) else bytes(data)
-            computed = chain_hash(previous, position, stream, version, type_, body, recorded_at, key)
+            computed = chain_hash(
+                previous, position, stream, version, type_, body, recorded_at, key
+            )
             if computed != stored:
                 broken = BrokenLink(position, computed, stored)
         previous, expected_position = stored, position + 1

@@ -94,7 +94,8 @@ def test_same_key_different_content_conflicts(
     ledger: Ledger, stream: str, events: list[Any], expected: int | None
 ) -> None:
     ledger.append(
-        "account:a", [Deposited("a", 1), Deposited("a", 2), Deposited("a", 3)],
+        "account:a",
+        [Deposited("a", 1), Deposited("a", 2), Deposited("a", 3)],
         idempotency_key="pay-1",
     )
     ledger.append("account:a", [Deposited("a", 4)])
@@ -102,7 +103,9 @@ def test_same_key_different_content_conflicts(
     with pytest.raises(IdempotencyConflict) as caught:
         ledger.append(stream, events, idempotency_key="pay-1", expected_version=expected)
     assert (caught.value.key, caught.value.stream, caught.value.position) == (
-        "pay-1", "account:a", 1,
+        "pay-1",
+        "account:a",
+        1,
     )
     assert state(ledger) == before
 

@@ -102,7 +102,9 @@ def test_changed_body_is_the_first_broken_link(path: Path) -> None:
 def test_changed_body_with_rehashed_row_breaks_the_next_link(path: Path) -> None:
     _seed(path)
     conn = raw(path)
-    rows = conn.execute("SELECT * FROM events WHERE position IN (3, 4) ORDER BY position").fetchall()
+    rows = conn.execute(
+        "SELECT * FROM events WHERE position IN (3, 4) ORDER BY position"
+    ).fetchall()
     conn.close()
     (_, _, _, _, _, _, _, previous), (position, stream, version, type_, data, at, key, _) = rows
     forged_data = data.replace('"amount":3', '"amount":300')

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 import pytest
+
 from flowlib.log import (
     AnyFlowEvent,
     Failed,
@@ -20,7 +21,6 @@ from flowlib.log import (
     stream_of,
 )
 from flowlib.store import MemoryStore
-
 from ledger import FlowRow, Ledger
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -49,7 +49,13 @@ SCRIPT: list[tuple[str, list[Any]]] = [
     ("f7", [_started("f7"), FlowEnded(status="completed", result=RAW)]),
     ("f1", [_started("f1", "order", 3)]),  # restarted: row replaced, position kept
     ("f8", [_started("f8"), _pending(0, T0 + timedelta(minutes=5), ["Timer"])]),  # tie with f4
-    ("f9", [_started("f9"), _pending(0, datetime(2026, 1, 1, 0, 10, tzinfo=timezone(timedelta(hours=1))), [])]),
+    (
+        "f9",
+        [
+            _started("f9"),
+            _pending(0, datetime(2026, 1, 1, 0, 10, tzinfo=timezone(timedelta(hours=1))), []),
+        ],
+    ),
     ("f10", [_started("f10"), _pending(0, T0 + timedelta(minutes=1), ["Timer"])]),
 ]
 
@@ -63,7 +69,9 @@ def both(ledger: Ledger) -> tuple[Ledger, MemoryStore]:
     memory = MemoryStore()
     for flow_id, events in SCRIPT:
         for store in (ledger, memory):
-            store.append(stream_of(flow_id), events, expected_version=store.version(stream_of(flow_id)))
+            store.append(
+                stream_of(flow_id), events, expected_version=store.version(stream_of(flow_id))
+            )
     return ledger, memory
 
 
@@ -81,7 +89,9 @@ def both(ledger: Ledger) -> tuple[Ledger, MemoryStore]:
         {"limit": 2},
     ],
 )
-def test_flows_agree_with_memory_store(both: tuple[Ledger, MemoryStore], query: dict[str, Any]) -> None:
+def test_flows_agree_with_memory_store(
+    both: tuple[Ledger, MemoryStore], query: dict[str, Any]
+) -> None:
     ledger, memory = both
     assert _rows(ledger.flows(**query)) == _rows(memory.flows(**query))
 

@@ -1,0 +1,92 @@
+"""A separate process for the multi-process tests: `python ledger_worker.py MODE PATH ...`.
+
+- `spread PATH NAME COUNT`: append COUNT events, alternating a private and a shared
+  stream (shared ones retried on ConcurrencyError), then print "done".
+- `race PATH STREAM`: read the stream's version, print "ready", wait for a line on stdin,
+  append with that expected version, print "won" or "conflict".
+- `loop PATH`: start flows and append their steps forever (FULL sync), printing
+  "acked POSITION STREAM VERSION" after each commit; killed with SIGKILL by the test.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from ledger_helpers import Deposited
+
+from flowlib.log import FlowStarted, StepPending, stream_of
+from ledger import ConcurrencyError, Ledger
+
+
+def spread(path: str, name: str, count: int) -> None:
+    with Ledger.open(path, synchronous="NORMAL") as ledger:
+        for n in range(count):
+            if n % 2:
+                ledger.append(f"private:{name}", [Deposited(name, n)])
+                continue
+            while True:
+                version = ledger.version("shared")
+                try:
+                    ledger.append("shared", [Deposited(name, n)], expected_version=version)
+                    break
+                except ConcurrencyError:
+                    continue
+    print("done", flush=True)
+
+
+def race(path: str, stream: str) -> None:
+    with Ledger.open(path) as ledger:
+        version = ledger.version(stream)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        try:
+            ledger.append(stream, [Deposited("race", version)], expected_version=version)
+            print("won", flush=True)
+        except ConcurrencyError:
+            print("conflict", flush=True)
+
+
+def loop(path: str) -> None:
+    raw = msgspec.Raw(b"{}")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with Ledger.open(path) as ledger:
+        n = 0
+        while True:
+            stream = stream_of(f"f{n}")
+            with ledger.transaction():
+                ledger.append(
+                    stream,
+                    [
+                        FlowStarted(
+                            flow_id=f"f{n}", name="order", version=1, args=raw, started_at=start
+                        )
+                    ],
+                )
+                appended = ledger.append_batch(
+                    stream,
+                    [
+                        StepPending(
+                            seq=0,
+                            request=raw,
+                            mode="await",
+                            status="waiting",
+                            awaits=["Timer"],
+                            due=start + timedelta(minutes=n),
+                        )
+                    ],
+                    expected_version=1,
+                )
+            print("acked", appended.first_position, stream, appended.version, flush=True)
+            n += 1
+
+
+if __name__ == "__main__":
+    mode, *args = sys.argv[1:]
+    if mode == "spread":
+        spread(args[0], args[1], int(args[2]))
+    elif mode == "race":
+        race(args[0], args[1])
+    else:
+        loop(args[0])
