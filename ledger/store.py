@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import msgspec
 
@@ -20,13 +19,12 @@ from ledger.errors import (
     CorruptRecord,
     NotALedger,
     ReadOnlyLedger,
-    TransactionAborted,
 )
 from ledger.projection import Projection, records, replay
 from ledger.records import Appended, FlowRow, Record, VerifyReport
-from ledger.sqlite import LedgerDatabase, WriteLock, connect, translate, writable
+from ledger.sqlite import LedgerDatabase, WriteLock, connect, writable
+from ledger.transactions import Transactional
 
-T = TypeVar("T")
 Synchronous = Literal["FULL", "NORMAL"]
 
 _TIP = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
@@ -35,13 +33,12 @@ _INSERT = (
     "INSERT INTO events (position, stream, version, type, data, recorded_at, "
     "idempotency_key, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_MAX_CACHED_STREAMS = 10_000
 _READ = (
     "SELECT position, version, data FROM events WHERE stream = ? AND version > ? ORDER BY version"
 )
 
 
-class Ledger:
+class Ledger(Transactional):
     """Append-only streams of msgspec events in SQLite, with projections kept in step.
 
     Satisfies flowlib's `Store` protocol. Durability: the file is in WAL mode, and
@@ -54,14 +51,8 @@ class Ledger:
     def __init__(
         self, db: LedgerDatabase, lock: WriteLock, projections: Sequence[Projection]
     ) -> None:
+        super().__init__(db.conn, lock, db.ledger_path)
         self.db = db
-        self._conn = db.conn
-        self._lock = lock
-        self._path = db.ledger_path
-        self._depth = 0
-        self._tip: tuple[int, str] | None = None
-        self._versions: dict[str, int] = {}
-        self._seen = -1
         self.projections: tuple[Projection, ...] = (flow_index.FlowsProjection(), *projections)
         names = [projection.name for projection in self.projections]
         if len(set(names)) != len(names):
@@ -138,26 +129,6 @@ class Ledger:
     def sqlite_version(self) -> str:
         """The version of the SQLite library in use (3.51.3+ fixes the WAL-reset bug)."""
         return str(self._conn.execute("SELECT sqlite_version()").fetchone()[0])
-
-    @contextmanager
-    def transaction(self) -> Iterator[Ledger]:
-        """A write transaction; re-entrant (yields the ledger itself).
-
-        The outermost block takes the cross-process write lock, runs `BEGIN IMMEDIATE`,
-        and commits at its end. Inner blocks join it through a savepoint: an exception that
-        leaves an inner block undoes that block's work; one that leaves the outermost
-        rolls everything back.
-        """
-        if self._depth:
-            yield from self._savepoint()
-            return
-        self._begin()
-        try:
-            yield self
-        except BaseException as exc:
-            self._finish(exc)
-            raise
-        self._finish(None)
 
     def append(
         self,
@@ -295,75 +266,6 @@ class Ledger:
             for apply in self._applies:
                 apply(conn, record)
         return Appended(stream, first, len(rows), version)
-
-    def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return fn(*args)
-        except sqlite3.Error as exc:
-            typed = translate(exc, self._path)
-            if typed is None:
-                raise
-            raise typed from exc
-
-    def _begin(self) -> None:
-        """Lock, `BEGIN IMMEDIATE`, and keep the cached tip only if no one else committed."""
-        self._lock.acquire()
-        try:
-            self._guarded(self._conn.execute, "BEGIN IMMEDIATE")
-            seen = self._guarded(self._conn.execute, "PRAGMA data_version").fetchone()[0]
-        except BaseException:
-            self._lock.release()
-            raise
-        if seen != self._seen or len(self._versions) > _MAX_CACHED_STREAMS:
-            self._forget()
-            self._seen = seen
-        self._depth = 1
-
-    def _forget(self) -> None:
-        self._tip = None
-        self._versions.clear()
-
-    def _finish(self, exc: BaseException | None) -> None:
-        """End the outermost transaction: commit, or roll back after `exc`; then unlock."""
-        self._depth = 0
-        conn = self._conn
-        try:
-            if exc is not None:
-                self._forget()
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            elif not conn.in_transaction:
-                self._forget()
-                raise TransactionAborted("an error inside it")
-            else:
-                try:
-                    self._guarded(conn.execute, "COMMIT")
-                except BaseException:
-                    self._forget()
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-        finally:
-            self._lock.release()
-
-    def _savepoint(self) -> Iterator[Ledger]:
-        conn = self._conn
-        if not conn.in_transaction:
-            raise TransactionAborted("an earlier error in this transaction")
-        name = f"ledger_{self._depth}"
-        conn.execute(f"SAVEPOINT {name}")
-        self._depth += 1
-        try:
-            yield self
-        except BaseException:
-            self._depth -= 1
-            self._forget()
-            if conn.in_transaction:
-                conn.execute(f"ROLLBACK TO {name}")
-                conn.execute(f"RELEASE {name}")
-            raise
-        self._depth -= 1
-        conn.execute(f"RELEASE {name}")
 
     def _prepare_projections(self) -> None:
         with self.transaction():

@@ -1,0 +1,121 @@
+"""Write transactions: one cross-process lock, `BEGIN IMMEDIATE`, and savepoints for nesting.
+
+`Transactional` also caches the chain tip and stream versions across this connection's
+own transactions; `PRAGMA data_version` (checked right after `BEGIN IMMEDIATE`) tells
+whether any other connection committed in between, and then the cache is dropped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Self, TypeVar
+
+from ledger.errors import TransactionAborted
+from ledger.sqlite import WriteLock, translate
+
+T = TypeVar("T")
+_MAX_CACHED_STREAMS = 10_000
+
+
+class Transactional:
+    """The transaction state of one connection (the base of `Ledger`)."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: WriteLock, path: str) -> None:
+        self._conn = conn
+        self._lock = lock
+        self._path = path
+        self._depth = 0
+        self._tip: tuple[int, str] | None = None
+        self._versions: dict[str, int] = {}
+        self._seen = -1
+
+    @contextmanager
+    def transaction(self) -> Iterator[Self]:
+        """A write transaction; re-entrant (yields `self`, the ledger).
+
+        The outermost block takes the cross-process write lock, runs `BEGIN IMMEDIATE`,
+        and commits at its end. Inner blocks join it through a savepoint: an exception that
+        leaves an inner block undoes that block's work; one that leaves the outermost
+        rolls everything back.
+        """
+        if self._depth:
+            yield from self._savepoint()
+            return
+        self._begin()
+        try:
+            yield self
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        self._finish(None)
+
+    def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return fn(*args)
+        except sqlite3.Error as exc:
+            typed = translate(exc, self._path)
+            if typed is None:
+                raise
+            raise typed from exc
+
+    def _begin(self) -> None:
+        """Lock, `BEGIN IMMEDIATE`, and keep the cached tip only if no one else committed."""
+        self._lock.acquire()
+        try:
+            self._guarded(self._conn.execute, "BEGIN IMMEDIATE")
+            seen = self._guarded(self._conn.execute, "PRAGMA data_version").fetchone()[0]
+        except BaseException:
+            self._lock.release()
+            raise
+        if seen != self._seen or len(self._versions) > _MAX_CACHED_STREAMS:
+            self._forget()
+            self._seen = seen
+        self._depth = 1
+
+    def _forget(self) -> None:
+        self._tip = None
+        self._versions.clear()
+
+    def _finish(self, exc: BaseException | None) -> None:
+        """End the outermost transaction: commit, or roll back after `exc`; then unlock."""
+        self._depth = 0
+        conn = self._conn
+        try:
+            if exc is not None:
+                self._forget()
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            elif not conn.in_transaction:
+                self._forget()
+                raise TransactionAborted("an error inside it")
+            else:
+                try:
+                    self._guarded(conn.execute, "COMMIT")
+                except BaseException:
+                    self._forget()
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        finally:
+            self._lock.release()
+
+    def _savepoint(self) -> Iterator[Self]:
+        conn = self._conn
+        if not conn.in_transaction:
+            raise TransactionAborted("an earlier error in this transaction")
+        name = f"ledger_{self._depth}"
+        conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield self
+        except BaseException:
+            self._depth -= 1
+            self._forget()
+            if conn.in_transaction:
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+            raise
+        self._depth -= 1
+        conn.execute(f"RELEASE {name}")
