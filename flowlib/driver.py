@@ -179,6 +179,8 @@ class Engine:
         defer_effects: bool = False,
     ) -> Resumption:
         """Answer the `awaiting` request the flow waits on; "not waiting" changes nothing."""
+        if not (isinstance(awaiting, type) and issubclass(awaiting, Request)):
+            raise TypeError(f"awaiting must be a Request subclass, not {awaiting!r}")
         with self._operation(flow_id) as (inst, tx):
             option = self._awaited_option(inst, awaiting)
             if option is None:
@@ -360,6 +362,10 @@ class Engine:
                 break
             except Exception as exc:
                 self._end(inst, batch, error=exc)
+                break
+            if not isinstance(request, Request):  # a bug in the flow: fail it, as if it raised
+                error = TypeError(f"flow yielded {request!r}, which is not a Request")
+                self._end(inst, batch, error=error)
                 break
             call = self._step(inst, tx, request, batch)
             if call is not None:

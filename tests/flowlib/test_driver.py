@@ -1005,3 +1005,57 @@ def test_effects_in_sequence_each_run_once(registry) -> None:
     assert engine.start("many", flow_id="m").status == "completed"
     assert calls == ["m:0", "m:2", "m:4"]
     assert engine.result("m") == ["c0", "res-0", "c1", "res-1", "c2", "res-2"]
+
+
+# -- more bad input and edge cases ------------------------------------------------------------
+
+
+def test_a_flow_that_catches_cancel_can_keep_going_and_ends_cancelled(registry) -> None:
+    @flow("stubborn", registry=registry)
+    def stubborn():  # type: ignore[no-untyped-def]
+        try:
+            yield Pay(order="a")
+        except Cancelled:
+            ok = yield Approve(who="manager")
+            return ["cancel acknowledged", ok]
+
+    engine = make_engine(registry)
+    engine.start("stubborn", flow_id="s")
+    state = engine.cancel("s", "please")
+    assert (state.status, state.awaits) == ("waiting", ["Approve"])
+    assert not engine.resume("s", 1, awaiting=Pay).resumed
+    assert engine.resume("s", True, awaiting=Approve).status == "cancelled"
+    assert engine.result("s") == ["cancel acknowledged", True]
+
+
+def test_a_flow_yielding_something_that_is_not_a_request_fails(registry) -> None:
+    @flow("sloppy", registry=registry)
+    def sloppy():  # type: ignore[no-untyped-def]
+        yield Reserve(sku="a")
+        yield "not a request"
+
+    engine = make_engine(registry)
+    assert engine.start("sloppy", flow_id="s").status == "failed"
+    with pytest.raises(StepFailed, match="TypeError: .*not a Request"):
+        engine.result("s")
+    assert engine.check_replay(["s"]) == []
+
+
+def test_resume_awaiting_something_that_is_not_a_request_type_is_a_type_error(registry) -> None:
+    register_order(registry)
+    engine = make_engine(registry)
+    engine.start("order", "A1", flow_id="o1")
+    before = snapshot(engine.store)
+    with pytest.raises(TypeError, match="Request subclass"):
+        engine.resume("o1", 1, awaiting=int)  # type: ignore[arg-type]
+    assert snapshot(engine.store) == before
+
+
+def test_arguments_that_do_not_fit_the_hints_write_nothing(registry) -> None:
+    register_order(registry)
+    engine = make_engine(registry)
+    with pytest.raises((TypeError, ValueError)):
+        engine.start("order", 12, flow_id="o1")
+    with pytest.raises(TypeError):
+        engine.start("order", object(), flow_id="o1")
+    assert engine.store.streams() == []

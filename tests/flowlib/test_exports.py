@@ -40,6 +40,7 @@ EXPORTED = [
     "FlowDocument",
     "FlowError",
     "FlowNotFound",
+    "FlowStarted",
     "FlowState",
     "FlowSummary",
     "Handler",
