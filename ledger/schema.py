@@ -7,14 +7,13 @@ is either a complete ledger of some version or untouched.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from ledger.errors import NotALedger, SchemaTooNew
-from ledger.sqlite import GUARD_MESSAGE
+from ledger.sqlite import GUARD_MESSAGE, sqlite3
 
 APPLICATION_ID = 0x4F464C47  # "OFLG"
 SCHEMA_VERSION = 1

@@ -5,18 +5,26 @@ Every write transaction and every checkpoint runs under one advisory `flock` on
 time. That sidesteps the WAL-reset corruption bug of SQLite before 3.51.3 (it needs two
 connections writing or checkpointing at once), and it makes writers queue on the lock
 instead of failing with "database is locked".
+
+The SQLite library is the one sqlite-utils uses: `pysqlite3` when it is installed
+(`pip install pysqlite3-binary` brings a current SQLite, e.g. 3.51.3+ with the WAL-reset fix),
+else the standard library's `sqlite3`. `Ledger.sqlite_version` (and `verify()`) report it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import sqlite3
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
+
+if TYPE_CHECKING:
+    import sqlite3 as sqlite3
+else:
+    from sqlite_utils.utils import sqlite3
 
 from ledger.errors import (
     AppendOnlyViolation,
@@ -27,15 +35,9 @@ from ledger.errors import (
 )
 
 GUARD_MESSAGE = "ledger events are append-only"
-_FULL, _READONLY = sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY
-_STORAGE = {
-    sqlite3.SQLITE_IOERR,
-    sqlite3.SQLITE_CORRUPT,
-    sqlite3.SQLITE_NOTADB,
-    sqlite3.SQLITE_CANTOPEN,
-    sqlite3.SQLITE_BUSY,
-    sqlite3.SQLITE_PROTOCOL,
-}
+# SQLite's primary result codes (stable C API values; not every driver exports them).
+_FULL, _READONLY = 13, 8
+_STORAGE = {10, 11, 26, 14, 5, 15}  # IOERR, CORRUPT, NOTADB, CANTOPEN, BUSY, PROTOCOL
 
 
 class WriteLock:
@@ -92,7 +94,7 @@ def translate(exc: sqlite3.Error, path: str) -> LedgerError | None:
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     if GUARD_MESSAGE in message:
         return AppendOnlyViolation(message)
-    if code == _FULL:
+    if code == _FULL or "database or disk is full" in message:
         return DiskFull(path, message)
     if code == _READONLY:
         return StorageError(path, f"the file is read-only ({message})")

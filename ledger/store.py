@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from ledger.errors import (
 )
 from ledger.projection import Projection, records, replay
 from ledger.records import Appended, FlowRow, Record, VerifyReport
-from ledger.sqlite import LedgerDatabase, WriteLock, connect, writable
+from ledger.sqlite import LedgerDatabase, WriteLock, connect, sqlite3, writable
 from ledger.transactions import Transactional
 
 Synchronous = Literal["FULL", "NORMAL"]

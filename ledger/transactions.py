@@ -7,13 +7,12 @@ whether any other connection committed in between, and then the cache is dropped
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Self, TypeVar
 
 from ledger.errors import TransactionAborted
-from ledger.sqlite import WriteLock, translate
+from ledger.sqlite import WriteLock, sqlite3, translate
 
 T = TypeVar("T")
 _MAX_CACHED_STREAMS = 10_000
