@@ -42,7 +42,10 @@ def _rate(count: int, run: Callable[[], None]) -> float:
 
 def raw_ceiling(directory: Path, synchronous: str, count: int) -> float:
     """Rows/s committing one ~200-byte row per transaction with plain sqlite3."""
-    conn = sqlite3.connect(directory / f"raw-{synchronous}.db", isolation_level=None)
+    path = directory / f"raw-{synchronous}.db"
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, stream TEXT, data TEXT)")

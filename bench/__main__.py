@@ -1,0 +1,110 @@
+"""`python -m bench [--quick] [--json]`: every figure in one run, with its aim."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+
+from bench import commerce_bench, flowlib_bench, ledger_bench
+
+Figures = dict[str, float]
+
+
+def _aims(f: Figures) -> list[tuple[str, str, bool]]:
+    """(what, where it stands, met?) for each aim of the benchmark issue."""
+    rows = []
+    for setting, floor in (("FULL", 0.60), ("NORMAL", 0.25)):
+        ceiling = f[f"ceiling next to orders {setting}"]
+        for path, commits in (
+            ("begun", commerce_bench.BEGIN_COMMITS),
+            ("settled", commerce_bench.SETTLE_COMMITS),
+        ):
+            ratio = f[f"{path}/s {setting}"] * commits / ceiling
+            rows.append(
+                (
+                    f"{path}/s x {commits} commits vs ceiling, {setting} (aim >= {floor:.0%})",
+                    f"{ratio:.1%}",
+                    ratio >= floor,
+                )
+            )
+    p99 = f["settle p99 ms FULL"]
+    rows.append(("settle p99 at FULL (aim < 5 ms)", f"{p99:.2f} ms", p99 < 5))
+    scales = sorted(
+        {int(k.rsplit("=", 1)[1]) for k in f if k.startswith("restart to first settle")}
+    )
+    for n in scales:
+        first = f[f"restart to first settle s N={n}"]
+        rows.append(
+            (f"restart to first settle, N={n:,} (aim < 0.3 s)", f"{first:.3f} s", first < 0.3)
+        )
+        after = f[f"settled/s after restart N={n}"] / f["settled/s FULL"]
+        rows.append(
+            (
+                f"settle rate after restart vs without, N={n:,} (aim >= 80%)",
+                f"{after:.0%}",
+                after >= 0.8,
+            )
+        )
+    big = scales[-1]
+    rss = next(v for k, v in f.items() if k.startswith(f"peak RSS MB N={big} "))
+    rows.append(
+        (f"peak RSS settling after restart, N={big:,} (aim < 150 MB)", f"{rss:.0f} MB", rss < 150)
+    )
+    for key, name in (
+        ("run_steps_per_s", "engine steps/s"),
+        ("replay_steps_per_s", "replay steps/s"),
+    ):
+        rows.append(
+            (f"flowlib {name} in memory (aim >= 100,000)", f"{f[key]:,.0f}", f[key] >= 100_000)
+        )
+    rows.append(
+        ("ledger verify events/s (aim >= 200,000)", f"{f['verify']:,.0f}", f["verify"] >= 200_000)
+    )
+    single = f["ledger single FULL"] / f["raw ceiling FULL"]
+    rows.append(
+        ("ledger single appends vs ceiling, FULL (aim >= 60%)", f"{single:.0%}", single >= 0.6)
+    )
+    return rows
+
+
+def main() -> None:
+    """Run every benchmark once and print the figures, then the aims."""
+    quick, as_json = "--quick" in sys.argv, "--json" in sys.argv
+    figures: Figures = {}
+    parts: list[tuple[str, Callable[[bool], Figures]]] = [
+        ("ledger", ledger_bench.run),
+        ("flowlib", flowlib_bench.run),
+        ("commerce", commerce_bench.run),
+    ]
+    started = time.perf_counter()
+    for name, run in parts:
+        if not as_json:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+        figures.update(run(quick))
+    aims = _aims(figures)
+    machine = f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    if as_json:
+        report = {
+            "machine": machine,
+            "quick": quick,
+            "figures": figures,
+            "aims": [{"aim": a, "value": v, "met": m} for a, v, m in aims],
+        }
+        print(json.dumps(report, indent=2))
+        return
+    print(
+        f"orderflow benchmark ({'quick' if quick else 'full'}) on {machine}, {time.perf_counter() - started:.0f} s"
+    )
+    for name, value in figures.items():
+        print(f"  {name:<52}{value:>14,.2f}")
+    print("aims:")
+    for aim, value, met in aims:
+        print(f"  [{'x' if met else ' '}] {aim:<66}{value:>12}")
+
+
+if __name__ == "__main__":
+    main()

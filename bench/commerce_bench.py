@@ -1,0 +1,188 @@
+"""The order paths against the raw SQLite ceiling, and restart at scale, in one run.
+
+- begun/s: create + quote + reserve + payment intent, the order left suspended (2 commits:
+  one before the provider call, one after it, so the call never holds the write lock);
+- settled/s: verify + decode + dedupe + resume + fulfil (1 commit);
+- restart: N suspended orders in the file; a new process opens it and settles one order
+  (time to first settle), then settles more (rate after restart, every flow rebuilt from
+  its log), and reports its peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bench.ledger_bench import raw_ceiling
+from commerce import FakeProvider, PaymentIntent, Shop, parse_money, sign
+from flowlib import AnyFlowEvent
+from ledger import Ledger
+
+SECRET = "whsec_bench"
+BEGIN_COMMITS, SETTLE_COMMITS = 2, 1
+_AnyCommerce: Any = None
+
+
+def _signed(shop: Shop, order_ids: list[str], now: int) -> list[tuple[bytes, str]]:
+    bodies = []
+    for order_id in order_ids:
+        row = shop.order(order_id).order
+        intent = PaymentIntent(
+            intent_id=row.intent_id or "",
+            order_id=order_id,
+            amount=row.total,
+            currency=row.currency,
+        )
+        body = FakeProvider.event_for(
+            intent, "payment_intent.succeeded", event_id=f"evt_{order_id}", created=now
+        )
+        bodies.append((body, sign(body, SECRET, now)))
+    return bodies
+
+
+def order_paths(directory: Path, synchronous: str, count: int) -> dict[str, float]:
+    """begun/s, settled/s and settle latency on one fresh file, between two ceiling runs.
+
+    The raw ceiling is measured just before and just after the order paths and averaged,
+    so a ratio compares figures taken at the same moment on a shared machine.
+    """
+    before = raw_ceiling(directory, synchronous, count * 2)
+    figures = _paths(directory, synchronous, count)
+    after = raw_ceiling(directory, synchronous, count * 2)
+    return {f"ceiling next to orders {synchronous}": (before + after) / 2, **figures}
+
+
+def _paths(directory: Path, synchronous: str, count: int) -> dict[str, float]:
+    with Shop.open(directory / f"orders-{synchronous}.db", synchronous=synchronous) as shop:  # type: ignore[arg-type]
+        shop.add_product("MUG", "Mug", parse_money("12.50", "EUR"), stock=count)
+        started = time.perf_counter()
+        order_ids = [shop.start_order([("MUG", 1)]).order.order_id for _ in range(count)]
+        begun = count / (time.perf_counter() - started)
+        bodies = _signed(shop, order_ids, int(time.time()))
+        latencies = []
+        started = time.perf_counter()
+        for body, header in bodies:
+            t0 = time.perf_counter()
+            shop.settle_webhook(body, header, secret=SECRET)
+            latencies.append(time.perf_counter() - t0)
+        settled = count / (time.perf_counter() - started)
+    latencies.sort()
+    return {
+        f"begun/s {synchronous}": begun,
+        f"settled/s {synchronous}": settled,
+        f"settle p50 ms {synchronous}": latencies[len(latencies) // 2] * 1000,
+        f"settle p99 ms {synchronous}": latencies[int(len(latencies) * 0.99)] * 1000,
+    }
+
+
+def seed_suspended(path: Path, count: int) -> None:
+    """Fill `path` with `count` orders awaiting payment, fast: one real order is the template.
+
+    The template's streams are copied with fresh ids and appended in large transactions
+    (the events, hashes and projections are real; only the flow code is not re-run).
+    """
+    from commerce.events import AnyCommerceEvent
+
+    with Shop.open(path, synchronous="NORMAL") as shop:
+        shop.add_product("MUG", "Mug", parse_money("12.50", "EUR"), stock=count)
+        template = shop.start_order([("MUG", 1)], order_id="o0000000").order
+        ledger: Ledger = shop.ledger
+        raw = {
+            stream: [msgspec.json.encode(e) for e in ledger.read(stream, kind)]
+            for stream, kind in (
+                (f"order:{template.order_id}", AnyCommerceEvent),
+                (f"flow:{template.order_id}", AnyFlowEvent),
+            )
+        }
+        kinds = {"order": AnyCommerceEvent, "flow": AnyFlowEvent}
+        intent = template.intent_id or ""
+        for chunk in range(1, count, 2000):
+            with ledger.transaction():
+                for index in range(chunk, min(chunk + 2000, count)):
+                    order_id = f"o{index:07d}"
+                    new_intent = f"pi_{index:024d}"
+                    for stream, events in raw.items():
+                        prefix = stream.split(":")[0]
+                        decoded = [
+                            msgspec.json.decode(
+                                e.replace(b"o0000000", order_id.encode()).replace(
+                                    intent.encode(), new_intent.encode()
+                                ),
+                                type=kinds[prefix],
+                            )
+                            for e in events
+                        ]
+                        ledger.append(f"{prefix}:{order_id}", decoded, expected_version=0)
+        ledger.checkpoint("TRUNCATE")
+
+
+_RESTART = """
+import resource, sys, time, json
+started = time.perf_counter()
+from commerce import Shop, FakeProvider, PaymentIntent, sign
+path, count, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+shop = Shop.open(path)
+def body(i):
+    order_id = f"o{i:07d}"
+    intent = PaymentIntent(intent_id=f"pi_{i:024d}", order_id=order_id, amount=1250, currency="EUR")
+    now = int(time.time())
+    b = FakeProvider.event_for(intent, "payment_intent.succeeded", event_id=f"evt_{i}", created=now)
+    return b, sign(b, secret, now)
+b, h = body(1)
+result = shop.settle_webhook(b, h, secret=secret)
+assert result.outcome == "settled", result
+first = time.perf_counter() - started
+bodies = [body(i) for i in range(2, count + 2)]
+t0 = time.perf_counter()
+for b, h in bodies:
+    shop.settle_webhook(b, h, secret=secret)
+rate = count / (time.perf_counter() - t0)
+print(json.dumps({"first": first, "rate": rate, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def restart(directory: Path, suspended: int, settles: int) -> dict[str, float]:
+    """Time to first settle and settle rate in a new process over `suspended` waiting orders."""
+    path = directory / f"restart-{suspended}.db"
+    seed_suspended(path, suspended + 2)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    out = subprocess.run(
+        [sys.executable, "-c", _RESTART, str(path), str(min(settles, suspended)), SECRET],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    figures = json.loads(out.stdout)
+    return {
+        f"restart to first settle s N={suspended}": figures["first"],
+        f"settled/s after restart N={suspended}": figures["rate"],
+        f"peak RSS MB N={suspended} ({min(settles, suspended)} settled)": figures["rss_mb"],
+    }
+
+
+def run(quick: bool) -> dict[str, float]:
+    """Every figure, keyed by name."""
+    count = 300 if quick else 2000
+    scales = (1_000, 10_000) if quick else (10_000, 100_000)
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="commerce-bench-") as tmp:
+        directory = Path(tmp)
+        for setting in ("FULL", "NORMAL"):
+            figures.update(order_paths(directory, setting, count))
+        for suspended in scales:
+            figures.update(restart(directory, suspended, settles=suspended if not quick else 1000))
+    return figures
+
+
+if __name__ == "__main__":
+    for name, value in run(quick="--quick" in sys.argv).items():
+        print(f"{name:<48}{value:>14,.3f}")
