@@ -298,7 +298,9 @@ class Engine:
         for event in self._events(flow_id):
             summary = advance(summary, flow_id, event)
         assert summary is not None  # _events guarantees a FlowStarted head
-        return FlowState(**msgspec.structs.asdict(summary))
+        fields = msgspec.structs.asdict(summary)
+        fields["awaits"] = list(summary.awaits)  # never hand out the logged event's own list
+        return FlowState(**fields)
 
     def _after(self, inst: Instance, calls: list[_Call], defer: bool = False) -> FlowState:
         """Run the outside effects an operation left, then say where the flow stands."""
@@ -311,7 +313,7 @@ class Engine:
             name=inst.definition.name,
             version=inst.definition.version,
             status=inst.status,
-            awaits=pending.awaits if pending else [],
+            awaits=list(pending.awaits) if pending else [],
             due=pending.due if pending else None,
         )
 

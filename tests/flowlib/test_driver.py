@@ -1059,3 +1059,15 @@ def test_arguments_that_do_not_fit_the_hints_write_nothing(registry) -> None:
     with pytest.raises(TypeError):
         engine.start("order", object(), flow_id="o1")
     assert engine.store.streams() == []
+
+
+def test_states_handed_out_do_not_alias_the_log(registry) -> None:
+    register_order(registry)
+    engine = make_engine(registry)
+    before = snapshot(engine.store)
+    engine.start("order", "A1", flow_id="o1").awaits.append("Mallory")
+    engine.status("o1").awaits.append("Mallory")
+    engine.flows()[0].awaits.append("Mallory")
+    assert engine.status("o1").awaits == ["Pay"]
+    assert b"Mallory" not in snapshot(engine.store)
+    assert before != snapshot(engine.store)  # (the start itself did write)

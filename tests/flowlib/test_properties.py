@@ -237,7 +237,7 @@ class Harness:
         return log_bytes(self.engine.store, FLOW_ID)
 
 
-PROPERTY = settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
