@@ -1,0 +1,219 @@
+"""`orderflow flows`: list, show, explain, export, import and check flow instances."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from flowlib import FINISHED, Divergence
+
+from cli import inspect_flow, render
+from cli.runtime import (
+    JsonOption,
+    emit,
+    fail,
+    progress,
+    read_input,
+    session,
+    wants_json,
+    working,
+)
+
+app = typer.Typer(
+    help="Flow instances: list, show, explain, move between databases, check replay.",
+    no_args_is_help=True,
+)
+FlowId = Annotated[str, typer.Argument(help="The flow's id (an order's flow has the order's id).")]
+Status = Annotated[
+    str | None,
+    typer.Option("--status", help="Only this status: running, waiting, completed, failed, "
+                 "cancelled or stuck."),
+]
+
+
+@app.command("list")
+def list_(ctx: typer.Context, status: Status = None, as_json: JsonOption = False) -> None:
+    """List flow instances with what they wait for and their next timer."""
+    with session(ctx) as shop:
+        rows = shop.engine.flows(status)
+    if wants_json(ctx, as_json):
+        emit(rows)
+        return
+    render.table(
+        ["FLOW", "NAME", "STATUS", "WAITS FOR", "DUE"],
+        [
+            (r.flow_id, f"{r.name} v{r.version}", r.status, " | ".join(r.awaits) or "-",
+             render.when(r.due))
+            for r in rows
+        ],
+    )
+
+
+class LoggedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One event of a flow's log with when it was recorded."""
+
+    version: int
+    recorded_at: str
+    event: Any
+
+
+@app.command("show")
+def show(ctx: typer.Context, flow_id: FlowId, as_json: JsonOption = False) -> None:
+    """Show a flow's state and its replay log, step by step."""
+    with session(ctx) as shop:
+        state = shop.engine.status(flow_id)
+        log = shop.engine.log(flow_id)
+        times = inspect_flow.recorded_times(shop, flow_id)
+    entries = [
+        LoggedEvent(version=i, recorded_at=at, event=event)
+        for i, (event, at) in enumerate(zip(log, times, strict=False), start=1)
+    ]
+    if wants_json(ctx, as_json):
+        emit({"state": state, "log": entries})
+        return
+    typer.echo(f"flow {state.flow_id} ({state.name} v{state.version}): {state.status}")
+    if state.awaits:
+        typer.echo(f"  waits for {' | '.join(state.awaits)}, next timer {render.when(state.due)}")
+    for entry in entries:
+        typer.echo(f"  {entry.version:>4}  {render.when(entry.recorded_at)}  {_describe(entry.event)}")
+
+
+def _describe(event: Any) -> str:
+    kind = type(event).__name__
+    seq = getattr(event, "seq", None)
+    head = f"{kind:<13}" + (f" step {seq:<3}" if seq is not None else "")
+    request = getattr(event, "request", None)
+    text = f" {inspect_flow.request_tag(request)}" if request is not None else ""
+    outcome = getattr(event, "outcome", None)
+    if outcome is not None:
+        text += f" -> {_outcome(outcome)}"
+    if kind == "StepPending":
+        text += f" ({event.mode}" + (f", due {render.when(event.due)})" if event.due else ")")
+    if kind == "FlowStarted":
+        text += f" {event.name} v{event.version}"
+    if kind in ("FlowEnded", "FlowStuck"):
+        text += f" {event.status}"
+        if kind == "FlowEnded":
+            text += f" result {bytes(event.result).decode()[:60]}"
+    return (head + text).rstrip()
+
+
+def _outcome(outcome: Any) -> str:
+    kind = type(outcome).__name__
+    if kind == "Ok":
+        value = bytes(outcome.value).decode()
+        return "ok " + (value if len(value) <= 50 else value[:47] + "...")
+    if kind == "Failed":
+        return f"failed {outcome.kind}: {outcome.message}"
+    return f"cancelled: {getattr(outcome, 'reason', '')}"
+
+
+@app.command("why")
+def why(ctx: typer.Context, flow_id: FlowId, as_json: JsonOption = False) -> None:
+    """One screen on a flow: what it waits for and since when, its next timer, inbox
+    events not yet applied, its last error, and whether its log replays against the
+    current code."""
+    with session(ctx) as shop:
+        report = inspect_flow.why(shop, flow_id)
+    if wants_json(ctx, as_json):
+        emit(report)
+        return
+    _print_why(report)
+
+
+def _print_why(w: inspect_flow.Why) -> None:
+    typer.echo(f"flow {w.flow_id} ({w.name} v{w.version}): {w.status}")
+    if w.waiting_step is not None:
+        what = " or ".join(w.waiting_for) or "?"
+        verb = {"await": "waiting for", "call": "calling", "retry": "retrying"}.get(
+            w.waiting_mode or "", "waiting for")
+        typer.echo(f"  {verb:<13}{what} (step {w.waiting_step}), since {render.when(w.waiting_since)}")
+    else:
+        typer.echo(f"  {'waiting for':<13}nothing ({w.status})")
+    if w.next_timer is not None:
+        rel = inspect_flow.relative(w.next_timer)
+        hint = "; run `orderflow timers run`" if rel.startswith("overdue") else ""
+        typer.echo(f"  {'next timer':<13}{render.when(w.next_timer)} ({rel}{hint})")
+    else:
+        typer.echo(f"  {'next timer':<13}none")
+    typer.echo(f"  {'inbox':<13}" + (f"{len(w.parked)} parked event(s)" if w.parked else "empty"))
+    for parked in w.parked:
+        typer.echo(f"  {'':<15}{parked.event_id}: {render.summary(parked.notice, '')}")
+    error = f"{w.last_error} (at {render.when(w.last_error_at)})" if w.last_error else "none"
+    typer.echo(f"  {'last error':<13}{error}")
+    replay = "ok: the log replays against the current code" if w.replays else f"DIVERGES: {w.divergence}"
+    typer.echo(f"  {'replay':<13}{replay}")
+    if w.order_status is not None:
+        typer.echo(f"  {'order':<13}{w.order_status.replace('_', ' ')}")
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    target: Annotated[
+        str, typer.Argument(help="Write the document here; - (the default) for stdout.")
+    ] = "-",
+    status: Status = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export flows (all, or one status) with their orders' events as one JSON document."""
+    with session(ctx) as shop:
+        count = len(shop.engine.flows(status))
+        with working(f"exporting {count} flows"):
+            document = shop.export_flows(status=status)
+    if target == "-":
+        sys.stdout.flush()
+        typer.echo(document.decode())
+        return
+    try:
+        Path(target).write_bytes(document)
+    except OSError as exc:
+        fail(f"cannot write {target}: {exc.strerror}")
+    if wants_json(ctx, as_json):
+        emit({"file": target, "flows": count, "bytes": len(document)})
+        return
+    typer.echo(f"exported {count} flow(s) to {target} ({len(document)} bytes)")
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="An export document: a file, or - for stdin.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Import an export document (checked and dry-run first; all or nothing)."""
+    document = read_input(source)
+    with session(ctx) as shop, working("importing flows"):
+        report = shop.import_flows(document)
+    if wants_json(ctx, as_json):
+        emit(report)
+        return
+    typer.echo(f"imported {len(report.imported)} flow(s), {len(report.unchanged)} already there")
+    for flow_id in report.imported:
+        typer.echo(f"  + {flow_id}")
+
+
+@app.command("check")
+def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """The upgrade gate: replay every unfinished flow against the current code.
+
+    Exits 1 if any log diverges, listing each divergence.
+    """
+    found: list[Divergence] = []
+    with session(ctx) as shop:
+        ids = [r.flow_id for r in shop.engine.flows() if r.status not in FINISHED]
+        for flow_id in progress(ids, "replaying"):
+            found.extend(shop.engine.check_replay([flow_id]))
+    if wants_json(ctx, as_json):
+        emit({"ok": not found, "checked": len(ids), "divergences": found})
+    else:
+        for d in found:
+            step = "" if d.step is None else f" at step {d.step}"
+            typer.echo(f"DIVERGES {d.flow_id}{step}: {d.error}")
+        verdict = "ok" if not found else f"{len(found)} diverge"
+        typer.echo(f"checked {len(ids)} unfinished flow(s): {verdict}")
+    if found:
+        raise typer.Exit(1)

@@ -1,0 +1,145 @@
+"""`flows why`: one screen on a flow — what it waits for and since when, timer, inbox, errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from commerce import UnknownOrder
+from commerce.shop import Shop
+from flowlib.log import Failed, FlowEnded, FlowStuck, StepAnswered, StepDone, StepPending
+from flowlib.log import stream_of as flow_stream
+
+
+class Parked(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider event waiting in the order's inbox for its flow to take it."""
+
+    event_id: str
+    intent_id: str
+    notice: dict[str, Any]
+
+
+class Why(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything `flows why` knows about one flow."""
+
+    flow_id: str
+    name: str
+    version: int
+    status: str
+    waiting_for: list[str]
+    waiting_mode: str | None
+    waiting_step: int | None
+    waiting_since: str | None
+    next_timer: datetime | None
+    parked: list[Parked]
+    last_error: str | None
+    last_error_at: str | None
+    replays: bool
+    divergence: str | None
+    order_status: str | None
+
+
+def recorded_times(shop: Shop, flow_id: str) -> list[str]:
+    """When each event of the flow's log was recorded (same order as `engine.log`)."""
+    rows = shop.ledger.db.execute(
+        "SELECT recorded_at FROM events WHERE stream = ? ORDER BY version", (flow_stream(flow_id),)
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def request_tag(raw: msgspec.Raw) -> str:
+    """The request's type name, with a `FirstOf` race spelled out."""
+    value = msgspec.json.decode(raw)
+    if not isinstance(value, dict):
+        return "?"
+    if value.get("type") == "FirstOf":
+        return "FirstOf(" + " | ".join(str(o.get("type")) for o in value.get("options", [])) + ")"
+    return str(value.get("type", "?"))
+
+
+def _open_step(log: list[Any], times: list[str]) -> tuple[StepPending, str] | None:
+    """The open step (its latest record) and when it was first recorded, or None."""
+    latest: dict[int, StepPending] = {}
+    since: dict[int, str] = {}
+    for event, at in zip(log, times, strict=False):
+        if isinstance(event, StepPending):
+            latest[event.seq] = event
+            since.setdefault(event.seq, at)
+        elif isinstance(event, StepAnswered):
+            latest.pop(event.seq, None)
+        elif isinstance(event, FlowEnded):
+            return None
+    if not latest:
+        return None
+    seq = max(latest)
+    return latest[seq], since[seq]
+
+
+def _last_error(log: list[Any], times: list[str]) -> tuple[str, str] | None:
+    found: tuple[str, str] | None = None
+    for event, at in zip(log, times, strict=False):
+        failure: Failed | None = None
+        if isinstance(event, StepDone | StepAnswered) and isinstance(event.outcome, Failed):
+            failure = event.outcome
+        elif isinstance(event, StepPending | FlowEnded) and event.error is not None:
+            failure = event.error
+        elif isinstance(event, FlowStuck):
+            found = (f"stuck at step {event.seq}: logged {event.logged}, "
+                     f"code yielded {event.yielded}", at)
+        if failure is not None:
+            text = f"{failure.kind}: {failure.message}" if failure.message else failure.kind
+            step = getattr(event, "seq", None)
+            found = (text if step is None else f"step {step}: {text}", at)
+    return found
+
+
+def _parked(shop: Shop, flow_id: str) -> list[Parked]:
+    db = shop.ledger.db
+    intent = db.execute("SELECT intent_id FROM orders WHERE order_id = ?", (flow_id,)).fetchone()
+    rows = db.execute(
+        "SELECT event_id, intent_id, notice FROM parked WHERE order_id = ? OR intent_id = ? "
+        "ORDER BY event_id",
+        (flow_id, intent[0] if intent else None),
+    ).fetchall()
+    return [Parked(event_id=r[0], intent_id=r[1], notice=msgspec.json.decode(r[2])) for r in rows]
+
+
+def why(shop: Shop, flow_id: str) -> Why:
+    """Explain one flow (raises `FlowNotFound` for an unknown id)."""
+    state = shop.engine.status(flow_id)
+    log = shop.engine.log(flow_id)
+    times = recorded_times(shop, flow_id)
+    step = _open_step(log, times)
+    error = _last_error(log, times)
+    divergences = shop.engine.check_replay([flow_id])
+    try:
+        order_status: str | None = shop.order(flow_id).order.status
+    except UnknownOrder:
+        order_status = None
+    return Why(
+        flow_id=flow_id,
+        name=state.name,
+        version=state.version,
+        status=state.status,
+        waiting_for=list(state.awaits) or ([request_tag(step[0].request)] if step else []),
+        waiting_mode=step[0].mode if step else None,
+        waiting_step=step[0].seq if step else None,
+        waiting_since=step[1] if step else None,
+        next_timer=state.due,
+        parked=_parked(shop, flow_id),
+        last_error=error[0] if error else None,
+        last_error_at=error[1] if error else None,
+        replays=not divergences,
+        divergence=divergences[0].error if divergences else None,
+        order_status=order_status,
+    )
+
+
+def relative(due: datetime, now: datetime | None = None) -> str:
+    """ "in 29m" or "overdue by 3m"."""
+    now = now or datetime.now(UTC)
+    seconds = int((due - now).total_seconds())
+    amount = abs(seconds)
+    text = f"{amount}s" if amount < 120 else f"{amount // 60}m" if amount < 7200 else f"{amount // 3600}h"
+    return f"in {text}" if seconds >= 0 else f"overdue by {text}"

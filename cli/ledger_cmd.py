@@ -1,0 +1,109 @@
+"""`orderflow ledger`: tail the event log, verify it, rebuild its projections."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from ledger import Record
+
+from cli import render
+from cli.runtime import JsonOption, emit, session, wants_json, working
+
+app = typer.Typer(help="The append-only event ledger: tail, verify, rebuild.", no_args_is_help=True)
+
+
+def _entry(record: Record) -> dict[str, Any]:
+    return {
+        "position": record.position,
+        "recorded_at": record.recorded_at,
+        "stream": record.stream,
+        "version": record.version,
+        "type": record.type,
+        "data": msgspec.Raw(record.data),
+        "hash": record.hash,
+    }
+
+
+def _line(record: Record) -> str:
+    return (f"{record.position:>7}  {render.when(record.recorded_at)}  "
+            f"{record.stream:<36} v{record.version:<4} {record.type}")
+
+
+@app.command("tail")
+def tail(
+    ctx: typer.Context,
+    lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many events.")] = 10,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events (Ctrl-C stops).")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.05, help="Seconds between polls with --follow.")
+    ] = 0.5,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the last events; with --follow, keep polling for new ones.
+
+    With --json: one JSON array, or with --follow one JSON object per line.
+    """
+    as_json = wants_json(ctx, as_json)
+    with session(ctx) as shop:
+        head = shop.ledger.head()[0]
+        records = list(shop.ledger.read_all(after=max(0, head - lines)))
+        if as_json and not follow:
+            emit([_entry(r) for r in records])
+            return
+        last = _show(records, as_json, head)
+        if follow:
+            try:
+                while True:
+                    time.sleep(interval)
+                    last = _show(list(shop.ledger.read_all(after=last)), as_json, last)
+            except KeyboardInterrupt:
+                return
+
+
+def _show(records: list[Record], as_json: bool, last: int) -> int:
+    for record in records:
+        if as_json:
+            typer.echo(msgspec.json.encode(_entry(record)).decode())
+        else:
+            typer.echo(_line(record))
+    return records[-1].position if records else last
+
+
+@app.command("verify")
+def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Walk the hash chain and compare every projection with a rebuild; exit 1 if not ok."""
+    with session(ctx) as shop, working("verifying the ledger"):
+        report = shop.ledger.verify()
+    if wants_json(ctx, as_json):
+        emit(report)
+    else:
+        typer.echo(f"ledger {'ok' if report.ok else 'NOT OK'}: {report.events} events, "
+                   f"head {report.head[0]} {report.head[1][:16]}, SQLite {report.sqlite_version}")
+        if report.broken:
+            typer.echo(f"  broken hash chain at position {report.broken.position}")
+        for gap in report.gaps:
+            where = f"stream {gap.stream}" if gap.stream else "positions"
+            typer.echo(f"  gap in {where}: expected {gap.expected}, found {gap.found}")
+        for diff in report.projections:
+            typer.echo(f"  projection {diff.projection} table {diff.table}: "
+                       f"{diff.missing} missing, {diff.unexpected} unexpected rows")
+        for guard in report.missing_guards:
+            typer.echo(f"  missing append-only guard {guard}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("rebuild")
+def rebuild(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Regenerate every projection table (orders, stock, flows...) from the events alone."""
+    with session(ctx) as shop, working("rebuilding projections"):
+        applied = shop.ledger.rebuild()
+    if wants_json(ctx, as_json):
+        emit({"events": applied})
+        return
+    typer.echo(f"rebuilt the projections from {applied} events")

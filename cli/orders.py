@@ -1,0 +1,135 @@
+"""`orderflow order`: start, settle, fail, cancel, show and list orders."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from commerce import parse_money
+from commerce.views import OrderView
+
+from cli import render
+from cli.runtime import JsonOption, emit, session, wants_json
+
+app = typer.Typer(help="Start, settle and inspect orders.", no_args_is_help=True)
+OrderId = Annotated[str, typer.Argument(help="The order's id (ord_...).")]
+
+
+def parse_item(text: str) -> tuple[str, int]:
+    """SKU=QTY as (sku, quantity); anything else is a usage error."""
+    sku, sep, qty = text.rpartition("=")
+    try:
+        quantity = int(qty)
+    except ValueError:
+        quantity = None
+    if not sep or not sku or quantity is None:
+        raise typer.BadParameter(f"{text!r} is not SKU=QTY (e.g. MUG=2)", param_hint="--item")
+    return sku, quantity
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    items: Annotated[
+        list[str], typer.Option("--item", help="SKU=QTY; repeat for more lines.", show_default=False)
+    ],
+    coupon: Annotated[str | None, typer.Option("--coupon", help="A coupon code.")] = None,
+    order_id: Annotated[
+        str | None, typer.Option("--order-id", help="Choose the id (an existing one is shown).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Quote, reserve stock and create the payment intent; the order then awaits payment."""
+    lines = [parse_item(item) for item in items]
+    with session(ctx) as shop:
+        view = shop.start_order(lines, coupon=coupon, order_id=order_id)
+    if wants_json(ctx, as_json):
+        emit(view)
+        return
+    o = view.order
+    typer.echo(f"order {o.order_id}")
+    render.quote(view.quote)
+    typer.echo(f"payment intent {o.intent_id or '-'}")
+    typer.echo(o.status.replace("_", " "))
+
+
+@app.command("settle")
+def settle(
+    ctx: typer.Context,
+    order_id: OrderId,
+    amount: Annotated[
+        str | None,
+        typer.Option("--amount", help="Amount paid, in the order's currency (default: its total)."),
+    ] = None,
+    event_id: Annotated[
+        str | None, typer.Option("--event-id", help="The payment's id; repeats are idempotent.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record a payment for an order directly (trusted: no webhook signature)."""
+    with session(ctx) as shop:
+        minor = None
+        if amount is not None:
+            minor = parse_money(amount, shop.order(order_id).order.currency).amount
+        result = shop.settle(order_id, amount=minor, event_id=event_id)
+    if wants_json(ctx, as_json):
+        emit(result)
+        return
+    render.settled(result)
+
+
+@app.command("fail")
+def fail(
+    ctx: typer.Context,
+    order_id: OrderId,
+    reason: Annotated[str, typer.Option("--reason", help="Why the attempt failed.")] = "declined",
+    event_id: Annotated[str | None, typer.Option("--event-id", help="The attempt's id.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record a failed payment attempt; the order keeps waiting until it expires."""
+    with session(ctx) as shop:
+        result = shop.fail_payment(order_id, reason=reason, event_id=event_id)
+    if wants_json(ctx, as_json):
+        emit(result)
+        return
+    render.settled(result)
+
+
+@app.command("cancel")
+def cancel(ctx: typer.Context, order_id: OrderId, as_json: JsonOption = False) -> None:
+    """Cancel an order still awaiting payment; its stock is released."""
+    with session(ctx) as shop:
+        view = shop.cancel_order(order_id)
+    if wants_json(ctx, as_json):
+        emit(view)
+        return
+    typer.echo(f"order {order_id} is {view.order.status}; its stock is released")
+
+
+@app.command("show")
+def show(ctx: typer.Context, order_id: OrderId, as_json: JsonOption = False) -> None:
+    """Show an order: status, quote and timeline."""
+    with session(ctx) as shop:
+        view: OrderView = shop.order(order_id)
+    if wants_json(ctx, as_json):
+        emit(view)
+        return
+    render.order(view)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Only this status, e.g. awaiting_payment or fulfilled."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List orders, oldest first."""
+    with session(ctx) as shop:
+        rows = shop.orders(status)
+    if wants_json(ctx, as_json):
+        emit(rows)
+        return
+    render.orders(rows)

@@ -1,0 +1,133 @@
+"""`orderflow webhook`: deliver a signed provider event, sign one, or build one for an order."""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from typing import Annotated
+
+import click
+import typer
+from commerce import FakeProvider, PaymentIntent, sign
+from commerce.payments import EVENT_KINDS
+
+from cli import render
+from cli.runtime import JsonOption, emit, fail, read_input, session, wants_json
+
+SECRET_ENV = "ORDERFLOW_WEBHOOK_SECRET"
+app = typer.Typer(
+    help=(
+        "Provider webhooks (Stripe-shaped): deliver a signed event, sign a body, or build "
+        f"an event for an order. The secret comes from --secret or ${SECRET_ENV}."
+    ),
+    no_args_is_help=True,
+)
+Source = Annotated[str, typer.Argument(help="The raw event body: a file, or - for stdin.")]
+Secret = Annotated[
+    str | None,
+    typer.Option("--secret", envvar=SECRET_ENV, help="The webhook signing secret.", show_default=False),
+]
+KINDS = {"succeeded": EVENT_KINDS[0], "failed": EVENT_KINDS[1], "refunded": EVENT_KINDS[2]}
+
+
+class Kind(str, Enum):
+    """The event kinds `webhook event` builds."""
+
+    succeeded = "succeeded"
+    failed = "failed"
+    refunded = "refunded"
+
+
+def _secret(secret: str | None) -> str:
+    if not secret:
+        raise typer.BadParameter(f"give --secret or set ${SECRET_ENV}", param_hint="--secret")
+    return secret
+
+
+@app.command("deliver")
+def deliver(
+    ctx: typer.Context,
+    source: Source,
+    signature: Annotated[
+        str, typer.Option("--signature", help="The Stripe-Signature header, verbatim.")
+    ],
+    secret: Secret = None,
+    tolerance: Annotated[
+        int, typer.Option("--tolerance", min=0, help="Seconds a signature stays valid.")
+    ] = 300,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify and settle one webhook delivery, exactly as a web handler would.
+
+    Every answer exits 0, including "already settled" and "ignored"; a bad signature or
+    a malformed event exits 1.
+    """
+    key = _secret(secret)
+    body = read_input(source)
+    with session(ctx) as shop:
+        result = shop.settle_webhook(body, signature, secret=key, tolerance=tolerance)
+    if wants_json(ctx, as_json):
+        emit(result)
+        return
+    render.settled(result)
+
+
+@app.command("sign")
+def sign_(
+    source: Source,
+    secret: Secret = None,
+    timestamp: Annotated[
+        int | None,
+        typer.Option("--timestamp", min=0, help="Unix seconds to sign at (default: now)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a valid Stripe-Signature header for a body (for testing handlers)."""
+    key = _secret(secret)
+    body = read_input(source)
+    stamp = int(time.time()) if timestamp is None else timestamp
+    header = sign(body, key, stamp)
+    if as_json or _root_json():
+        emit({"header": header, "timestamp": stamp})
+        return
+    typer.echo(header)
+
+
+def _root_json() -> bool:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx else None
+    return bool(getattr(obj, "json", False))
+
+
+@app.command("event")
+def event(
+    ctx: typer.Context,
+    order_id: Annotated[str, typer.Argument(help="The order the event is about.")],
+    kind: Annotated[Kind, typer.Option("--kind", help="Which event.")] = Kind.succeeded,
+    event_id: Annotated[
+        str | None, typer.Option("--event-id", help="The event id (default: derived).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a Stripe-shaped event body for an order (the fake provider's), to sign and deliver."""
+    with session(ctx) as shop:
+        row = shop.order(order_id).order
+        livemode = shop.config.livemode
+    if row.intent_id is None:
+        fail(f"order {order_id!r} has no payment intent")
+    intent = PaymentIntent(
+        intent_id=row.intent_id,
+        order_id=row.order_id,
+        amount=row.total,
+        currency=row.currency,
+        livemode=livemode,
+    )
+    created = int(time.time())
+    body = FakeProvider.event_for(
+        intent,
+        KINDS[kind.value],
+        event_id=event_id or f"evt_{kind.value}_{row.intent_id}",
+        created=created,
+    )
+    del as_json  # the body is JSON either way
+    typer.echo(body.decode())
