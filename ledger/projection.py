@@ -54,11 +54,16 @@ def records(conn: sqlite3.Connection, after: int = 0, limit: int = -1) -> Iterat
         yield Record(position, stream, version, type_, data.encode(), recorded_at, key, hash_)
 
 
-def replay(conn: sqlite3.Connection, projections: Sequence[Projection]) -> int:
-    """Empty the projections' tables and apply every event to them; the events applied."""
+def clear(conn: sqlite3.Connection, projections: Iterable[Projection]) -> None:
+    """Delete every row of the projections' tables (keeping their schema and indexes)."""
     for projection in projections:
         for table in projection.tables:
             conn.execute(f"DELETE FROM [{table}]")
+
+
+def replay(conn: sqlite3.Connection, projections: Sequence[Projection]) -> int:
+    """Empty the projections' tables and apply every event to them; the events applied."""
+    clear(conn, projections)
     applies = [projection.apply for projection in projections]
     count = 0
     for record in records(conn):

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ledger.codec import GENESIS, chain_hash
-from ledger.projection import EVENT_COLUMNS, Projection, compare, replay, snapshot
-from ledger.records import BrokenLink, Gap, VerifyReport
+from ledger.projection import EVENT_COLUMNS, Projection, clear, compare, snapshot
+from ledger.records import BrokenLink, Gap, Record, VerifyReport
 from ledger.schema import GUARDS
 
 MAX_GAPS = 100
+Apply = Callable[[sqlite3.Connection, Record], None]
 
 
 def run(
     conn: sqlite3.Connection, projections: Sequence[Projection], sqlite_version: str
 ) -> VerifyReport:
     """Check the ledger (the caller holds a write transaction, so nothing moves)."""
-    events, head, broken, gaps = walk(conn)
     conn.execute("SAVEPOINT ledger_verify")
     try:
         stored = snapshot(conn, projections)
-        replay(conn, projections)
+        clear(conn, projections)
+        events, head, broken, gaps = walk(conn, [projection.apply for projection in projections])
         diffs = compare(stored, snapshot(conn, projections))
     finally:
         conn.execute("ROLLBACK TO ledger_verify")
@@ -42,9 +43,12 @@ def run(
     )
 
 
-def walk(conn: sqlite3.Connection) -> tuple[int, tuple[int, str], BrokenLink | None, list[Gap]]:
+def walk(
+    conn: sqlite3.Connection, applies: Sequence[Apply] = ()
+) -> tuple[int, tuple[int, str], BrokenLink | None, list[Gap]]:
     """(events, head, first broken link, gaps) over the whole events table.
 
+    Every event is also handed to `applies` (projections being rebuilt), in one pass.
     Each hash is recomputed from the row and its predecessor's *stored* hash, so one
     tampered row breaks one link (the first is reported) instead of every later one.
     """
@@ -61,8 +65,12 @@ def walk(conn: sqlite3.Connection) -> tuple[int, tuple[int, str], BrokenLink | N
         if version != last + 1 and len(gaps) < MAX_GAPS:
             gaps.append(Gap(stream, last + 1, version))
         versions[stream] = version
+        body = data.encode()
+        if applies:
+            record = Record(position, stream, version, type_, body, recorded_at, key, stored)
+            for apply in applies:
+                apply(conn, record)
         if broken is None:
-            body = data.encode() if isinstance(data, str) else bytes(data)
             computed = chain_hash(
                 previous, position, stream, version, type_, body, recorded_at, key
             )
