@@ -167,8 +167,8 @@ def numbered(raw: list[list[Any]]) -> list[list[Any]]:
     return [[spec[0], n, *spec[1:]] for n, spec in enumerate(raw)]
 
 
-flows = st.lists(_specs, max_size=8).map(numbered)
-flows_with_effects = st.lists(_specs | st.just(["effect"]), max_size=8).map(numbered)
+flows = st.lists(_specs, max_size=12).map(numbered)
+flows_with_effects = st.lists(_specs | st.just(["effect"]), max_size=12).map(numbered)
 
 
 # -- the harness --------------------------------------------------------------------------------
