@@ -35,6 +35,7 @@ BATCH = 100
 
 
 ROUNDS = 3
+Writer = Callable[[int], None]
 
 
 def _rate(count: int, run: Callable[[int], None]) -> float:
@@ -43,9 +44,7 @@ def _rate(count: int, run: Callable[[int], None]) -> float:
     return count / (time.perf_counter() - started)
 
 
-def raw_writer(
-    path: Path, synchronous: Setting
-) -> tuple[Callable[[int], None], sqlite3.Connection]:
+def raw_writer(path: Path, synchronous: Setting) -> tuple[Writer, sqlite3.Connection]:
     """A writer committing one ~200-byte row per transaction with plain sqlite3."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
