@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from flow_helpers import FakeClock
 
 from flowlib import Registry
-
-from flow_helpers import FakeClock
 
 
 @pytest.fixture

@@ -6,6 +6,21 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from flow_helpers import (
+    HANDLERS,
+    T0,
+    Approve,
+    Charge,
+    FakeClock,
+    GetQuote,
+    Pay,
+    Quote,
+    Release,
+    Reserve,
+    kinds,
+    make_engine,
+    snapshot,
+)
 
 from flowlib import (
     Cancelled,
@@ -27,22 +42,6 @@ from flowlib import (
     flow,
 )
 from flowlib.log import FlowEnded, FlowStuck, Ok, StepDone, StepPending
-
-from flow_helpers import (
-    HANDLERS,
-    T0,
-    Approve,
-    Charge,
-    FakeClock,
-    GetQuote,
-    Pay,
-    Quote,
-    Release,
-    Reserve,
-    kinds,
-    make_engine,
-    snapshot,
-)
 
 
 def register_order(registry: Registry, version: int = 1) -> None:
@@ -232,7 +231,9 @@ def test_unregistered_name_or_version_is_unknown_flow_and_writes_nothing(registr
     engine = make_engine(registry)
     with pytest.raises(UnknownFlow, match="'refund' is not registered"):
         engine.start("refund", flow_id="r")
-    with pytest.raises(UnknownFlow, match=r"'order v9' is not registered \(registered versions: v1\)"):
+    with pytest.raises(
+        UnknownFlow, match=r"'order v9' is not registered \(registered versions: v1\)"
+    ):
         engine.start("order", "A1", version=9, flow_id="r")
     assert engine.store.streams() == []
 
@@ -845,9 +846,9 @@ def test_engine_defaults_use_the_global_registry_and_utc_clock() -> None:
 
 # -- outside effects ---------------------------------------------------------------------------
 
-from flowlib import RetryPolicy, effect  # noqa: E402
-
 from flow_helpers import Crash, FlakyStore, ProbeStore  # noqa: E402
+
+from flowlib import RetryPolicy, effect  # noqa: E402
 
 
 def register_pay_flow(registry: Registry) -> None:
@@ -862,7 +863,9 @@ def register_pay_flow(registry: Registry) -> None:
         return [reserved, receipt]
 
 
-def test_an_effect_runs_with_no_transaction_open_and_its_answer_is_recorded(registry, clock) -> None:
+def test_an_effect_runs_with_no_transaction_open_and_its_answer_is_recorded(
+    registry, clock
+) -> None:
     register_pay_flow(registry)
     store = ProbeStore()
     seen: list[tuple[int, Any, str, int]] = []
@@ -883,7 +886,11 @@ def test_an_effect_runs_with_no_transaction_open_and_its_answer_is_recorded(regi
     assert state.status == "completed" and engine.result("e") == ["r", "ch-1"]
     assert seen == [(0, None, "e:1", 1)]
     pending = engine.log("e")[2]
-    assert (pending.mode, pending.status, pending.due) == ("call", "running", T0 + timedelta(seconds=30))
+    assert (pending.mode, pending.status, pending.due) == (
+        "call",
+        "running",
+        T0 + timedelta(seconds=30),
+    )
     assert kinds(store, "e")[2:] == ["StepPending", "StepAnswered", "FlowEnded"]
 
 
@@ -1036,7 +1043,7 @@ def test_a_flow_yielding_something_that_is_not_a_request_fails(registry) -> None
 
     engine = make_engine(registry)
     assert engine.start("sloppy", flow_id="s").status == "failed"
-    with pytest.raises(StepFailed, match="TypeError: .*not a Request"):
+    with pytest.raises(StepFailed, match=r"TypeError: .*not a Request"):
         engine.result("s")
     assert engine.check_replay(["s"]) == []
 

@@ -74,7 +74,7 @@ EXPORTED = [
 
 
 def test_exported_members_are_pinned() -> None:
-    """Other packages code against these names: adding one is a decision, removing one breaks them."""
+    """Other packages code against these names: adding one is a decision, removing one breaks."""
     assert flowlib.__all__ == EXPORTED
     assert flowlib.__all__ == sorted(flowlib.__all__, key=lambda n: (not n.isupper(), n))
     for name in flowlib.__all__:
@@ -108,12 +108,21 @@ def test_flowlib_is_pure(path: Path) -> None:
 
 def test_the_import_walker_sees_every_import_form(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("import time\nimport os.path as p\nfrom ledger.sqlite import X\nfrom . import y\n")
+    sample.write_text(
+        "import time\nimport os.path as p\nfrom ledger.sqlite import X\nfrom . import y\n"
+    )
     assert imported_modules(sample) == {"time", "os.path", "ledger.sqlite"}
 
 
 def test_error_tree() -> None:
-    for error in (FlowNotFound, UnknownFlow, NondeterminismError, WrongResponse, ImportRejected, StepFailed):
+    for error in (
+        FlowNotFound,
+        UnknownFlow,
+        NondeterminismError,
+        WrongResponse,
+        ImportRejected,
+        StepFailed,
+    ):
         assert issubclass(error, FlowError)
     assert issubclass(Cancelled, StepFailed) and issubclass(FlowError, Exception)
 
@@ -126,7 +135,11 @@ def test_errors_carry_fields_and_build_their_message() -> None:
     assert str(StepFailed("declined")) == "declined"
     assert str(StepFailed("declined", "no funds")) == "declined: no funds"
     cancelled = Cancelled("customer")
-    assert (cancelled.kind, cancelled.message, cancelled.retryable) == ("cancelled", "customer", False)
+    assert (cancelled.kind, cancelled.message, cancelled.retryable) == (
+        "cancelled",
+        "customer",
+        False,
+    )
 
 
 @pytest.mark.parametrize(

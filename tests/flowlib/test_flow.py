@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from flow_helpers import Reserve, make_engine
 
 from flowlib import REGISTRY, Flow, Registry, UnknownFlow, flow
 from flowlib.errors import FlowError
-
-from flow_helpers import Reserve, make_engine
 
 
 def test_flow_decorator_registers_in_the_given_registry_and_returns_the_function() -> None:
@@ -34,8 +33,8 @@ def test_get_defaults_to_newest_version_and_keeps_all_versions() -> None:
     for version in (1, 3, 2):
 
         @flow("order", version=version, registry=registry)
-        def order() -> Flow[int]:
-            return version
+        def order(v: int = version) -> Flow[int]:
+            return v
             yield
 
     assert registry.get("order").version == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from flow_helpers import Crash, FakeClock, FlakyStore, log_bytes, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,8 +32,6 @@ from flowlib import (
     first_of,
     flow,
 )
-
-from flow_helpers import Crash, FakeClock, FlakyStore, log_bytes, snapshot
 
 FLOW_ID = "g"
 

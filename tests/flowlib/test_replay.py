@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from flow_helpers import T0, Charge, Pay, Release, Reserve, make_engine
 
 from flowlib import FlowError, NondeterminismError, Registry, StepFailed, Timer, Won, first_of, flow
 from flowlib.log import (
@@ -22,8 +23,6 @@ from flowlib.log import (
 )
 from flowlib.replay import as_exception, decode_response, describe, encode, replay
 
-from flow_helpers import T0, Charge, Pay, Release, Reserve, make_engine
-
 
 class LogBuilder:
     """Writes a flow's log by hand (Azure's `ContextBuilder` idea)."""
@@ -31,7 +30,9 @@ class LogBuilder:
     def __init__(self, flow_id: str, name: str, *args: Any, version: int = 1) -> None:
         self.flow_id, self.seq = flow_id, 0
         self.events: list[AnyFlowEvent] = [
-            FlowStarted(flow_id=flow_id, name=name, version=version, args=encode(list(args)), started_at=T0)
+            FlowStarted(
+                flow_id=flow_id, name=name, version=version, args=encode(list(args)), started_at=T0
+            )
         ]
 
     def done(self, request: Any, value: Any = None, failed: Failed | None = None) -> LogBuilder:
@@ -203,7 +204,11 @@ def test_decode_response_uses_the_declared_type_per_race_option() -> None:
 
 def test_as_exception_and_describe() -> None:
     error = as_exception(Failed(kind="k", message="m", retryable=True))
-    assert type(error) is StepFailed and (error.kind, error.message, error.retryable) == ("k", "m", True)
+    assert type(error) is StepFailed and (error.kind, error.message, error.retryable) == (
+        "k",
+        "m",
+        True,
+    )
     assert describe(None) == "nothing (the flow ended)"
     long = describe(msgspec.Raw(b'"' + b"x" * 500 + b'"'))
     assert len(long) == 200 and long.endswith("...")

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from flow_helpers import T0, Approve, GetQuote, Pay, Quote, Reserve
 
 from flowlib import (
     FirstOf,
@@ -20,8 +21,6 @@ from flowlib import (
     response_type,
     tag_of,
 )
-
-from flow_helpers import T0, Approve, GetQuote, Pay, Quote, Reserve
 
 
 def test_response_types_come_from_the_generic_base() -> None:

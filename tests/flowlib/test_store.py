@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from flow_helpers import T0, Reserve
 
 from flowlib import MemoryStore, VersionConflict
-from flowlib.log import FlowEnded, FlowStarted, StepAnswered, StepPending, Ok, NULL
-
-from flow_helpers import T0, Reserve
+from flowlib.log import NULL, FlowEnded, FlowStarted, Ok, StepAnswered, StepPending
 
 
 def started(flow_id: str, name: str = "order") -> FlowStarted:
@@ -18,7 +17,9 @@ def started(flow_id: str, name: str = "order") -> FlowStarted:
 
 def waiting(seq: int, due_in: float | None = None) -> StepPending:
     due = None if due_in is None else T0 + timedelta(seconds=due_in)
-    return StepPending(seq=seq, request=NULL, mode="await", status="waiting", awaits=["Pay"], due=due)
+    return StepPending(
+        seq=seq, request=NULL, mode="await", status="waiting", awaits=["Pay"], due=due
+    )
 
 
 def test_append_read_and_version() -> None:
@@ -105,7 +106,12 @@ def test_the_flow_index_follows_status_awaits_and_due() -> None:
     store.append("flow:c", [started("c"), waiting(0)], expected_version=0)
     store.append("flow:d", [started("d")], expected_version=0)
     row = store.flows(status="waiting")[0]
-    assert (row.name, row.version, row.awaits, row.due) == ("order", 1, ["Pay"], T0 + timedelta(seconds=30))
+    assert (row.name, row.version, row.awaits, row.due) == (
+        "order",
+        1,
+        ["Pay"],
+        T0 + timedelta(seconds=30),
+    )
     due = store.flows(due_before=T0 + timedelta(seconds=30))
     assert [r.flow_id for r in due] == ["b", "a"]
     assert [r.flow_id for r in store.flows(due_before=T0 + timedelta(seconds=29))] == ["b"]

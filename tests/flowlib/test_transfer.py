@@ -8,6 +8,19 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from flow_helpers import (
+    HANDLERS,
+    T0,
+    Approve,
+    Charge,
+    FakeClock,
+    Pay,
+    Release,
+    Reserve,
+    log_bytes,
+    make_engine,
+    snapshot,
+)
 
 from flowlib import (
     Engine,
@@ -25,20 +38,6 @@ from flowlib import (
     flow,
 )
 from flowlib.transfer import FORMAT, FORMAT_VERSION, fingerprint
-
-from flow_helpers import (
-    HANDLERS,
-    T0,
-    Approve,
-    Charge,
-    FakeClock,
-    Pay,
-    Release,
-    Reserve,
-    log_bytes,
-    make_engine,
-    snapshot,
-)
 
 GOLDEN = Path(__file__).parent.parent / "data" / "flowlib" / "golden_v1.json"
 
@@ -61,8 +60,14 @@ def shop_registry() -> Registry:
         except StepFailed as failure:
             yield Release(sku=sku)
             return {"status": failure.kind, "order": order_id}
-        return {"status": "paid", "order": order_id, "receipt": receipt, "at": placed.isoformat(),
-                "reservation": reservation, "amount": amount}
+        return {
+            "status": "paid",
+            "order": order_id,
+            "receipt": receipt,
+            "at": placed.isoformat(),
+            "reservation": reservation,
+            "amount": amount,
+        }
 
     @flow("approval", version=2, registry=registry)
     def approval(who: str):  # type: ignore[no-untyped-def]
@@ -121,7 +126,11 @@ def test_export_is_a_versioned_document_with_a_fingerprint_per_flow() -> None:
     engine = populated()
     data = engine.export()
     document = msgspec.json.decode(data, type=FlowDocument)
-    assert (document.format, document.format_version) == (FORMAT, FORMAT_VERSION) == ("orderflow.flows", 1)
+    assert (
+        (document.format, document.format_version)
+        == (FORMAT, FORMAT_VERSION)
+        == ("orderflow.flows", 1)
+    )
     ids = [f.flow_id for f in document.flows]
     assert ids == [s.flow_id for s in engine.flows()]
     for exported in document.flows:
@@ -161,7 +170,9 @@ def test_reimporting_identical_logs_is_a_no_op() -> None:
     target.import_(data)
     before = snapshot(target.store)
     report = target.import_(data)
-    assert report.imported == [] and sorted(report.unchanged) == sorted(s.flow_id for s in source.flows())
+    assert report.imported == [] and sorted(report.unchanged) == sorted(
+        s.flow_id for s in source.flows()
+    )
     assert snapshot(target.store) == before
 
 
@@ -188,11 +199,17 @@ def damaged(data: bytes, old: bytes, new: bytes) -> bytes:
         (lambda d: b"not json", "not an orderflow export document"),
         (lambda d: b"[1, 2]", "not an orderflow export document"),
         (lambda d: d[: len(d) // 2], "not an orderflow export document"),
-        (lambda d: damaged(d, b'"format":"orderflow.flows"', b'"format":"other"'), "format is 'other'"),
+        (
+            lambda d: damaged(d, b'"format":"orderflow.flows"', b'"format":"other"'),
+            "format is 'other'",
+        ),
         (lambda d: damaged(d, b'"format_version":1', b'"format_version":2'), "format version 2"),
         (lambda d: damaged(d, b'"flows":[', b'"flows":[{"flow_id":1},'), "malformed document"),
         (lambda d: damaged(d, b'"res-A"', b'"res-Z"'), "fingerprint does not match"),
-        (lambda d: damaged(d, b'"fingerprint":"', b'"fingerprint":"0'), "fingerprint does not match"),
+        (
+            lambda d: damaged(d, b'"fingerprint":"', b'"fingerprint":"0'),
+            "fingerprint does not match",
+        ),
         (lambda d: damaged(d, b'"type":"StepDone"', b'"type":"Nonsense"'), "malformed document"),
     ],
 )
