@@ -1,2 +1,38 @@
 """Shared pytest set-up. Its presence puts `tests/` on `sys.path`, so test modules in
-every package folder can `from strategies import ...` (the hypothesis strategies)."""
+every package folder can `from strategies import ...` (the hypothesis strategies).
+
+Hypothesis profiles: "ci" is the default (modest example counts, deadline=None, the
+too_slow health check suppressed); set `HYPOTHESIS_PROFILE=deep` for long local runs
+(many more examples and longer stateful runs), e.g.
+`HYPOTHESIS_PROFILE=deep python -m pytest tests/reliability`."""
+
+# -- hypothesis profiles ---------------------------------------------------------------
+#
+# "ci" (the default) keeps every property test quick enough for `.ci/run`'s 5-minute
+# budget on 2 cores: modest example counts, no per-example deadline (SQLite on a slow CI
+# disk is bursty), and no `too_slow` health check. "deep" is for long local runs:
+#
+#     HYPOTHESIS_PROFILE=deep python -m pytest tests/reliability
+#
+# Tests that pin `max_examples` in their own `@settings` keep that number under both.
+
+import os as _os
+
+from hypothesis import HealthCheck as _HealthCheck
+from hypothesis import settings as _settings
+
+_settings.register_profile(
+    "ci",
+    max_examples=25,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[_HealthCheck.too_slow],
+)
+_settings.register_profile(
+    "deep",
+    max_examples=500,
+    stateful_step_count=80,
+    deadline=None,
+    suppress_health_check=[_HealthCheck.too_slow, _HealthCheck.data_too_large],
+)
+_settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))

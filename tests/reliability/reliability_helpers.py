@@ -1,0 +1,159 @@
+"""Shared pieces of the reliability tests: a settable clock, signing, and the invariants.
+
+`check_invariants(shop)` reads only the ledger and its projections, so it works the same
+on a shop that was just reopened after a SIGKILL, on one filled by several processes, and
+on the target of a move.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msgspec
+
+from commerce import FakeProvider, PaymentIntent, Shop, sign
+from commerce.events import (
+    AnyCommerceEvent,
+    OrderFulfilled,
+    PaymentReceived,
+    RefundIssued,
+    Restocked,
+    WebhookReceived,
+)
+
+SECRET = "whsec_reliability"
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+FLOW_STATUS = {
+    "awaiting_payment": "waiting",
+    "fulfilled": "completed",
+    "expired": "completed",
+    "needs_review": "completed",
+    "refunded": "completed",
+    "partially_refunded": "completed",
+    "failed": "completed",
+    "cancelled": "cancelled",
+}
+PAID_STATUSES = ("fulfilled", "refunded", "partially_refunded", "needs_review")
+_decode = msgspec.json.Decoder(AnyCommerceEvent).decode
+_COMMERCE = ("sku:", "order:", "coupon:", "webhook:")
+
+
+class Clock:
+    """A clock the test moves by hand (callable, like `flowlib.utc_now`)."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+    @property
+    def unix(self) -> int:
+        return int(self.now.timestamp())
+
+
+def signed(body: bytes, clock: Clock, secret: str = SECRET) -> tuple[bytes, str]:
+    """`body` with a valid `Stripe-Signature` header at the clock's time."""
+    return body, sign(body, secret, clock.unix)
+
+
+def intent_of(shop: Shop, order_id: str) -> PaymentIntent:
+    """The payment intent of an order, rebuilt from its row (no provider state needed)."""
+    row = shop.order(order_id).order
+    assert row.intent_id is not None, f"order {order_id} has no payment intent"
+    return PaymentIntent(
+        intent_id=row.intent_id, order_id=order_id, amount=row.total, currency=row.currency
+    )
+
+
+def event_body(intent: PaymentIntent, kind: str, event_id: str, created: int) -> bytes:
+    """A provider event body (FakeProvider's format)."""
+    return FakeProvider.event_for(intent, kind, event_id=event_id, created=created)
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes (and of its WAL, if any), for "nothing was written"."""
+    digest = hashlib.sha256(path.read_bytes())
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists():
+        digest.update(wal.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class LedgerFacts:
+    """What the ledger's events say, counted per order, SKU and webhook."""
+
+    restocked: Counter[str] = field(default_factory=Counter)
+    fulfilled: Counter[str] = field(default_factory=Counter)
+    received: dict[str, list[PaymentReceived]] = field(default_factory=lambda: defaultdict(list))
+    refunds_issued: Counter[str] = field(default_factory=Counter)
+    webhooks: Counter[str] = field(default_factory=Counter)
+    chain: list[tuple[int, str]] = field(default_factory=list)
+
+
+def ledger_facts(shop: Shop) -> LedgerFacts:
+    """Walk every event once and count what the invariants need."""
+    facts = LedgerFacts()
+    for record in shop.ledger.read_all():
+        facts.chain.append((record.position, record.hash))
+        if not record.stream.startswith(_COMMERCE):
+            continue
+        event = _decode(record.data)
+        match event:
+            case Restocked():
+                facts.restocked[event.sku] += event.quantity
+            case OrderFulfilled():
+                facts.fulfilled[event.order_id] += 1
+            case PaymentReceived():
+                facts.received[event.order_id].append(event)
+            case RefundIssued():
+                facts.refunds_issued[event.order_id] += 1
+            case WebhookReceived():
+                facts.webhooks[event.event_id] += 1
+            case _:
+                pass
+    return facts
+
+
+def check_invariants(shop: Shop, *, verify: bool = True) -> LedgerFacts:
+    """Assert every system invariant on `shop`; returns the facts for further checks."""
+    facts = ledger_facts(shop)
+    for product in shop.products():
+        assert min(product.available, product.reserved, product.sold) >= 0, product
+        total = product.available + product.reserved + product.sold
+        assert total == facts.restocked[product.sku], (product, facts.restocked[product.sku])
+    assert all(n == 1 for n in facts.webhooks.values()), facts.webhooks
+    orders = {row.order_id: row for row in shop.orders()}
+    for order_id, n in facts.fulfilled.items():
+        assert n == 1, f"order {order_id} fulfilled {n} times"
+        paid = facts.received[order_id]
+        row = orders[order_id]
+        assert len(paid) == 1, f"order {order_id} fulfilled with payments {paid}"
+        assert (paid[0].amount, paid[0].currency) == (row.total, row.currency), (paid, row)
+    for order_id, payments in facts.received.items():
+        row = orders[order_id]
+        assert len(payments) == 1, f"order {order_id} took {len(payments)} payments"
+        assert row.status in PAID_STATUSES, f"paid order {order_id} is {row.status}"
+        assert row.paid == payments[0].amount, (row, payments)
+        if row.status == "fulfilled":
+            assert facts.fulfilled[order_id] == 1
+        if facts.refunds_issued[order_id]:
+            assert facts.fulfilled[order_id] == 0, f"order {order_id} fulfilled and refunded"
+    for row in orders.values():
+        if row.status == "placed":
+            continue  # the provider call is in flight (only after a crash)
+        flow = shop.engine.status(row.order_id).status
+        assert FLOW_STATUS[row.status] == flow, (row.order_id, row.status, flow)
+    if verify:
+        report = shop.ledger.verify()
+        assert report.ok, report
+    return facts

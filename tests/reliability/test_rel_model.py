@@ -1,0 +1,360 @@
+"""Model-based test of the whole library: a hypothesis state machine over `commerce.Shop`.
+
+The machine drives a real SQLite file with a hand-moved clock and the fake provider, and
+keeps a small model of what each order, payment intent and SKU must be. After every step
+the shop must agree with the model and keep every system invariant (see
+`reliability_helpers.check_invariants`), and the ledger may only have grown.
+
+"move" exports the orders still awaiting payment into a fresh file and checks that file
+(stock they hold, their statuses, verify); the machine then goes on with the original.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import event
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+from reliability_helpers import (
+    SECRET,
+    Clock,
+    check_invariants,
+    event_body,
+    intent_of,
+)
+
+from commerce import (
+    BadSignature,
+    Coupon,
+    CouponRejected,
+    FakeProvider,
+    InvalidTransition,
+    Money,
+    OutOfStock,
+    PaymentIntent,
+    Shop,
+    ShopConfig,
+    sign,
+)
+
+SKUS = ("APL", "BRD", "CHS")
+PRICES = {"APL": 250, "BRD": 399, "CHS": 1299}
+TIMEOUT = 600
+CONFIG = ShopConfig(payment_timeout_seconds=TIMEOUT)
+SUCCEEDED, FAILED, REFUNDED = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.refunded",
+)
+
+
+@dataclass
+class ModelOrder:
+    """What the model expects of one order."""
+
+    order_id: str
+    lines: dict[str, int]
+    total: int
+    intent: PaymentIntent
+    deadline: float
+    status: str = "awaiting_payment"
+    intent_status: str = "open"  # open -> succeeded -> refunded
+    paid: int = 0
+    refunded: int = 0
+
+
+@dataclass
+class PendingEvent:
+    """A provider event the fake provider has "sent" and may deliver (again)."""
+
+    event_id: str
+    order_id: str
+    kind: str
+    amount: int
+    body: bytes
+    delivered: bool = False
+
+
+@dataclass
+class Model:
+    restocked: dict[str, int] = field(default_factory=dict)
+    available: dict[str, int] = field(default_factory=dict)
+    reserved: dict[str, int] = field(default_factory=dict)
+    sold: dict[str, int] = field(default_factory=dict)
+    orders: dict[str, ModelOrder] = field(default_factory=dict)
+    events: list[PendingEvent] = field(default_factory=list)
+
+
+def _move_stock(model: Model, lines: dict[str, int], source: str, target: str) -> None:
+    for sku, quantity in lines.items():
+        getattr(model, source)[sku] -= quantity
+        getattr(model, target)[sku] += quantity
+
+
+class ShopMachine(RuleBasedStateMachine):
+    """Restock, order, pay (in any order, twice, forged), cancel, time out, restart, move."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._dir = tempfile.TemporaryDirectory(prefix="orderflow-model-")
+        self.path = Path(self._dir.name) / "shop.db"
+        self.clock = Clock()
+        self.shop = self._open(self.path)
+        self.model = Model()
+        self.chain: list[tuple[int, str]] = []
+        self.counter = 0
+
+    def _open(self, path: Path) -> Shop:
+        return Shop.open(
+            path, synchronous="NORMAL", clock=self.clock, provider=FakeProvider(), config=CONFIG
+        )
+
+    def teardown(self) -> None:
+        self.shop.close()
+        self._dir.cleanup()
+
+    def _next_id(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}_{self.counter:04d}"
+
+    @initialize(stocks=st.tuples(*(st.integers(0, 6) for _ in SKUS)))
+    def catalog(self, stocks: tuple[int, ...]) -> None:
+        for sku, stock in zip(SKUS, stocks, strict=True):
+            self.shop.add_product(sku, sku.title(), Money(PRICES[sku], "EUR"), stock=stock)
+            m = self.model
+            m.restocked[sku], m.available[sku], m.reserved[sku], m.sold[sku] = stock, stock, 0, 0
+        self.shop.add_coupon(Coupon(code="TENOFF", percent_off_bp=1000))
+
+    # -- catalog and orders ------------------------------------------------------------
+
+    @rule(sku=st.sampled_from(SKUS), quantity=st.integers(1, 5))
+    def restock(self, sku: str, quantity: int) -> None:
+        self.shop.restock(sku, quantity)
+        self.model.restocked[sku] += quantity
+        self.model.available[sku] += quantity
+
+    @rule(
+        lines=st.dictionaries(st.sampled_from(SKUS), st.integers(1, 4), min_size=1, max_size=3),
+        coupon=st.sampled_from([None, None, "TENOFF", "NOSUCH"]),
+    )
+    def start_order(self, lines: dict[str, int], coupon: str | None) -> None:
+        head = self.shop.ledger.head()
+        order_id = self._next_id("ord")
+        short = [sku for sku, q in lines.items() if q > self.model.available[sku]]
+        if coupon == "NOSUCH" or short:
+            error = CouponRejected if coupon == "NOSUCH" else OutOfStock
+            with pytest.raises(error):
+                self.shop.start_order(list(lines.items()), coupon=coupon, order_id=order_id)
+            assert self.shop.ledger.head() == head, "a refused order wrote to the ledger"
+            return
+        view = self.shop.start_order(list(lines.items()), coupon=coupon, order_id=order_id)
+        assert view.order.status == "awaiting_payment"
+        subtotal = sum(PRICES[sku] * q for sku, q in lines.items())
+        discount = (2 * subtotal * 1000 + 10_000) // 20_000 if coupon else 0
+        assert view.order.total == subtotal - discount
+        _move_stock(self.model, lines, "available", "reserved")
+        self.model.orders[order_id] = ModelOrder(
+            order_id=order_id,
+            lines=dict(lines),
+            total=view.order.total,
+            intent=intent_of(self.shop, order_id),
+            deadline=self.clock.now.timestamp() + TIMEOUT,
+        )
+
+    @precondition(lambda self: self.model.orders)
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        order = data.draw(st.sampled_from(sorted(self.model.orders.values(), key=_key)))
+        if order.status != "awaiting_payment":
+            head = self.shop.ledger.head()
+            with pytest.raises(InvalidTransition):
+                self.shop.cancel_order(order.order_id)
+            assert self.shop.ledger.head() == head
+            return
+        assert self.shop.cancel_order(order.order_id).order.status == "cancelled"
+        order.status = "cancelled"
+        _move_stock(self.model, order.lines, "reserved", "available")
+
+    # -- the provider's events ---------------------------------------------------------
+
+    @precondition(lambda self: self.model.orders)
+    @rule(data=st.data(), kind=st.sampled_from(["ok", "ok", "short", "fail", "refund"]))
+    def provider_sends(self, data: st.DataObject, kind: str) -> None:
+        """The provider emits an event about a known intent (a refund only after a payment)."""
+        order = data.draw(st.sampled_from(sorted(self.model.orders.values(), key=_key)))
+        intent, amount = order.intent, order.total
+        if kind == "refund":
+            paid = [e for e in self.model.events if e.order_id == order.order_id]
+            if not any(e.kind == SUCCEEDED for e in paid):
+                return
+            event_kind = REFUNDED
+        elif kind == "short":
+            if order.total < 2:
+                return
+            amount = order.total - 1
+            intent = PaymentIntent(
+                intent_id=intent.intent_id,
+                order_id=order.order_id,
+                amount=amount,
+                currency=intent.currency,
+            )
+            event_kind = SUCCEEDED
+        else:
+            event_kind = SUCCEEDED if kind == "ok" else FAILED
+        event_id = self._next_id("evt")
+        body = event_body(intent, event_kind, event_id, self.clock.unix)
+        self.model.events.append(PendingEvent(event_id, order.order_id, event_kind, amount, body))
+
+    @precondition(lambda self: self.model.events)
+    @rule(data=st.data(), times=st.integers(1, 2))
+    def deliver(self, data: st.DataObject, times: int) -> None:
+        """Deliver any sent event (so out of order), once or twice in a row."""
+        event = data.draw(st.sampled_from(self.model.events))
+        for _ in range(times):
+            header = sign(event.body, SECRET, self.clock.unix)
+            result = self.shop.settle_webhook(event.body, header, secret=SECRET)
+            event_note = f"{event.kind} to {self.model.orders[event.order_id].status}"
+            event(f"deliver {event_note}: {result.outcome}")
+            if event.delivered:
+                assert result.outcome == "already_settled", result
+            else:
+                self._apply(event, result.outcome)
+                event.delivered = True
+            order = self.model.orders[event.order_id]
+            assert result.order_id == event.order_id
+            assert result.order_status == order.status, (result, order)
+
+    @precondition(lambda self: self.model.events)
+    @rule(data=st.data(), forgery=st.sampled_from(["secret", "tamper", "missing", "stale"]))
+    def deliver_forged(self, data: st.DataObject, forgery: str) -> None:
+        """A badly signed delivery raises `BadSignature` and writes nothing."""
+        event = data.draw(st.sampled_from(self.model.events))
+        body, header = event.body, sign(event.body, SECRET, self.clock.unix)
+        if forgery == "secret":
+            header = sign(body, "whsec_wrong", self.clock.unix)
+        elif forgery == "tamper":
+            body = body.replace(b'"amount":', b'"amount":1', 1)
+        elif forgery == "missing":
+            header = None
+        else:
+            header = sign(body, SECRET, self.clock.unix - 301)
+        head, count = self.shop.ledger.head(), self.shop.ledger.count()
+        with pytest.raises(BadSignature):
+            self.shop.settle_webhook(body, header, secret=SECRET)
+        assert (self.shop.ledger.head(), self.shop.ledger.count()) == (head, count)
+
+    def _apply(self, event: PendingEvent, outcome: str) -> None:
+        """The model's version of settling one event for the first time."""
+        order = self.model.orders[event.order_id]
+        if event.kind == REFUNDED:
+            if order.intent_status == "refunded" or order.refunded >= order.total:
+                assert outcome == "ignored", (outcome, order)
+                return
+            assert outcome == "refunded", (outcome, order)
+            order.refunded, order.intent_status = order.total, "refunded"
+            if order.status in ("fulfilled", "needs_review", "refunded"):
+                order.status = "refunded"
+            return
+        if order.intent_status != "open":
+            assert outcome == ("already_settled" if event.kind == SUCCEEDED else "ignored")
+            return
+        if event.kind == FAILED:
+            assert outcome == ("recorded" if order.status == "awaiting_payment" else "ignored")
+            return
+        order.paid, order.intent_status = event.amount, "succeeded"
+        if order.status == "awaiting_payment":
+            if event.amount == order.total:
+                assert outcome == "settled", outcome
+                order.status = "fulfilled"
+                _move_stock(self.model, order.lines, "reserved", "sold")
+            else:
+                assert outcome == "recorded", outcome
+                order.status = "needs_review"
+            return
+        assert outcome == "refunded", (outcome, order)  # a late payment is given back
+        order.status, order.intent_status = "refunded", "refunded"
+        order.refunded += event.amount
+
+    # -- time, restarts, moves, rebuilds ----------------------------------------------
+
+    @rule(seconds=st.sampled_from([1, 60, 300, 599, 600, 601, 1200]))
+    def advance_clock_and_fire(self, seconds: int) -> None:
+        now = self.clock.advance(seconds).timestamp()
+        self.shop.fire_timers()
+        for order in self.model.orders.values():
+            if order.status == "awaiting_payment" and order.deadline <= now:
+                order.status = "expired"
+                _move_stock(self.model, order.lines, "reserved", "available")
+
+    @rule()
+    def restart(self) -> None:
+        """Close and reopen the file: no cache, no provider memory survives."""
+        self.shop.close()
+        self.shop = self._open(self.path)
+
+    @rule()
+    def rebuild_projections(self) -> None:
+        before = (self.shop.products(), self.shop.orders(), self.shop.engine.flows())
+        self.shop.ledger.rebuild()
+        assert (self.shop.products(), self.shop.orders(), self.shop.engine.flows()) == before
+
+    @rule()
+    def move_waiting_orders(self) -> None:
+        """Export the orders awaiting payment into a fresh file; they arrive intact there."""
+        waiting = {o.order_id: o for o in self.model.orders.values() if o.status == "awaiting_payment"}
+        document = self.shop.export_flows(status="waiting")
+        target = Path(self._dir.name) / f"moved-{self._next_id('mv')}.db"
+        with self._open(target) as moved:
+            moved.import_flows(document)
+            check_invariants(moved)
+            assert {row.order_id for row in moved.orders()} == set(waiting)
+            for order_id in waiting:
+                assert moved.order(order_id).order == self.shop.order(order_id).order
+                assert moved.engine.status(order_id).status == "waiting"
+            for product in moved.products():
+                held = sum(o.lines.get(product.sku, 0) for o in waiting.values())
+                assert (product.available, product.reserved, product.sold) == (0, held, 0)
+        target.unlink()
+
+    # -- invariants ----------------------------------------------------------------------
+
+    @invariant()
+    def matches_model(self) -> None:
+        if not self.model.restocked:
+            return
+        for product in self.shop.products():
+            m = self.model
+            sku = product.sku
+            expected = (m.available[sku], m.reserved[sku], m.sold[sku])
+            assert (product.available, product.reserved, product.sold) == expected, product
+        for order in self.model.orders.values():
+            row = self.shop.order(order.order_id).order
+            assert (row.status, row.paid, row.refunded) == (
+                order.status,
+                order.paid,
+                order.refunded,
+            ), (row, order)
+
+    @invariant()
+    def system_invariants(self) -> None:
+        facts = check_invariants(self.shop)
+        assert facts.chain[: len(self.chain)] == self.chain, "an earlier event changed"
+        assert len(facts.chain) >= len(self.chain)
+        self.chain = facts.chain
+
+
+def _key(order: ModelOrder) -> str:
+    return order.order_id
+
+
+TestShopMachine = ShopMachine.TestCase
