@@ -46,6 +46,8 @@ def _rate(count: int, run: Callable[[int], None]) -> float:
 
 def raw_writer(path: Path, synchronous: Setting) -> tuple[Writer, sqlite3.Connection]:
     """A writer committing one ~200-byte row per transaction with plain sqlite3."""
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
