@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from commerce import Coupon, parse_money
 
 from cli import render
 from cli.runtime import JsonOption, emit, guarded, session, wants_json
+from commerce import Coupon, parse_money
 
 app = typer.Typer(help="Products, prices and stock.", no_args_is_help=True)
 
@@ -29,8 +29,10 @@ def add(
     if wants_json(ctx, as_json):
         emit(row)
         return
-    typer.echo(f"added {row.sku} ({row.name}) at {render.money(row.unit_price, row.currency)}, "
-               f"{row.available} available")
+    typer.echo(
+        f"added {row.sku} ({row.name}) at {render.money(row.unit_price, row.currency)}, "
+        f"{row.available} available"
+    )
 
 
 @app.command("restock")
@@ -68,7 +70,8 @@ def coupon(
         str | None, typer.Option("--percent-off", help="Percent off the subtotal: 10 or 12.5.")
     ] = None,
     amount_off: Annotated[
-        str | None, typer.Option("--amount-off", help="A fixed amount off: 5.00 (needs --currency).")
+        str | None,
+        typer.Option("--amount-off", help="A fixed amount off: 5.00 (needs --currency)."),
     ] = None,
     currency: Annotated[str | None, typer.Option("--currency", help="ISO 4217 code.")] = None,
     as_json: JsonOption = False,
@@ -80,7 +83,9 @@ def coupon(
         made = Coupon(
             code=code,
             percent_off_bp=_basis_points(percent_off),
-            amount_off=None if amount_off is None else parse_money(amount_off, currency or "EUR").amount,
+            amount_off=None
+            if amount_off is None
+            else parse_money(amount_off, currency or "EUR").amount,
             currency=currency,
         )
     with session(ctx) as shop:
@@ -98,6 +103,7 @@ def _basis_points(percent: str | None) -> int | None:
     # Percent has two decimals at most: read it as money-like exact text, never a float.
     whole, _, frac = percent.strip().partition(".")
     if not whole.isdigit() or (frac and (not frac.isdigit() or len(frac) > 2)):
-        raise typer.BadParameter(f"{percent!r} is not a percentage like 10 or 12.5",
-                                 param_hint="--percent-off")
+        raise typer.BadParameter(
+            f"{percent!r} is not a percentage like 10 or 12.5", param_hint="--percent-off"
+        )
     return int(whole) * 100 + int(frac.ljust(2, "0") or 0)

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
+from cli import render
+from cli.runtime import open_shop
 from commerce import Coupon, FakeProvider, PaymentIntent, parse_money, sign
 from commerce.shop import Shop
 from commerce.views import OrderRow
 from commerce.webhooks import SettleResult
-
-from cli import render
-from cli.runtime import open_shop
 
 SECRET = "whsec_orderflow_demo"
 PAID, DECLINED = "payment_intent.succeeded", "payment_intent.payment_failed"
@@ -86,7 +86,10 @@ def _derived(base: Path) -> tuple[Path, Path, Path]:
 def signed(row: OrderRow, kind: str, event_id: str, now: datetime) -> tuple[bytes, str]:
     """A Stripe-shaped event about the order, and its signature header."""
     intent = PaymentIntent(
-        intent_id=row.intent_id or "", order_id=row.order_id, amount=row.total, currency=row.currency
+        intent_id=row.intent_id or "",
+        order_id=row.order_id,
+        amount=row.total,
+        currency=row.currency,
     )
     stamp = int(now.timestamp())
     body = FakeProvider.event_for(intent, kind, event_id=event_id, created=stamp)
@@ -125,8 +128,10 @@ def first_shop(shop: Shop, clock: SimulatedClock, story: Story) -> tuple[list[st
     clock.advance(20)
     c = shop.start_order([("MUG", 1), ("CAP", 1)], coupon="WELCOME10").order
     for label, row in (("A", a), ("B", b), ("C", c)):
-        story.say(f"order {label} {row.order_id}: {row.total_text}, intent {row.intent_id}, "
-                  f"{row.status.replace('_', ' ')}")
+        story.say(
+            f"order {label} {row.order_id}: {row.total_text}, intent {row.intent_id}, "
+            f"{row.status.replace('_', ' ')}"
+        )
     story.step("3. A is paid: a signed webhook, delivered twice")
     body, header = signed(a, PAID, f"evt_demo_{a.order_id}_paid", clock())
     story.say(f"Stripe-Signature: {header[:40]}...")
@@ -148,8 +153,9 @@ def first_shop(shop: Shop, clock: SimulatedClock, story: Story) -> tuple[list[st
     return [a.order_id, b.order_id, c.order_id], document
 
 
-def second_shop(shop: Shop, clock: SimulatedClock, story: Story, document: bytes,
-                survivor: str) -> None:
+def second_shop(
+    shop: Shop, clock: SimulatedClock, story: Story, document: bytes, survivor: str
+) -> None:
     """Import the export into the fresh file and pay the survivor there."""
     story.step("6. a fresh database: import, then pay the survivor there")
     report = shop.import_flows(document)
@@ -194,12 +200,17 @@ def run(db: Path | None, story: Story) -> bool:
     story.step("8. ledger verify")
     story.doc["verify"] = {"shop": report_first, "moved_to": report_second}
     for path, report in ((first, report_first), (second, report_second)):
-        story.say(f"{path}: {'ok' if report.ok else 'NOT OK'}, {report.events} events, "
-                  f"hash chain intact, SQLite {report.sqlite_version}")
+        story.say(
+            f"{path}: {'ok' if report.ok else 'NOT OK'}, {report.events} events, "
+            f"hash chain intact, SQLite {report.sqlite_version}"
+        )
     final = tuple(view.order.status for _, view in views)
     ok = report_first.ok and report_second.ok and final == EXPECTED
     story.doc["ok"] = ok
     story.say()
-    story.say("demo complete: A fulfilled, B expired, C moved and fulfilled" if ok
-              else f"demo FAILED: statuses {final}, expected {EXPECTED}")
+    story.say(
+        "demo complete: A fulfilled, B expired, C moved and fulfilled"
+        if ok
+        else f"demo FAILED: statuses {final}, expected {EXPECTED}"
+    )
     return ok

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
-from flowlib import FINISHED, Divergence
 
 from cli import inspect_flow, render
 from cli.runtime import (
@@ -21,6 +20,7 @@ from cli.runtime import (
     wants_json,
     working,
 )
+from flowlib import FINISHED, Divergence
 
 app = typer.Typer(
     help="Flow instances: list, show, explain, move between databases, check replay.",
@@ -29,8 +29,10 @@ app = typer.Typer(
 FlowId = Annotated[str, typer.Argument(help="The flow's id (an order's flow has the order's id).")]
 Status = Annotated[
     str | None,
-    typer.Option("--status", help="Only this status: running, waiting, completed, failed, "
-                 "cancelled or stuck."),
+    typer.Option(
+        "--status",
+        help="Only this status: running, waiting, completed, failed, cancelled or stuck.",
+    ),
 ]
 
 
@@ -45,8 +47,13 @@ def list_(ctx: typer.Context, status: Status = None, as_json: JsonOption = False
     render.table(
         ["FLOW", "NAME", "STATUS", "WAITS FOR", "DUE"],
         [
-            (r.flow_id, f"{r.name} v{r.version}", r.status, " | ".join(r.awaits) or "-",
-             render.when(r.due))
+            (
+                r.flow_id,
+                f"{r.name} v{r.version}",
+                r.status,
+                " | ".join(r.awaits) or "-",
+                render.when(r.due),
+            )
             for r in rows
         ],
     )
@@ -78,7 +85,9 @@ def show(ctx: typer.Context, flow_id: FlowId, as_json: JsonOption = False) -> No
     if state.awaits:
         typer.echo(f"  waits for {' | '.join(state.awaits)}, next timer {render.when(state.due)}")
     for entry in entries:
-        typer.echo(f"  {entry.version:>4}  {render.when(entry.recorded_at)}  {_describe(entry.event)}")
+        typer.echo(
+            f"  {entry.version:>4}  {render.when(entry.recorded_at)}  {_describe(entry.event)}"
+        )
 
 
 def _describe(event: Any) -> str:
@@ -129,8 +138,11 @@ def _print_why(w: inspect_flow.Why) -> None:
     if w.waiting_step is not None:
         what = " or ".join(w.waiting_for) or "?"
         verb = {"await": "waiting for", "call": "calling", "retry": "retrying"}.get(
-            w.waiting_mode or "", "waiting for")
-        typer.echo(f"  {verb:<13}{what} (step {w.waiting_step}), since {render.when(w.waiting_since)}")
+            w.waiting_mode or "", "waiting for"
+        )
+        typer.echo(
+            f"  {verb:<13}{what} (step {w.waiting_step}), since {render.when(w.waiting_since)}"
+        )
     else:
         typer.echo(f"  {'waiting for':<13}nothing ({w.status})")
     if w.next_timer is not None:
@@ -144,7 +156,11 @@ def _print_why(w: inspect_flow.Why) -> None:
         typer.echo(f"  {'':<15}{parked.event_id}: {render.summary(parked.notice, '')}")
     error = f"{w.last_error} (at {render.when(w.last_error_at)})" if w.last_error else "none"
     typer.echo(f"  {'last error':<13}{error}")
-    replay = "ok: the log replays against the current code" if w.replays else f"DIVERGES: {w.divergence}"
+    if w.last_payment_failure:
+        typer.echo(f"  {'last payment':<13}failed: {w.last_payment_failure}")
+    replay = (
+        "ok: the log replays against the current code" if w.replays else f"DIVERGES: {w.divergence}"
+    )
     typer.echo(f"  {'replay':<13}{replay}")
     if w.order_status is not None:
         typer.echo(f"  {'order':<13}{w.order_status.replace('_', ' ')}")
@@ -154,7 +170,8 @@ def _print_why(w: inspect_flow.Why) -> None:
 def export(
     ctx: typer.Context,
     target: Annotated[
-        str, typer.Argument(help="Write the document here; - (the default) for stdout.")
+        str,
+        typer.Argument(metavar="FILE", help="Write the document here; - (default) for stdout."),
     ] = "-",
     status: Status = None,
     as_json: JsonOption = False,
@@ -181,7 +198,9 @@ def export(
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="An export document: a file, or - for stdin.")],
+    source: Annotated[
+        str, typer.Argument(metavar="FILE", help="An export document: a file, or - for stdin.")
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Import an export document (checked and dry-run first; all or nothing)."""

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+
 from commerce import UnknownOrder
 from commerce.shop import Shop
 from flowlib.log import Failed, FlowEnded, FlowStuck, StepAnswered, StepDone, StepPending
@@ -38,6 +39,7 @@ class Why(msgspec.Struct, frozen=True, kw_only=True):
     replays: bool
     divergence: str | None
     order_status: str | None
+    last_payment_failure: str | None = None
 
 
 def recorded_times(shop: Shop, flow_id: str) -> list[str]:
@@ -85,8 +87,10 @@ def _last_error(log: list[Any], times: list[str]) -> tuple[str, str] | None:
         elif isinstance(event, StepPending | FlowEnded) and event.error is not None:
             failure = event.error
         elif isinstance(event, FlowStuck):
-            found = (f"stuck at step {event.seq}: logged {event.logged}, "
-                     f"code yielded {event.yielded}", at)
+            found = (
+                f"stuck at step {event.seq}: logged {event.logged}, code yielded {event.yielded}",
+                at,
+            )
         if failure is not None:
             text = f"{failure.kind}: {failure.message}" if failure.message else failure.kind
             step = getattr(event, "seq", None)
@@ -113,10 +117,7 @@ def why(shop: Shop, flow_id: str) -> Why:
     step = _open_step(log, times)
     error = _last_error(log, times)
     divergences = shop.engine.check_replay([flow_id])
-    try:
-        order_status: str | None = shop.order(flow_id).order.status
-    except UnknownOrder:
-        order_status = None
+    order_status, payment_failure = _order(shop, flow_id)
     return Why(
         flow_id=flow_id,
         name=state.name,
@@ -133,7 +134,22 @@ def why(shop: Shop, flow_id: str) -> Why:
         replays=not divergences,
         divergence=divergences[0].error if divergences else None,
         order_status=order_status,
+        last_payment_failure=payment_failure,
     )
+
+
+def _order(shop: Shop, flow_id: str) -> tuple[str | None, str | None]:
+    """The order's status and its last failed payment attempt (for an order's flow)."""
+    try:
+        view = shop.order(flow_id)
+    except UnknownOrder:
+        return None, None
+    failures = [e for e in view.timeline if e.event == "PaymentFailed"]
+    if not failures:
+        return view.order.status, None
+    last = failures[-1]
+    reason = last.detail.get("reason") or "declined"
+    return view.order.status, f"{reason} (event {last.detail.get('event_id')}, at {last.at[:19]})"
 
 
 def relative(due: datetime, now: datetime | None = None) -> str:
@@ -141,5 +157,10 @@ def relative(due: datetime, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     seconds = int((due - now).total_seconds())
     amount = abs(seconds)
-    text = f"{amount}s" if amount < 120 else f"{amount // 60}m" if amount < 7200 else f"{amount // 3600}h"
+    if amount < 120:
+        text = f"{amount}s"
+    elif amount < 7200:
+        text = f"{amount // 60}m"
+    else:
+        text = f"{amount // 3600}h"
     return f"in {text}" if seconds >= 0 else f"overdue by {text}"

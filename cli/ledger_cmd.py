@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
-from ledger import Record
 
 from cli import render
 from cli.runtime import JsonOption, emit, session, wants_json, working
+from ledger import Record
 
 app = typer.Typer(help="The append-only event ledger: tail, verify, rebuild.", no_args_is_help=True)
 
@@ -28,8 +28,10 @@ def _entry(record: Record) -> dict[str, Any]:
 
 
 def _line(record: Record) -> str:
-    return (f"{record.position:>7}  {render.when(record.recorded_at)}  "
-            f"{record.stream:<36} v{record.version:<4} {record.type}")
+    return (
+        f"{record.position:>7}  {render.when(record.recorded_at)}  "
+        f"{record.stream:<36} v{record.version:<4} {record.type}"
+    )
 
 
 @app.command("tail")
@@ -82,16 +84,20 @@ def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if wants_json(ctx, as_json):
         emit(report)
     else:
-        typer.echo(f"ledger {'ok' if report.ok else 'NOT OK'}: {report.events} events, "
-                   f"head {report.head[0]} {report.head[1][:16]}, SQLite {report.sqlite_version}")
+        typer.echo(
+            f"ledger {'ok' if report.ok else 'NOT OK'}: {report.events} events, "
+            f"head {report.head[0]} {report.head[1][:16]}, SQLite {report.sqlite_version}"
+        )
         if report.broken:
             typer.echo(f"  broken hash chain at position {report.broken.position}")
         for gap in report.gaps:
             where = f"stream {gap.stream}" if gap.stream else "positions"
             typer.echo(f"  gap in {where}: expected {gap.expected}, found {gap.found}")
         for diff in report.projections:
-            typer.echo(f"  projection {diff.projection} table {diff.table}: "
-                       f"{diff.missing} missing, {diff.unexpected} unexpected rows")
+            typer.echo(
+                f"  projection {diff.projection} table {diff.table}: "
+                f"{diff.missing} missing, {diff.unexpected} unexpected rows"
+            )
         for guard in report.missing_guards:
             typer.echo(f"  missing append-only guard {guard}")
     if not report.ok:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from commerce import parse_money
-from commerce.views import OrderView
 
 from cli import render
 from cli.runtime import JsonOption, emit, session, wants_json
+from commerce import parse_money
+from commerce.views import OrderView
 
 app = typer.Typer(help="Start, settle and inspect orders.", no_args_is_help=True)
 OrderId = Annotated[str, typer.Argument(help="The order's id (ord_...).")]
@@ -31,7 +31,8 @@ def parse_item(text: str) -> tuple[str, int]:
 def start(
     ctx: typer.Context,
     items: Annotated[
-        list[str], typer.Option("--item", help="SKU=QTY; repeat for more lines.", show_default=False)
+        list[str],
+        typer.Option("--item", help="SKU=QTY; repeat for more lines.", show_default=False),
     ],
     coupon: Annotated[str | None, typer.Option("--coupon", help="A coupon code.")] = None,
     order_id: Annotated[

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import typer
+
 from commerce import Money, Quote, format_money
 from commerce.views import OrderRow, OrderView, ProductRow
 from commerce.webhooks import SettleResult

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import click
 import msgspec
 import typer
+
 from commerce import CommerceError
 from commerce.shop import Shop
 from flowlib import FlowError, utc_now
@@ -66,7 +66,7 @@ def guarded(ctx: typer.Context) -> Iterator[None]:
 
 
 def open_shop(path: Path, *, clock: Clock = utc_now) -> Shop:
-    """Open the shop at `path`; a missing directory is named as such (the ledger says 'not writable')."""
+    """Open the shop at `path`, naming a missing directory as such."""
     parent = path.absolute().parent
     if not parent.is_dir():
         raise ReadOnlyLedger(str(path.absolute()), f"directory {parent} does not exist")
@@ -119,11 +119,13 @@ def progress(items: Sequence[T], label: str) -> Iterable[T]:
 def read_input(source: str) -> bytes:
     """The raw bytes of FILE, or of stdin for "-"; an unreadable file is a usage error."""
     if source == "-":
-        return click.get_binary_stream("stdin").read()
+        return sys.stdin.buffer.read()
     try:
         return Path(source).read_bytes()
     except OSError as exc:
-        raise typer.BadParameter(f"cannot read {source}: {exc.strerror}", param_hint="FILE") from exc
+        raise typer.BadParameter(
+            f"cannot read {source}: {exc.strerror}", param_hint="FILE"
+        ) from exc
 
 
 def parse_instant(text: str | None, option: str = "--now") -> datetime | None:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import time
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import click
 import typer
-from commerce import FakeProvider, PaymentIntent, sign
-from commerce.payments import EVENT_KINDS
 
 from cli import render
 from cli.runtime import JsonOption, emit, fail, read_input, session, wants_json
+from commerce import FakeProvider, PaymentIntent, sign
+from commerce.payments import EVENT_KINDS
 
 SECRET_ENV = "ORDERFLOW_WEBHOOK_SECRET"
 app = typer.Typer(
@@ -22,15 +22,19 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-Source = Annotated[str, typer.Argument(help="The raw event body: a file, or - for stdin.")]
+Source = Annotated[
+    str, typer.Argument(metavar="FILE", help="The raw event body: a file, or - for stdin.")
+]
 Secret = Annotated[
     str | None,
-    typer.Option("--secret", envvar=SECRET_ENV, help="The webhook signing secret.", show_default=False),
+    typer.Option(
+        "--secret", envvar=SECRET_ENV, help="The webhook signing secret.", show_default=False
+    ),
 ]
 KINDS = {"succeeded": EVENT_KINDS[0], "failed": EVENT_KINDS[1], "refunded": EVENT_KINDS[2]}
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """The event kinds `webhook event` builds."""
 
     succeeded = "succeeded"
