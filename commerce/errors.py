@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from flowlib.errors import StepFailed
+from flowlib import StepFailed
 
 
 class CommerceError(Exception):

@@ -10,8 +10,7 @@ from typing import Any
 
 import msgspec
 from flowlib import REGISTRY, Clock, Engine, Fired, ImportReport, utc_now
-from ledger import Ledger
-from ledger.store import Synchronous
+from ledger import Ledger, Synchronous
 
 from commerce import transfer, views
 from commerce.errors import (

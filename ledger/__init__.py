@@ -33,7 +33,7 @@ from ledger.records import (
     VerifyReport,
 )
 from ledger.schema import SCHEMA_VERSION
-from ledger.store import Ledger
+from ledger.store import Ledger, Synchronous
 
 __all__ = [
     "GENESIS",
@@ -59,6 +59,7 @@ __all__ = [
     "Record",
     "SchemaTooNew",
     "StorageError",
+    "Synchronous",
     "TransactionAborted",
     "VerifyReport",
 ]
