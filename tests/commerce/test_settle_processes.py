@@ -1,0 +1,96 @@
+"""Two processes settling the same order on one file at once: exactly one fulfils."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from commerce import Shop
+
+from shop_helpers import ShopClock, body_for, check_all, count_events, stock, stocked_shop
+
+WORKER = Path(__file__).with_name("settle_worker.py")
+
+
+def race(tmp_path: Path, db: Path, jobs: list[list[str]]) -> list[dict[str, object]]:
+    go = tmp_path / "go"
+    procs, readies = [], []
+    for i, job in enumerate(jobs):
+        ready = tmp_path / f"ready{i}"
+        readies.append(ready)
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(WORKER), str(db), str(go), str(ready), *job],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
+    deadline = time.monotonic() + 60
+    while not all(r.exists() for r in readies):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.005)
+    go.touch()
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        results.append(json.loads(out))
+    return results
+
+
+@pytest.fixture
+def shared(tmp_path: Path, shop_clock: ShopClock) -> Path:
+    db = tmp_path / "shared.db"
+    with Shop.open(db, clock=shop_clock) as shop:
+        stocked_shop(shop)
+        shop.start_order([("MUG", 2)], order_id="o1")
+    return db
+
+
+def _after(db: Path, clock: ShopClock) -> Shop:
+    return Shop.open(db, clock=clock)
+
+
+@pytest.mark.parametrize("same_event_id", [True, False], ids=["same-event", "two-event-ids"])
+def test_two_processes_deliver_the_webhook_at_once(
+    tmp_path: Path, shop_clock: ShopClock, shared: Path, same_event_id: bool
+) -> None:
+    with Shop.open(shared, clock=shop_clock) as shop:
+        bodies = [
+            body_for(shop, "o1", "payment_intent.succeeded", event_id="evt_a"),
+            body_for(
+                shop,
+                "o1",
+                "payment_intent.succeeded",
+                event_id="evt_a" if same_event_id else "evt_b",
+            ),
+        ]
+    jobs = []
+    for i, body in enumerate(bodies):
+        path = tmp_path / f"body{i}.json"
+        path.write_bytes(body)
+        jobs.append(["webhook", str(shop_clock.ts()), str(path)])
+    results = race(tmp_path, shared, jobs)
+    assert sorted(str(r["outcome"]) for r in results) == ["already_settled", "settled"]
+    with _after(shared, shop_clock) as shop:
+        assert count_events(shop, "OrderFulfilled") == 1
+        assert count_events(shop, "PaymentReceived") == 1
+        assert shop.order("o1").order.status == "fulfilled"
+        assert stock(shop, "MUG") == (8, 0, 2)
+        check_all(shop)
+
+
+def test_two_processes_settle_directly_at_once(
+    tmp_path: Path, shop_clock: ShopClock, shared: Path
+) -> None:
+    results = race(tmp_path, shared, [["settle", "o1"], ["settle", "o1"]])
+    assert sorted(str(r["outcome"]) for r in results) == ["already_settled", "settled"]
+    with _after(shared, shop_clock) as shop:
+        assert count_events(shop, "OrderFulfilled") == 1
+        check_all(shop)
