@@ -6,7 +6,6 @@ import time
 from enum import StrEnum
 from typing import Annotated
 
-import click
 import typer
 
 from cli import render
@@ -78,6 +77,7 @@ def deliver(
 
 @app.command("sign")
 def sign_(
+    ctx: typer.Context,
     source: Source,
     secret: Secret = None,
     timestamp: Annotated[
@@ -91,16 +91,10 @@ def sign_(
     body = read_input(source)
     stamp = int(time.time()) if timestamp is None else timestamp
     header = sign(body, key, stamp)
-    if as_json or _root_json():
+    if wants_json(ctx, as_json):
         emit({"header": header, "timestamp": stamp})
         return
     typer.echo(header)
-
-
-def _root_json() -> bool:
-    ctx = click.get_current_context(silent=True)
-    obj = ctx.find_root().obj if ctx else None
-    return bool(getattr(obj, "json", False))
 
 
 @app.command("event")

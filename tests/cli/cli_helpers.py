@@ -7,9 +7,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from click.testing import Result
+from typer.testing import CliRunner, Result
+
 from cli import app
-from typer.testing import CliRunner
 
 Run = Callable[..., Result]
 
@@ -17,8 +17,12 @@ Run = Callable[..., Result]
 def make_run(runner: CliRunner, db: Path) -> Run:
     """`run(*args, code=0, input=None)`: invoke the app on `db` and check the exit code."""
 
-    def run(*args: str, code: int | None = 0, input: str | bytes | None = None,
-            env: dict[str, str | None] | None = None) -> Result:
+    def run(
+        *args: str,
+        code: int | None = 0,
+        input: str | bytes | None = None,
+        env: dict[str, str | None] | None = None,
+    ) -> Result:
         result = runner.invoke(app, ["--db", str(db), *args], input=input, env=env)
         if code is not None and result.exit_code != code:
             raise AssertionError(
@@ -27,6 +31,7 @@ def make_run(runner: CliRunner, db: Path) -> Run:
             )
         return result
 
+    run.db = db  # type: ignore[attr-defined]
     return run
 
 
@@ -39,10 +44,12 @@ def error_line(result: Result) -> str:
     return lines[0]
 
 
-def script(binary: Path, *args: str, cwd: Path, db: Path | None = None,
-           timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def script(
+    binary: Path, *args: str, cwd: Path, db: Path | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     """Run the real `orderflow` script in a subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")}
     argv = [str(binary), *(["--db", str(db)] if db else []), *args]
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )

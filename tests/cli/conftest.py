@@ -26,12 +26,40 @@ def run(db: Path) -> Run:
 
 
 @pytest.fixture
+def run_on() -> Callable[[Path], Run]:
+    """A runner for another database file."""
+    return lambda path: make_run(CliRunner(), path)
+
+
+@pytest.fixture
 def shop_db(run: Run) -> Run:
     """`run`, on a database with MUG (12.50 EUR, 10), TEE (20.00 EUR, 2) and coupon TEN."""
-    run("catalog", "add", "MUG", "--name", "Mug", "--price", "12.50", "--currency", "EUR",
-        "--stock", "10")
-    run("catalog", "add", "TEE", "--name", "Tee", "--price", "20.00", "--currency", "EUR",
-        "--stock", "2")
+    run(
+        "catalog",
+        "add",
+        "MUG",
+        "--name",
+        "Mug",
+        "--price",
+        "12.50",
+        "--currency",
+        "EUR",
+        "--stock",
+        "10",
+    )
+    run(
+        "catalog",
+        "add",
+        "TEE",
+        "--name",
+        "Tee",
+        "--price",
+        "20.00",
+        "--currency",
+        "EUR",
+        "--stock",
+        "2",
+    )
     run("catalog", "coupon", "TEN", "--percent-off", "10")
     return run
 

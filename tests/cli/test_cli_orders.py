@@ -20,8 +20,19 @@ def test_catalog_add_list_restock(shop_db, as_json):
 
 
 def test_catalog_add_json_and_text(run, as_json):
-    added = as_json("catalog", "add", "JPX", "--name", "Yen thing", "--price", "500",
-                    "--currency", "JPY", "--stock", "1")
+    added = as_json(
+        "catalog",
+        "add",
+        "JPX",
+        "--name",
+        "Yen thing",
+        "--price",
+        "500",
+        "--currency",
+        "JPY",
+        "--stock",
+        "1",
+    )
     assert added["unit_price"] == 500 and added["currency"] == "JPY"
     out = run("catalog", "add", "CAP", "--name", "Cap", "--price", "9.99").stdout
     assert "9.99 EUR" in out
@@ -31,14 +42,14 @@ def test_bad_money_strings_are_one_line_errors(run):
     for price in ("12.5.0", "-3", "12.345", "abc"):
         result = run("catalog", "add", "X", "--name", "X", "--price", price, code=1)
         assert "invalid EUR amount" in error_line(result)
-    result = run("catalog", "add", "X", "--name", "X", "--price", "1", "--currency", "EURO",
-                 code=1)
+    result = run("catalog", "add", "X", "--name", "X", "--price", "1", "--currency", "EURO", code=1)
     assert "unknown currency" in error_line(result)
 
 
 def test_duplicate_product_and_unknown_restock(shop_db):
-    assert "MUG" in error_line(shop_db("catalog", "add", "MUG", "--name", "M", "--price", "1",
-                                       code=1))
+    assert "MUG" in error_line(
+        shop_db("catalog", "add", "MUG", "--name", "M", "--price", "1", code=1)
+    )
     assert error_line(shop_db("catalog", "restock", "NOPE", "1", code=1)) == (
         "error: unknown product 'NOPE'"
     )
@@ -46,8 +57,18 @@ def test_duplicate_product_and_unknown_restock(shop_db):
 
 
 def test_order_start_prints_id_quote_intent_and_status(shop_db):
-    out = shop_db("order", "start", "--item", "MUG=2", "--item", "TEE=1", "--coupon", "TEN",
-                  "--order-id", "o1").stdout
+    out = shop_db(
+        "order",
+        "start",
+        "--item",
+        "MUG=2",
+        "--item",
+        "TEE=1",
+        "--coupon",
+        "TEN",
+        "--order-id",
+        "o1",
+    ).stdout
     assert out.splitlines()[0] == "order o1"
     assert "45.00 EUR" in out and "-4.50 EUR" in out and "40.50 EUR" in out
     assert "payment intent pi_" in out
@@ -59,7 +80,7 @@ def test_order_start_json(shop_db, as_json):
     assert view["order"]["status"] == "awaiting_payment"
     assert view["order"]["total"] == 2500 and view["quote"]["currency"] == "EUR"
     assert view["order"]["intent_id"].startswith("pi_")
-    assert [e["event"] for e in view["timeline"]][0] == "OrderPlaced"
+    assert view["timeline"][0]["event"] == "OrderPlaced"
 
 
 def test_order_start_refusals(shop_db):
@@ -68,8 +89,9 @@ def test_order_start_refusals(shop_db):
     )
     assert "out of stock" in error_line(shop_db("order", "start", "--item", "TEE=5", code=1))
     assert "quantity" in error_line(shop_db("order", "start", "--item", "MUG=0", code=1))
-    assert "coupon" in error_line(shop_db("order", "start", "--item", "MUG=1", "--coupon", "X",
-                                          code=1))
+    assert "coupon" in error_line(
+        shop_db("order", "start", "--item", "MUG=1", "--coupon", "X", code=1)
+    )
     for bad in ("MUG", "MUG=x", "=2"):
         result = shop_db("order", "start", "--item", bad, code=2)
         assert "SKU=QTY" in result.stderr and "Traceback" not in result.stderr

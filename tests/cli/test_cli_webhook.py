@@ -6,6 +6,7 @@ import json
 
 import pytest
 from cli_helpers import error_line
+
 from commerce import sign
 
 SECRET = "whsec_test"
@@ -33,31 +34,52 @@ def test_event_is_a_stripe_shaped_body(event_file):
 
 
 def test_sign_prints_a_valid_header(shop_db, event_file):
-    header = shop_db("webhook", "sign", str(event_file), "--secret", SECRET,
-                     "--timestamp", "1700000000").stdout.strip()
+    header = shop_db(
+        "webhook", "sign", str(event_file), "--secret", SECRET, "--timestamp", "1700000000"
+    ).stdout.strip()
     assert header == sign(event_file.read_bytes(), SECRET, 1700000000)
-    doc = json.loads(shop_db("webhook", "sign", str(event_file), "--secret", SECRET,
-                             "--timestamp", "5", "--json").stdout)
+    doc = json.loads(
+        shop_db(
+            "webhook", "sign", str(event_file), "--secret", SECRET, "--timestamp", "5", "--json"
+        ).stdout
+    )
     assert doc["timestamp"] == 5 and doc["header"].startswith("t=5,v1=")
 
 
 def test_sign_reads_stdin_and_the_secret_from_the_environment(shop_db, event_file):
     body = event_file.read_text()
-    header = shop_db("webhook", "sign", "-", "--timestamp", "7", input=body,
-                     env={"ORDERFLOW_WEBHOOK_SECRET": SECRET}).stdout.strip()
+    header = shop_db(
+        "webhook",
+        "sign",
+        "-",
+        "--timestamp",
+        "7",
+        input=body,
+        env={"ORDERFLOW_WEBHOOK_SECRET": SECRET},
+    ).stdout.strip()
     assert header == sign(body.encode(), SECRET, 7)
 
 
 def test_deliver_twice_settles_once(shop_db, as_json, event_file):
     header = shop_db("webhook", "sign", str(event_file), "--secret", SECRET).stdout.strip()
-    first = as_json("webhook", "deliver", str(event_file), "--signature", header,
-                    "--secret", SECRET)
+    first = as_json(
+        "webhook", "deliver", str(event_file), "--signature", header, "--secret", SECRET
+    )
     assert first["outcome"] == "settled" and first["order_status"] == "fulfilled"
-    again = shop_db("webhook", "deliver", str(event_file), "--signature", header,
-                    "--secret", SECRET)
+    again = shop_db(
+        "webhook", "deliver", str(event_file), "--signature", header, "--secret", SECRET
+    )
     assert again.stdout.startswith("already settled")
-    from_stdin = as_json("webhook", "deliver", "-", "--signature", header, "--secret", SECRET,
-                         input=event_file.read_bytes())
+    from_stdin = as_json(
+        "webhook",
+        "deliver",
+        "-",
+        "--signature",
+        header,
+        "--secret",
+        SECRET,
+        input=event_file.read_bytes(),
+    )
     assert from_stdin["outcome"] == "already_settled"
 
 
@@ -78,24 +100,38 @@ def test_bad_signatures_exit_1_with_one_line(shop_db, event_file):
         good.replace("v1=", "v1=0"): "bad webhook signature",
     }
     for header, expected in cases.items():
-        result = shop_db("webhook", "deliver", str(event_file), "--signature", header,
-                         "--secret", SECRET, code=1)
+        result = shop_db(
+            "webhook", "deliver", str(event_file), "--signature", header, "--secret", SECRET, code=1
+        )
         assert expected in error_line(result)
-    wrong = shop_db("webhook", "deliver", str(event_file), "--signature", good,
-                    "--secret", "whsec_other", code=1)
+    wrong = shop_db(
+        "webhook",
+        "deliver",
+        str(event_file),
+        "--signature",
+        good,
+        "--secret",
+        "whsec_other",
+        code=1,
+    )
     assert "matches" in error_line(wrong)
-    old = shop_db("webhook", "sign", str(event_file), "--secret", SECRET,
-                  "--timestamp", "1").stdout.strip()
-    assert "tolerance" in error_line(shop_db("webhook", "deliver", str(event_file),
-                                             "--signature", old, "--secret", SECRET, code=1))
+    old = shop_db(
+        "webhook", "sign", str(event_file), "--secret", SECRET, "--timestamp", "1"
+    ).stdout.strip()
+    assert "tolerance" in error_line(
+        shop_db(
+            "webhook", "deliver", str(event_file), "--signature", old, "--secret", SECRET, code=1
+        )
+    )
 
 
 def test_malformed_body_exits_1(shop_db, tmp_path):
     path = tmp_path / "junk.json"
     path.write_text('{"id": "evt_x"}')
     header = shop_db("webhook", "sign", str(path), "--secret", SECRET).stdout.strip()
-    result = shop_db("webhook", "deliver", str(path), "--signature", header, "--secret", SECRET,
-                     code=1)
+    result = shop_db(
+        "webhook", "deliver", str(path), "--signature", header, "--secret", SECRET, code=1
+    )
     assert "malformed event" in error_line(result)
 
 
