@@ -343,7 +343,16 @@ class Engine:
             last = events[-1] if events else None
             if isinstance(last, FlowStuck) and last.seq == exc.step:
                 return
-            stuck = FlowStuck(seq=exc.step, logged=exc.logged, yielded=exc.yielded)
+            summary = None
+            for event in events:
+                summary = advance(summary, exc.flow_id, event)
+            stuck = FlowStuck(
+                seq=exc.step,
+                logged=exc.logged,
+                yielded=exc.yielded,
+                awaits=list(summary.awaits) if summary else [],
+                due=summary.due if summary else None,
+            )
             self.store.append(stream, [stuck], expected_version=len(events))
 
     # -- driving -----------------------------------------------------------------------

@@ -4,9 +4,11 @@ A stream opens with `FlowStarted`; each step `seq` is either recorded at once
 (`StepDone`) or opened by `StepPending` and closed by `StepAnswered`. `FlowEnded` closes
 the stream; `FlowStuck` marks a diverged instance without touching its steps.
 
-Events that change an instance's summary carry `status`, `awaits` and `due`: a store keeps
-its flow index from those fields alone (the SQLite ledger reads them structurally), so
-every other field is free to evolve. Requests, responses and arguments are kept as the
+Events that change an instance's summary always write `status` (never omitted), and may
+carry `awaits` and `due` (absent means none): a store keeps its flow index from those
+three fields alone (the SQLite ledger reads them structurally), so every other field is
+free to evolve. A stuck instance keeps its `awaits` and `due`, so its timer is still
+visible (and fires once the code is fixed) instead of being stranded silently. Requests, responses and arguments are kept as the
 exact JSON the flow produced (`msgspec.Raw`): replay compares bytes, and decodes a response
 only with the type the live request declares.
 """
@@ -52,7 +54,7 @@ class FlowEvent(msgspec.Struct, frozen=True, kw_only=True, tag=True, omit_defaul
     """Base of the events in a flow's stream."""
 
 
-class FlowStarted(FlowEvent):
+class FlowStarted(FlowEvent, omit_defaults=False):
     """The instance began: which code, which version, which arguments."""
 
     flow_id: str
@@ -84,7 +86,7 @@ class StepPending(FlowEvent):
     error: Failed | None = None
 
 
-class StepAnswered(FlowEvent):
+class StepAnswered(FlowEvent, omit_defaults=False):
     """The open step `seq` was answered; the flow runs on."""
 
     seq: int
@@ -100,13 +102,15 @@ class FlowEnded(FlowEvent):
     error: Failed | None = None
 
 
-class FlowStuck(FlowEvent):
+class FlowStuck(FlowEvent, omit_defaults=False):
     """Replay diverged from the log at `seq`; the steps are kept as they were."""
 
     seq: int
     logged: str
     yielded: str
     status: Status = "stuck"
+    awaits: list[str] = []
+    due: datetime | None = None
 
 
 AnyFlowEvent = FlowStarted | StepDone | StepPending | StepAnswered | FlowEnded | FlowStuck
@@ -132,14 +136,13 @@ def advance(summary: FlowSummary | None, flow_id: str, event: FlowEvent) -> Flow
     status = getattr(event, "status", None)
     if summary is None or status is None:
         return summary
-    pending = isinstance(event, StepPending)
     return FlowSummary(
         flow_id=flow_id,
         name=summary.name,
         version=summary.version,
         status=status,
-        awaits=event.awaits if pending else [],  # type: ignore[attr-defined]
-        due=event.due if pending else None,  # type: ignore[attr-defined]
+        awaits=list(getattr(event, "awaits", ())),
+        due=getattr(event, "due", None),
     )
 
 

@@ -2,8 +2,8 @@
 
 It reads only the `type`, `name`, `version`, `status`, `awaits` and `due` fields of the
 JSON bodies, and agrees with `flowlib.log.advance`: `FlowStarted` (re)starts the row;
-a later event with a status sets it, and sets `awaits`/`due` if it is a `StepPending`
-(else clears them); an event without a status (`StepDone`) leaves the row as it is.
+a later event with a status sets the row's status, awaits and due from its own fields
+(absent ones mean none); an event without a status (`StepDone`) leaves the row as it is.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ from ledger.errors import CorruptRecord
 from ledger.records import FlowRow, Record
 
 PREFIX = "flow:"
-
-DEFAULT_STATUS = {"FlowStarted": "running", "StepAnswered": "running", "FlowStuck": "stuck"}
-"""Statuses flowlib's events declare as defaults, which `omit_defaults` leaves out of the JSON."""
-
 
 class _FlowFields(msgspec.Struct):
     """The fields of a flow event the index needs; everything else is ignored."""
@@ -85,13 +81,12 @@ class FlowsProjection:
         except msgspec.DecodeError as exc:
             raise CorruptRecord(record.position, record.stream, record.version, str(exc)) from exc
         flow_id = record.stream[len(PREFIX) :]
-        status = fields.status if fields.status is not None else DEFAULT_STATUS.get(fields.type)
+        status = fields.status
         if fields.type == "FlowStarted":
             conn.execute(_START, (flow_id, fields.name, fields.version, status, record.position))
         elif status is not None:
-            pending = fields.type == "StepPending"
-            awaits = _encode_awaits(fields.awaits).decode() if pending else "[]"
-            due = utc_text(fields.due) if pending and fields.due is not None else None
+            awaits = _encode_awaits(fields.awaits).decode()
+            due = utc_text(fields.due) if fields.due is not None else None
             conn.execute(_UPDATE, (status, awaits, due, record.position, flow_id))
 
 

@@ -784,6 +784,36 @@ def test_changed_code_raises_nondeterminism_and_leaves_the_steps_intact(registry
     assert fixed.resume("o1", 5, awaiting=Pay).status == "completed"
 
 
+def test_a_stuck_flow_keeps_its_timer_and_fires_it_once_the_code_is_fixed(registry) -> None:
+    @flow("nap", registry=registry)
+    def nap(sku: str):  # type: ignore[no-untyped-def]
+        yield Reserve(sku=sku)
+        yield Timer(seconds=60)
+        return "woke"
+
+    store = MemoryStore()
+    make_engine(registry, store=store).start("nap", "A1", flow_id="n1")
+    due = T0 + timedelta(seconds=60)
+    changed = Registry()
+
+    @flow("nap", registry=changed)
+    def nap_v2(sku: str):  # type: ignore[no-untyped-def]
+        yield Reserve(sku=sku + "-v2")
+        yield Timer(seconds=60)
+        return "woke"
+
+    broken = make_engine(changed, store=store)
+    fired = broken.fire_due_timers(due)
+    assert [(f.flow_id, f.status) for f in fired] == [("n1", "stuck")]
+    stuck = broken.status("n1")
+    assert (stuck.status, stuck.awaits, stuck.due) == ("stuck", ["Timer"], due)
+    assert [row.flow_id for row in store.flows(due_before=due)] == ["n1"]  # not stranded
+
+    fixed = make_engine(registry, store=store)
+    assert [f.status for f in fixed.fire_due_timers(due)] == ["completed"]
+    assert fixed.result("n1") == "woke"
+
+
 def test_code_that_ends_or_raises_early_is_nondeterministic(registry) -> None:
     register_order(registry)
     store = MemoryStore()

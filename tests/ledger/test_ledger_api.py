@@ -38,6 +38,7 @@ def test_exported_members() -> None:
         "Record",
         "SchemaTooNew",
         "StorageError",
+        "Synchronous",
         "TransactionAborted",
         "VerifyReport",
     ]
