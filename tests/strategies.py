@@ -68,3 +68,33 @@ def coupons(currency: str, *, now: datetime = NOW) -> st.SearchStrategy[Coupon]:
 
 orders = currencies.flatmap(lambda c: st.tuples(st.just(c), lines(c), st.none() | coupons(c)))
 """(currency, lines, coupon or None): a whole order to quote."""
+
+
+# -- webhook deliveries (tests/commerce/test_settle_properties.py) ------------------------
+
+WEBHOOK_KINDS = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.refunded",
+)
+
+
+def deliveries(
+    order_ids: list[str], *, max_size: int = 14
+) -> st.SearchStrategy[list[tuple[str, ...]]]:
+    """Webhook deliveries over `order_ids` in any order, with repeats and re-used event ids.
+
+    Each item is `("d", order_id, kind, event_id, "full" | "partial")` or `("tick",)` (the
+    payment timeout passes). A small pool of event ids makes duplicates, re-ids and
+    same-id-different-body conflicts likely.
+    """
+    delivery = st.tuples(
+        st.just("d"),
+        st.sampled_from(order_ids),
+        st.sampled_from(WEBHOOK_KINDS),
+        st.sampled_from(("evt_a", "evt_b", "evt_c")),
+        st.sampled_from(("full", "partial")),
+    )
+    tick: st.SearchStrategy[tuple[str, ...]] = st.just(("tick",))
+    item = st.one_of(delivery, delivery, delivery, tick)  # ticks are rarer
+    return st.lists(item, max_size=max_size)
