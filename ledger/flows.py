@@ -21,6 +21,7 @@ from ledger.records import FlowRow, Record
 
 PREFIX = "flow:"
 
+
 class _FlowFields(msgspec.Struct):
     """The fields of a flow event the index needs; everything else is ignored."""
 

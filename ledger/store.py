@@ -158,8 +158,7 @@ class Ledger(Transactional):
         """Like `append`, returning the positions written (or originally written)."""
         batch = prepare(stream, events, expected_version, idempotency_key)
         if self._depth:
-            with self.transaction():
-                return self._guarded(self._write, stream, batch, expected_version, idempotency_key)
+            return self._join(self._write, stream, batch, expected_version, idempotency_key)
         self._begin()
         try:
             appended = self._guarded(self._write, stream, batch, expected_version, idempotency_key)
@@ -255,6 +254,7 @@ class Ledger(Transactional):
             rows.append(
                 (position, stream, version, type_, data.decode(), recorded_at, stored_key, previous)
             )
+        self._partial = True  # from here a failure leaves part of the batch written
         if len(rows) == 1:
             conn.execute(_INSERT, rows[0])
         else:

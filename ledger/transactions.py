@@ -1,5 +1,11 @@
 """Write transactions: one cross-process lock, `BEGIN IMMEDIATE`, and savepoints for nesting.
 
+An append inside a transaction takes no savepoint of its own (two statements saved on
+the hot path). Nothing it checks before writing needs undoing; if it fails after writing
+part of its batch, the transaction is doomed: the enclosing savepoint's rollback (or the
+outermost rollback) undoes the part, and any further use before that raises
+`TransactionAborted`, so a half-written batch can never be committed.
+
 `Transactional` also caches the chain tip and stream versions across this connection's
 own transactions; `PRAGMA data_version` (checked right after `BEGIN IMMEDIATE`) tells
 whether any other connection committed in between, and then the cache is dropped.
@@ -29,6 +35,8 @@ class Transactional:
         self._tip: tuple[int, str] | None = None
         self._versions: dict[str, int] = {}
         self._seen = -1
+        self._partial = False  # set by a write once it has begun changing the database
+        self._doomed: int | None = None  # the depth at which a part-written append failed
 
     @contextmanager
     def transaction(self) -> Iterator[Self]:
@@ -49,6 +57,26 @@ class Transactional:
             self._finish(exc)
             raise
         self._finish(None)
+
+    def _join(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a write inside the open transaction, dooming it if the write fails part-way."""
+        self._check_doomed()
+        if not self._conn.in_transaction:
+            raise TransactionAborted("an earlier error in this transaction")
+        self._partial = False
+        try:
+            return self._guarded(fn, *args)
+        except BaseException:
+            if self._partial:
+                self._forget()
+                self._doomed = self._depth
+            raise
+        finally:
+            self._partial = False
+
+    def _check_doomed(self) -> None:
+        if self._doomed is not None:
+            raise TransactionAborted("an append failed part-way and was not rolled back")
 
     def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -81,6 +109,11 @@ class Transactional:
         """End the outermost transaction: commit, or roll back after `exc`; then unlock."""
         self._depth = 0
         conn = self._conn
+        if exc is None and self._doomed is not None:
+            exc = TransactionAborted("an append failed part-way and was not rolled back")
+            self._finish(exc)
+            raise exc
+        self._doomed = None
         try:
             if exc is not None:
                 self._forget()
@@ -104,6 +137,7 @@ class Transactional:
         conn = self._conn
         if not conn.in_transaction:
             raise TransactionAborted("an earlier error in this transaction")
+        self._check_doomed()
         name = f"ledger_{self._depth}"
         conn.execute(f"SAVEPOINT {name}")
         self._depth += 1
@@ -115,6 +149,9 @@ class Transactional:
             if conn.in_transaction:
                 conn.execute(f"ROLLBACK TO {name}")
                 conn.execute(f"RELEASE {name}")
+                if self._doomed is not None and self._doomed > self._depth:
+                    self._doomed = None  # the part-written append is undone
             raise
         self._depth -= 1
+        self._check_doomed()
         conn.execute(f"RELEASE {name}")

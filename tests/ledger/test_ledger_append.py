@@ -227,3 +227,39 @@ def test_memory_ledger_behaves_alike() -> None:
         assert ledger.append("s", [Deposited("a", 1)], idempotency_key="k") == 1
         assert ledger.read("s", Deposited) == [Deposited("a", 1)]
         assert ledger.verify().ok
+
+
+class _RefusesBigWithdrawals:
+    """A projection whose `apply` fails on the second event of a batch."""
+
+    name = "refuses"
+    tables = ("refusals",)
+
+    def create(self, db: Any) -> None:
+        db.execute("CREATE TABLE IF NOT EXISTS refusals (n INTEGER)")
+
+    def apply(self, conn: sqlite3.Connection, record: Record) -> None:
+        if record.type == "Withdrawn" and msgspec.json.decode(record.data)["amount"] > 100:
+            raise ValueError("too big")
+
+
+def test_a_part_written_append_dooms_the_transaction(tmp_path: Any) -> None:
+    with Ledger.open(tmp_path / "l.db", projections=[_RefusesBigWithdrawals()]) as ledger:
+        before = state(ledger)
+        with pytest.raises(TransactionAborted), ledger.transaction():
+            ledger.append("s", [Deposited("a", 1)])
+            with pytest.raises(ValueError):
+                ledger.append("s", [Deposited("a", 2), Withdrawn("a", 500)])
+            ledger.append("s", [Deposited("a", 3)])  # refused: half a batch is written
+        assert state(ledger) == before
+
+
+def test_a_savepoint_around_a_part_written_append_undoes_it(tmp_path: Any) -> None:
+    with Ledger.open(tmp_path / "l.db", projections=[_RefusesBigWithdrawals()]) as ledger:
+        with ledger.transaction():
+            ledger.append("s", [Deposited("a", 1)])
+            with pytest.raises(ValueError), ledger.transaction():
+                ledger.append("s", [Deposited("a", 2), Withdrawn("a", 500)])
+            ledger.append("s", [Deposited("a", 3)])
+        assert ledger.read("s", AnyAccountEvent) == [Deposited("a", 1), Deposited("a", 3)]
+        assert ledger.verify().ok
