@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from shop_helpers import ShopClock, stocked_shop
 
 from commerce import Shop
-
-from shop_helpers import ShopClock, stocked_shop
 
 
 @pytest.fixture

@@ -56,7 +56,10 @@ def intent_of(shop: Shop, order_id: str) -> PaymentIntent:
     row = shop.order(order_id).order
     assert row.intent_id is not None, f"order {order_id} has no intent"
     return PaymentIntent(
-        intent_id=row.intent_id, order_id=order_id, amount=row.total, currency=row.currency,
+        intent_id=row.intent_id,
+        order_id=order_id,
+        amount=row.total,
+        currency=row.currency,
         livemode=shop.config.livemode,
     )
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
-from commerce import Coupon, Shop
-
 from shop_helpers import (
     ShopClock,
     body_for,
@@ -15,6 +12,8 @@ from shop_helpers import (
     stock,
     tables,
 )
+
+from commerce import Coupon, Shop
 
 
 def test_timeline_lists_the_orders_events_in_order(stocked: Shop) -> None:

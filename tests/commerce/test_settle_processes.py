@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from shop_helpers import ShopClock, body_for, check_all, count_events, stock, stocked_shop
 
 from commerce import Shop
-
-from shop_helpers import ShopClock, body_for, check_all, count_events, stock, stocked_shop
 
 WORKER = Path(__file__).with_name("settle_worker.py")
 

@@ -8,11 +8,6 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from commerce import Shop
-from flowlib import FlowNotFound
-
 from shop_helpers import (
     ShopClock,
     body_for,
@@ -24,6 +19,9 @@ from shop_helpers import (
 )
 from strategies import deliveries
 
+from commerce import Shop
+from flowlib import FlowNotFound
+
 SUCCEEDED, FAILED, REFUNDED = (
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
@@ -34,9 +32,7 @@ ORDERS = {"o0": 1, "o1": 2, "o2": 3}  # order id -> MUG quantity (1250 EUR each)
 
 def _send(shop: Shop, order_id: str, kind: str, event_id: str, partial: bool) -> str:
     refunded = 100 if partial and kind == REFUNDED else None
-    body = body_for(
-        shop, order_id, kind, event_id=event_id, created=0, amount_refunded=refunded
-    )
+    body = body_for(shop, order_id, kind, event_id=event_id, created=0, amount_refunded=refunded)
     try:
         return deliver(shop, body).outcome
     except FlowNotFound:
@@ -125,7 +121,16 @@ def test_any_interleaving_settles_each_paid_order_exactly_once(
         [("tick",), ("d", "o0", SUCCEEDED, "e1", "full"), ("d", "o0", SUCCEEDED, "e2", "full")],
         [("d", "o0", SUCCEEDED, "e1", "full"), ("tick",), ("d", "o1", FAILED, "e1", "full")],
     ],
-    ids=["dup", "fail-then-pay", "pay-then-fail", "two-ids", "id-conflict", "refunds", "late", "mix"],
+    ids=[
+        "dup",
+        "fail-then-pay",
+        "pay-then-fail",
+        "two-ids",
+        "id-conflict",
+        "refunds",
+        "late",
+        "mix",
+    ],
 )
 def test_chosen_interleavings(actions: list[tuple[str, ...]]) -> None:
     run(actions)

@@ -7,6 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shop_helpers import (
+    ShopClock,
+    check_all,
+    count_events,
+    event_types,
+    snapshot,
+    stock,
+    stocked_shop,
+    unchanged,
+)
 
 from commerce import (
     Coupon,
@@ -23,17 +33,6 @@ from commerce import (
     ShopConfig,
     UnknownOrder,
     UnknownProduct,
-)
-
-from shop_helpers import (
-    ShopClock,
-    check_all,
-    count_events,
-    event_types,
-    snapshot,
-    stock,
-    stocked_shop,
-    unchanged,
 )
 
 # -- catalog and restock ----------------------------------------------------------------

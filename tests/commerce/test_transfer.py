@@ -7,10 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from commerce import Money, Shop
-from flowlib import ImportRejected
-
 from shop_helpers import (
     ShopClock,
     body_for,
@@ -22,6 +18,9 @@ from shop_helpers import (
     stocked_shop,
     tables,
 )
+
+from commerce import Money, Shop
+from flowlib import ImportRejected
 
 
 @pytest.fixture

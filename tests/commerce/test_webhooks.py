@@ -8,6 +8,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from shop_helpers import (
+    SECRET,
+    ShopClock,
+    body_for,
+    check_all,
+    count_events,
+    deliver,
+    event_types,
+    events_of,
+    intent_id_for,
+    snapshot,
+    stock,
+    stocked_shop,
+    unchanged,
+)
 
 from commerce import (
     BodyTooLarge,
@@ -24,22 +39,6 @@ from commerce import (
     sign,
 )
 from commerce.stripe_events import MAX_BODY
-
-from shop_helpers import (
-    SECRET,
-    ShopClock,
-    body_for,
-    check_all,
-    count_events,
-    deliver,
-    event_types,
-    events_of,
-    intent_id_for,
-    snapshot,
-    stock,
-    stocked_shop,
-    unchanged,
-)
 
 SUCCEEDED, FAILED, REFUNDED = (
     "payment_intent.succeeded",
