@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hypothesis import event
+from hypothesis import event as note
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -32,6 +32,8 @@ from reliability_helpers import (
     event_body,
     intent_of,
 )
+
+from flowlib import FlowNotFound
 
 from commerce import (
     BadSignature,
@@ -222,9 +224,19 @@ class ShopMachine(RuleBasedStateMachine):
         event = data.draw(st.sampled_from(self.model.events))
         for _ in range(times):
             header = sign(event.body, SECRET, self.clock.unix)
-            result = self.shop.settle_webhook(event.body, header, secret=SECRET)
+            try:
+                result = self.shop.settle_webhook(event.body, header, secret=SECRET)
+            except FlowNotFound as exc:
+                # BUG (xfail: test_rel_scenarios.py::test_a_refund_notice_answers_refunded):
+                # the refund is recorded and committed, then the caller gets an error. The
+                # provider retries such a delivery; the retry must find it settled.
+                assert event.kind == REFUNDED and "late:" in str(exc), exc
+                assert not event.delivered
+                self._apply(event, "refunded")
+                event.delivered = True
+                result = self.shop.settle_webhook(event.body, header, secret=SECRET)
             event_note = f"{event.kind} to {self.model.orders[event.order_id].status}"
-            event(f"deliver {event_note}: {result.outcome}")
+            note(f"deliver {event_note}: {result.outcome}")
             if event.delivered:
                 assert result.outcome == "already_settled", result
             else:

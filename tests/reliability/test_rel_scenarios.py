@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flowlib import FlowNotFound
 from ledger import ConcurrencyError
 from reliability_helpers import SECRET, Clock, check_invariants, event_body, intent_of
 
@@ -110,3 +111,20 @@ def test_a_payment_before_its_intent_is_recorded_is_parked_then_fulfils(
         shop.fire_timers()  # the retry creates the intent; the flow takes the parked payment
         assert shop.order("o1").order.status == "fulfilled"
         assert check_invariants(shop).fulfilled == {"o1": 1}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=FlowNotFound,
+    reason="BUG: Settler.settle_event treats every 'refunded' decision as a late payment and "
+    "calls engine.run_effects('late:<intent>'), but a charge.refunded starts no such flow: "
+    "FlowNotFound after the refund was committed",
+)
+def test_a_refund_notice_answers_refunded(source: Shop, clock: Clock) -> None:
+    source.start_order([("APL", 1)], order_id="o1")
+    assert _pay(source, clock, "o1", "evt_paid") == "settled"
+    body = event_body(intent_of(source, "o1"), "charge.refunded", "evt_refund", clock.unix)
+    result = source.settle_webhook(body, sign(body, SECRET, clock.unix), secret=SECRET)
+    assert (result.outcome, result.reason) == ("refunded", "refunded in full")
+    assert result.order_status == "refunded"
+    check_invariants(source)
