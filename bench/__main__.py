@@ -86,7 +86,8 @@ def main() -> None:
             print(f"running {name} ...", file=sys.stderr, flush=True)
         figures.update(run(quick))
     aims = _aims(figures)
-    machine = f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    machine = f"{platform.machine()}, {python}, SQLite {sqlite3.sqlite_version}"
     if as_json:
         report = {
             "machine": machine,
@@ -97,7 +98,8 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     print(
-        f"orderflow benchmark ({'quick' if quick else 'full'}) on {machine}, {time.perf_counter() - started:.0f} s"
+        f"orderflow benchmark ({'quick' if quick else 'full'}) on {machine}, "
+        f"{time.perf_counter() - started:.0f} s"
     )
     for name, value in figures.items():
         print(f"  {name:<52}{value:>14,.2f}")

@@ -38,7 +38,7 @@ ROUNDS = 3
 Writer = Callable[[int], None]
 
 
-def _rate(count: int, run: Callable[[int], None]) -> float:
+def rate(count: int, run: Callable[[int], None]) -> float:
     started = time.perf_counter()
     run(count)
     return count / (time.perf_counter() - started)
@@ -87,7 +87,7 @@ def appends(directory: Path, synchronous: Setting, single: int, batched: int) ->
         ]
         for _ in range(ROUNDS):
             for name, (writer, count) in zip(figures, runs, strict=True):
-                figures[name] = max(figures[name], _rate(count, writer))
+                figures[name] = max(figures[name], rate(count, writer))
     conn.close()
     return {f"{name} {synchronous}": rate for name, rate in figures.items()}
 
