@@ -1,98 +1,55 @@
-"""The engine: drives flow instances against a `Store` and a map of request handlers."""
+"""The engine: starts, resumes, cancels and times out flow instances kept in a `Store`.
+
+Every operation rebuilds the instance from its log inside one store transaction, lets the
+`Stepper` run it forward, and commits; outside effects run after the commit, with no
+transaction open, and their answers are recorded in a transaction of their own.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from flowlib import transfer
-from flowlib.errors import (
-    Cancelled,
-    FlowError,
-    FlowNotFound,
-    NondeterminismError,
-    StepFailed,
-    WrongResponse,
-)
+from flowlib.errors import Cancelled, FlowError, FlowNotFound, NondeterminismError, StepFailed
 from flowlib.flow import REGISTRY, Registry
 from flowlib.log import (
     AnyFlowEvent,
     CancelledBy,
-    Failed,
     FlowEnded,
     FlowEvent,
     FlowStarted,
     FlowStuck,
-    Ok,
+    FlowSummary,
     Outcome,
-    StepAnswered,
-    StepDone,
-    StepPending,
     advance,
     stream_of,
 )
-from flowlib.replay import Instance, decode_response, encode, replay
-from flowlib.requests import FirstOf, NewId, Now, Request, Timer, Won, response_type, tag_of
+from flowlib.replay import Instance, encode, replay
+from flowlib.requests import FirstOf, Request, tag_of
+from flowlib.steps import (
+    Call,
+    Clock,
+    Effect,
+    Handler,
+    StepContext,
+    Stepper,
+    effect,
+    timer_value,
+    utc_now,
+)
 from flowlib.store import Store
 
-Handler = Callable[[Any, "StepContext"], Any]
-Clock = Callable[[], datetime]
+__all__ = ["Clock", "Effect", "Engine", "Fired", "FlowState", "Handler", "Resumption"]
+__all__ += ["StepContext", "effect", "utc_now"]
 
-
-def utc_now() -> datetime:
-    """The default engine clock."""
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Effect:
-    """Marks a handler as an outside effect: it runs with no transaction open.
-
-    The engine records the request, commits, calls the handler with an idempotency key
-    derived from the flow id and step, then records the answer. After a crash in between the
-    call is repeated, with the same key, once its lease (`Engine.call_lease`) has run out.
-    """
-
-    fn: Handler
-
-
-def effect(fn: Handler) -> Effect:
-    """Mark `fn` as a handler for an outside effect (see `Effect`)."""
-    return Effect(fn)
-
-
-@dataclass(frozen=True)
-class StepContext:
-    """What a handler is told about the step it services."""
-
-    flow_id: str
-    seq: int
-    now: datetime
-    attempt: int
-    tx: Any  # the store's transaction handle; None for an effect
-
-    @property
-    def idempotency_key(self) -> str:
-        """Stable for this step across retries and crashes: pass it to outside services."""
-        return f"{self.flow_id}:{self.seq}"
-
-
-class FlowState(msgspec.Struct, frozen=True, kw_only=True):
-    """Where an instance stands."""
-
-    flow_id: str
-    name: str
-    version: int
-    status: str
-    awaits: list[str] = []
-    due: datetime | None = None
+FlowState = FlowSummary
+"""Where an instance stands: its index row (name, version, status, awaits, due)."""
 
 
 class Resumption(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,15 +70,6 @@ class Fired(msgspec.Struct, frozen=True, kw_only=True):
     error: str = ""
 
 
-@dataclass
-class _Call:
-    flow_id: str
-    seq: int
-    request: Request[Any]
-    handler: Handler
-    attempt: int
-
-
 class Engine:
     """Starts, resumes, cancels and times out flow instances; everything is in the store."""
 
@@ -135,10 +83,31 @@ class Engine:
         call_lease: timedelta = timedelta(seconds=30),
     ) -> None:
         self.store = store
-        self.handlers = dict(handlers or {})
-        self.clock = clock
         self.registry = registry
-        self.call_lease = call_lease
+        self.steps = Stepper(store, handlers or {}, clock, call_lease)
+
+    @property
+    def clock(self) -> Clock:
+        """The engine's clock (timers, `Now`, leases)."""
+        return self.steps.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self.steps.clock = clock
+
+    @property
+    def call_lease(self) -> timedelta:
+        """How long an outside call may run before a timers run repeats it."""
+        return self.steps.call_lease
+
+    @call_lease.setter
+    def call_lease(self, lease: timedelta) -> None:
+        self.steps.call_lease = lease
+
+    @property
+    def handlers(self) -> dict[type[Request[Any]], Handler | Effect]:
+        """The handler map: request type -> handler (or `Effect`)."""
+        return self.steps.handlers
 
     # -- public operations -------------------------------------------------------------
 
@@ -162,10 +131,11 @@ class Engine:
                 version=definition.version,
                 args=encode(list(args)),
                 started_at=self.clock(),
+                status="running",
             )
             inst = Instance(flow_id, definition, started)
             try:
-                calls = self._drive(inst, tx, [started])
+                calls = self.steps.drive(inst, tx, [started])
             finally:
                 inst.discard()  # a live copy must never run its `finally` on garbage collection
         return self._after(inst, calls, defer_effects)
@@ -182,11 +152,11 @@ class Engine:
         if not (isinstance(awaiting, type) and issubclass(awaiting, Request)):
             raise TypeError(f"awaiting must be a Request subclass, not {awaiting!r}")
         with self._operation(flow_id) as (inst, tx):
-            option = self._awaited_option(inst, awaiting)
+            option = _awaited_option(inst, awaiting)
             if option is None:
-                return self._not_waiting(inst, awaiting)
-            value = self._validated(flow_id, inst.pending_request, option, response)  # type: ignore[arg-type]
-            calls = self._answer(inst, tx, value)
+                return _not_waiting(inst, awaiting)
+            value = self.steps.validated(flow_id, inst.pending_request, option, response)  # type: ignore[arg-type]
+            calls = self.steps.answer(inst, tx, value)
         status = self._after(inst, calls, defer_effects).status
         return Resumption(flow_id=flow_id, resumed=True, status=status)
 
@@ -195,7 +165,7 @@ class Engine:
         with self._operation(flow_id) as (inst, tx):
             if inst.ended is not None or inst.pending is None:
                 return self._state(flow_id)
-            calls = self._close_step(inst, tx, CancelledBy(reason))
+            calls = self.steps.close_step(inst, tx, CancelledBy(reason))
         return self._after(inst, calls)
 
     def fire_due_timers(
@@ -228,7 +198,7 @@ class Engine:
             handler = self.handlers.get(type(request)) if request is not None else None
             if pending is None or pending.mode != "call" or not isinstance(handler, Effect):
                 return self._after(inst, [])
-            call = _Call(flow_id, pending.seq, request, handler.fn, pending.attempts + 1)  # type: ignore[arg-type]
+            call = Call(flow_id, pending.seq, request, handler.fn, pending.attempts + 1)  # type: ignore[arg-type]
         return self._after(inst, [call])
 
     def status(self, flow_id: str) -> FlowState:
@@ -238,8 +208,8 @@ class Engine:
     def result(self, flow_id: str) -> Any:
         """The finished flow's return value; raises `StepFailed` if it failed or was cancelled."""
         events = self._events(flow_id)
-        ended = events[-1]
-        if not isinstance(ended, FlowEnded):
+        ended, started = events[-1], events[0]
+        if not isinstance(ended, FlowEnded) or not isinstance(started, FlowStarted):
             raise FlowError(
                 f"flow {flow_id!r} has not finished (it is {self._state(flow_id).status})"
             )
@@ -247,8 +217,6 @@ class Engine:
             if ended.status == "cancelled" and ended.error.kind == "cancelled":
                 raise Cancelled(ended.error.message)
             raise StepFailed(ended.error.kind, ended.error.message)
-        started = events[0]
-        assert isinstance(started, FlowStarted)
         definition = self.registry.get(started.name, started.version)
         return msgspec.json.decode(ended.result, type=definition.result_type)
 
@@ -257,12 +225,12 @@ class Engine:
         return [
             FlowState(
                 flow_id=r.flow_id,
-                name=r.name,
-                version=r.version,
+                name=r.name,  # type: ignore[attr-defined]
+                version=r.version,  # type: ignore[attr-defined]
                 status=r.status,
-                awaits=list(r.awaits),
+                awaits=list(r.awaits),  # type: ignore[attr-defined]
                 due=r.due,
-            )  # type: ignore[attr-defined]
+            )
             for r in self.store.flows(status=status)
         ]
 
@@ -285,6 +253,10 @@ class Engine:
         """The instance's replay log, as stored."""
         return self._events(flow_id)
 
+    def load(self, flow_id: str) -> Instance:
+        """Rebuild the live instance from its log (raises on divergence; writes nothing)."""
+        return replay(flow_id, self._events(flow_id), self.registry)
+
     # -- loading and guarding ----------------------------------------------------------
 
     def _events(self, flow_id: str) -> list[AnyFlowEvent]:
@@ -294,15 +266,12 @@ class Engine:
         return events
 
     def _state(self, flow_id: str) -> FlowState:
-        summary = None
-        for event in self._events(flow_id):
-            summary = advance(summary, flow_id, event)
-        assert summary is not None  # _events guarantees a FlowStarted head
-        fields = msgspec.structs.asdict(summary)
-        fields["awaits"] = list(summary.awaits)  # never hand out the logged event's own list
-        return FlowState(**fields)
+        summary = _summary(flow_id, self._events(flow_id))
+        if summary is None:
+            raise FlowError(f"stream of flow {flow_id!r} does not begin with FlowStarted")
+        return summary
 
-    def _after(self, inst: Instance, calls: list[_Call], defer: bool = False) -> FlowState:
+    def _after(self, inst: Instance, calls: list[Call], defer: bool = False) -> FlowState:
         """Run the outside effects an operation left, then say where the flow stands."""
         if calls and not defer:
             self._run_calls(calls)
@@ -316,10 +285,6 @@ class Engine:
             awaits=list(pending.awaits) if pending else [],
             due=pending.due if pending else None,
         )
-
-    def load(self, flow_id: str) -> Instance:
-        """Rebuild the live instance from its log (raises on divergence; writes nothing)."""
-        return replay(flow_id, self._events(flow_id), self.registry)
 
     @contextmanager
     def _operation(self, flow_id: str) -> Iterator[tuple[Instance, Any]]:
@@ -337,260 +302,22 @@ class Engine:
                 inst.discard()
 
     def _mark_stuck(self, exc: NondeterminismError) -> None:
+        """Record the divergence once; the flow keeps what it awaits and when it is due."""
         stream = stream_of(exc.flow_id)
         with self.store.transaction():
             events = self.store.read(stream, AnyFlowEvent)
             last = events[-1] if events else None
             if isinstance(last, FlowStuck) and last.seq == exc.step:
                 return
-            summary = None
-            for event in events:
-                summary = advance(summary, exc.flow_id, event)
+            summary = _summary(exc.flow_id, events)
             stuck = FlowStuck(
                 seq=exc.step,
                 logged=exc.logged,
                 yielded=exc.yielded,
-                awaits=list(summary.awaits) if summary else [],
+                awaits=summary.awaits if summary else [],
                 due=summary.due if summary else None,
             )
             self.store.append(stream, [stuck], expected_version=len(events))
-
-    # -- driving -----------------------------------------------------------------------
-
-    def _commit(self, inst: Instance, batch: list[FlowEvent]) -> None:
-        if batch:
-            stream = stream_of(inst.flow_id)
-            inst.version = self.store.append(stream, batch, expected_version=inst.version)
-
-    def _drive(self, inst: Instance, tx: Any, batch: list[FlowEvent]) -> list[_Call]:
-        """Run the generator until it waits, needs an outside effect, or ends; then append."""
-        calls: list[_Call] = []
-        while inst.ended is None and inst.pending is None:
-            try:
-                request = inst.advance()
-            except StopIteration as stop:
-                self._end(inst, batch, result=stop.value)
-                break
-            except Exception as exc:
-                self._end(inst, batch, error=exc)
-                break
-            if not isinstance(request, Request):  # a bug in the flow: fail it, as if it raised
-                error = TypeError(f"flow yielded {request!r}, which is not a Request")
-                self._end(inst, batch, error=error)
-                break
-            call = self._step(inst, tx, request, batch)
-            if call is not None:
-                calls.append(call)
-        self._commit(inst, batch)
-        return calls
-
-    def _end(
-        self,
-        inst: Instance,
-        batch: list[FlowEvent],
-        *,
-        result: Any = None,
-        error: Exception | None = None,
-    ) -> None:
-        if error is None:
-            status = "cancelled" if inst.cancelled else "completed"
-            inst.ended = FlowEnded(status=status, result=encode(result))
-        else:
-            kind = error.kind if isinstance(error, StepFailed) else type(error).__name__
-            message = error.message if isinstance(error, StepFailed) else str(error)
-            status = "cancelled" if inst.cancelled or isinstance(error, Cancelled) else "failed"
-            inst.ended = FlowEnded(status=status, error=Failed(kind=kind, message=message))
-        inst.status = inst.ended.status
-        batch.append(inst.ended)
-
-    def _step(
-        self, inst: Instance, tx: Any, request: Request[Any], batch: list[FlowEvent]
-    ) -> _Call | None:
-        seq, raw = inst.seq, encode(request)
-        inst.seq += 1
-        if isinstance(request, (Now, NewId)):
-            value = self.clock() if isinstance(request, Now) else _derived_id(inst.flow_id, seq)
-            self._done(inst, batch, seq, request, raw, Ok(encode(value)))
-            return None
-        handler = self.handlers.get(type(request))
-        if handler is None or isinstance(request, (Timer, FirstOf)):
-            self._wait(inst, batch, seq, request, raw)
-            return None
-        return self._service(inst, tx, seq, request, raw, handler, batch, attempt=1)
-
-    def _service(
-        self,
-        inst: Instance,
-        tx: Any,
-        seq: int,
-        request: Request[Any],
-        raw: msgspec.Raw,
-        handler: Handler | Effect,
-        batch: list[FlowEvent],
-        *,
-        attempt: int,
-    ) -> _Call | None:
-        now = self.clock()
-        if isinstance(handler, Effect):
-            self._open(
-                inst,
-                batch,
-                StepPending(
-                    seq=seq,
-                    request=raw,
-                    mode="call",
-                    status="running",
-                    due=now + self.call_lease,
-                    attempts=attempt - 1,
-                ),
-                request,
-            )
-            return _Call(inst.flow_id, seq, request, handler.fn, attempt)
-        outcome = self._call(
-            handler, request, StepContext(inst.flow_id, seq, now, attempt, tx), attempt
-        )
-        self._settle(inst, batch, seq, request, raw, outcome, attempt, opened=False)
-        return None
-
-    def _call(
-        self, handler: Handler, request: Request[Any], ctx: StepContext, attempt: int
-    ) -> Outcome:
-        try:
-            value = handler(request, ctx)
-        except StepFailed as failure:
-            return Failed(
-                kind=failure.kind,
-                message=failure.message,
-                retryable=failure.retryable,
-                attempts=attempt,
-            )
-        return Ok(self._checked(ctx.flow_id, request, value))
-
-    def _settle(
-        self,
-        inst: Instance,
-        batch: list[FlowEvent],
-        seq: int,
-        request: Request[Any],
-        raw: msgspec.Raw,
-        outcome: Outcome,
-        attempt: int,
-        *,
-        opened: bool,
-    ) -> None:
-        """Record an outcome, or schedule a durable retry when the policy allows one."""
-        policy = request.retry
-        if (
-            isinstance(outcome, Failed)
-            and outcome.retryable
-            and policy
-            and attempt < policy.max_attempts
-        ):
-            due = self.clock() + policy.delay(attempt)
-            pending = StepPending(
-                seq=seq,
-                request=raw,
-                mode="retry",
-                status="waiting",
-                due=due,
-                attempts=attempt,
-                error=outcome,
-            )
-            self._open(inst, batch, pending, request)
-        elif opened:
-            batch.append(StepAnswered(seq=seq, outcome=outcome))
-            inst.pending = inst.pending_request = None
-            inst.answer(request, outcome)
-        else:
-            self._done(inst, batch, seq, request, raw, outcome)
-
-    def _done(
-        self,
-        inst: Instance,
-        batch: list[FlowEvent],
-        seq: int,
-        request: Request[Any],
-        raw: msgspec.Raw,
-        outcome: Outcome,
-    ) -> None:
-        batch.append(StepDone(seq=seq, request=raw, outcome=outcome))
-        inst.answer(request, outcome)
-
-    def _open(
-        self, inst: Instance, batch: list[FlowEvent], pending: StepPending, request: Request[Any]
-    ) -> None:
-        batch.append(pending)
-        inst.pending, inst.pending_request, inst.status = pending, request, pending.status
-
-    def _wait(
-        self,
-        inst: Instance,
-        batch: list[FlowEvent],
-        seq: int,
-        request: Request[Any],
-        raw: msgspec.Raw,
-    ) -> None:
-        now = self.clock()
-        options = request.options if isinstance(request, FirstOf) else (request,)
-        dues = [option.due(now) for option in options if isinstance(option, Timer)]
-        pending = StepPending(
-            seq=seq,
-            request=raw,
-            mode="await",
-            status="waiting",
-            awaits=[tag_of(o) for o in options],
-            due=min(dues, default=None),
-        )
-        self._open(inst, batch, pending, request)
-
-    def _close_step(self, inst: Instance, tx: Any, outcome: Outcome) -> list[_Call]:
-        assert inst.pending is not None and inst.pending_request is not None
-        batch: list[FlowEvent] = [StepAnswered(seq=inst.pending.seq, outcome=outcome)]
-        inst.answer(inst.pending_request, outcome)
-        inst.pending = inst.pending_request = None
-        return self._drive(inst, tx, batch)
-
-    def _answer(self, inst: Instance, tx: Any, value: Any) -> list[_Call]:
-        return self._close_step(inst, tx, Ok(encode(value)))
-
-    # -- awaited requests ----------------------------------------------------------------
-
-    def _awaited_option(self, inst: Instance, awaiting: type[Request[Any]]) -> int | None:
-        pending, request = inst.pending, inst.pending_request
-        if inst.ended is not None or pending is None or pending.mode != "await" or request is None:
-            return None
-        options = request.options if isinstance(request, FirstOf) else (request,)
-        for index, option in enumerate(options):
-            if type(option) is awaiting:
-                return index
-        return None
-
-    def _not_waiting(self, inst: Instance, awaiting: type[Request[Any]]) -> Resumption:
-        waits = (
-            ", ".join(inst.pending.awaits)
-            if inst.pending and inst.pending.mode == "await"
-            else "nothing"
-        )
-        reason = f"not waiting on {tag_of(awaiting)} (it is {inst.status}, waiting on {waits})"
-        return Resumption(flow_id=inst.flow_id, resumed=False, status=inst.status, reason=reason)
-
-    def _validated(self, flow_id: str, request: Request[Any], index: int, response: Any) -> Any:
-        if isinstance(request, FirstOf):
-            option = request.options[index]
-            return Won(index, tag_of(option), self._checked(flow_id, option, response))
-        return self._checked(flow_id, request, response)
-
-    def _checked(self, flow_id: str, request: Request[Any], value: Any) -> msgspec.Raw:
-        """`value` encoded, after proving it decodes as the response `request` declares."""
-        try:
-            raw = encode(value)
-            decode_response(request, raw)
-        except (TypeError, msgspec.EncodeError, msgspec.ValidationError) as exc:
-            expected = getattr(
-                response_type(type(request)), "__name__", str(response_type(type(request)))
-            )
-            raise WrongResponse(flow_id, expected, f"{type(value).__name__} ({exc})") from None
-        return raw
 
     # -- timers, retries and outside effects --------------------------------------------
 
@@ -601,92 +328,77 @@ class Engine:
                 return []
             if pending.due is None or pending.due > now:
                 return []
-            mode = pending.mode
-            if mode == "await":
-                calls = self._answer(inst, tx, self._timer_value(request, pending.due))
+            if pending.mode == "await":
+                calls = self.steps.answer(inst, tx, timer_value(request, pending.due))
             else:
-                handler = self.handlers.get(type(request))
-                if handler is None:
-                    raise FlowError(
-                        f"flow {flow_id!r} retries {tag_of(request)}, which has no handler"
-                    )
-                batch: list[FlowEvent] = []
-                call = self._service_again(
-                    inst, tx, request, handler, batch, attempt=pending.attempts + 1
-                )
-                calls = self._drive(inst, tx, batch) + ([call] if call else [])
+                calls = self._service_again(inst, tx, request, pending.seq, pending.attempts + 1)
         self._run_calls(calls)
-        return [Fired(flow_id=flow_id, mode=mode, status=self._state(flow_id).status)]
-
-    def _timer_value(self, request: Request[Any], due: datetime) -> Any:
-        if isinstance(request, FirstOf):
-            return Won(_first_timer(request.options, due), "Timer", encode(due))
-        return encode(due)
+        return [Fired(flow_id=flow_id, mode=pending.mode, status=self._state(flow_id).status)]
 
     def _service_again(
-        self,
-        inst: Instance,
-        tx: Any,
-        request: Request[Any],
-        handler: Handler | Effect,
-        batch: list[FlowEvent],
-        *,
-        attempt: int,
-    ) -> _Call | None:
-        assert inst.pending is not None
-        seq, raw = inst.pending.seq, inst.pending.request
-        now = self.clock()
-        if isinstance(handler, Effect):
-            pending = StepPending(
-                seq=seq,
-                request=raw,
-                mode="call",
-                status="running",
-                due=now + self.call_lease,
-                attempts=attempt - 1,
+        self, inst: Instance, tx: Any, request: Request[Any], seq: int, attempt: int
+    ) -> list[Call]:
+        """A due retry, or a call whose lease ran out (its process died): service it again."""
+        handler = self.handlers.get(type(request))
+        if handler is None:
+            raise FlowError(
+                f"flow {inst.flow_id!r} retries {tag_of(request)}, which has no handler"
             )
-            self._open(inst, batch, pending, request)
-            return _Call(inst.flow_id, seq, request, handler.fn, attempt)
-        outcome = self._call(
-            handler, request, StepContext(inst.flow_id, seq, now, attempt, tx), attempt
+        raw = inst.pending.request  # type: ignore[union-attr]
+        batch: list[FlowEvent] = []
+        call = self.steps.service(
+            inst, tx, request, raw, handler, batch, seq=seq, attempt=attempt, opened=True
         )
-        self._settle(inst, batch, seq, request, raw, outcome, attempt, opened=True)
-        return None
+        return self.steps.drive(inst, tx, batch) + ([call] if call else [])
 
-    def _run_calls(self, calls: list[_Call]) -> None:
+    def _run_calls(self, calls: list[Call]) -> None:
         """Perform outside effects with no transaction open, then record each answer."""
         while calls:
             call = calls.pop(0)
             ctx = StepContext(call.flow_id, call.seq, self.clock(), call.attempt, None)
-            outcome = self._call(call.handler, call.request, ctx, call.attempt)
+            outcome = self.steps.call(call.handler, call.request, ctx)
             calls.extend(self._record_call(call, outcome))
 
-    def _record_call(self, call: _Call, outcome: Outcome) -> list[_Call]:
+    def _record_call(self, call: Call, outcome: Outcome) -> list[Call]:
         with self._operation(call.flow_id) as (inst, tx):
             pending = inst.pending
             if pending is None or pending.seq != call.seq or pending.mode != "call":
                 return []  # answered meanwhile (a recovery or a cancel): that record stands
             batch: list[FlowEvent] = []
-            raw = pending.request
-            self._settle(
-                inst, batch, call.seq, call.request, raw, outcome, call.attempt, opened=True
+            self.steps.settle(
+                inst,
+                batch,
+                call.request,
+                pending.request,
+                outcome,
+                seq=call.seq,
+                attempt=call.attempt,
+                opened=True,
             )
-            return self._drive(inst, tx, batch)
+            return self.steps.drive(inst, tx, batch)
 
 
-def _first_timer(options: tuple[Request[Any], ...], due: datetime) -> int:
-    """The index of the race's timer that fell due first (`due` is the earliest due instant).
+def _summary(flow_id: str, events: list[AnyFlowEvent]) -> FlowSummary | None:
+    summary = None
+    for event in events:
+        summary = advance(summary, flow_id, event)
+    return summary
 
-    A timer `at` that instant wins; otherwise the shortest `seconds` timer, since all of a
-    race's duration timers started together. Ties go to the earlier option.
-    """
-    timers = [(i, o) for i, o in enumerate(options) if isinstance(o, Timer)]
-    for index, timer in timers:
-        if timer.at is not None and timer.at == due:
+
+def _awaited_option(inst: Instance, awaiting: type[Request[Any]]) -> int | None:
+    """Which option of the open awaited request `awaiting` answers (None: not waiting on it)."""
+    pending, request = inst.pending, inst.pending_request
+    if inst.ended is not None or pending is None or pending.mode != "await" or request is None:
+        return None
+    options = request.options if isinstance(request, FirstOf) else (request,)
+    for index, option in enumerate(options):
+        if type(option) is awaiting:
             return index
-    durations = [(t.seconds or 0.0, i) for i, t in timers if t.at is None]
-    return min(durations)[1] if durations else timers[0][0]
+    return None
 
 
-def _derived_id(flow_id: str, seq: int) -> str:
-    return hashlib.sha256(f"{flow_id}:{seq}".encode()).hexdigest()[:32]
+def _not_waiting(inst: Instance, awaiting: type[Request[Any]]) -> Resumption:
+    pending = inst.pending
+    waits = ", ".join(pending.awaits) if pending and pending.mode == "await" else "nothing"
+    reason = f"not waiting on {tag_of(awaiting)} (it is {inst.status}, waiting on {waits})"
+    return Resumption(flow_id=inst.flow_id, resumed=False, status=inst.status, reason=reason)

@@ -8,9 +8,11 @@ Events that change an instance's summary always write `status` (never omitted), 
 carry `awaits` and `due` (absent means none): a store keeps its flow index from those
 three fields alone (the SQLite ledger reads them structurally), so every other field is
 free to evolve. A stuck instance keeps its `awaits` and `due`, so its timer is still
-visible (and fires once the code is fixed) instead of being stranded silently. Requests, responses and arguments are kept as the
-exact JSON the flow produced (`msgspec.Raw`): replay compares bytes, and decodes a response
-only with the type the live request declares.
+visible (and fires once the code is fixed) instead of being stranded silently.
+
+Requests, responses and arguments are kept as the exact JSON the flow produced
+(`msgspec.Raw`): replay compares bytes, and decodes a response only with the type the live
+request declares.
 """
 
 from __future__ import annotations
