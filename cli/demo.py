@@ -15,10 +15,16 @@ import typer
 
 from cli import render
 from cli.runtime import open_shop
-from commerce import Coupon, FakeProvider, PaymentIntent, parse_money, sign
-from commerce.shop import Shop
-from commerce.views import OrderRow
-from commerce.webhooks import SettleResult
+from commerce import (
+    Coupon,
+    FakeProvider,
+    OrderRow,
+    PaymentIntent,
+    SettleResult,
+    Shop,
+    parse_money,
+    sign,
+)
 
 SECRET = "whsec_orderflow_demo"
 PAID, DECLINED = "payment_intent.succeeded", "payment_intent.payment_failed"

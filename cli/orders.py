@@ -8,8 +8,7 @@ import typer
 
 from cli import render
 from cli.runtime import JsonOption, emit, session, wants_json
-from commerce import parse_money
-from commerce.views import OrderView
+from commerce import OrderView, parse_money
 
 app = typer.Typer(help="Start, settle and inspect orders.", no_args_is_help=True)
 OrderId = Annotated[str, typer.Argument(help="The order's id (ord_...).")]

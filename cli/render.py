@@ -8,9 +8,15 @@ from typing import Any
 
 import typer
 
-from commerce import Money, Quote, format_money
-from commerce.views import OrderRow, OrderView, ProductRow
-from commerce.webhooks import SettleResult
+from commerce import (
+    Money,
+    OrderRow,
+    OrderView,
+    ProductRow,
+    Quote,
+    SettleResult,
+    format_money,
+)
 
 _SKIP = {"currency", "body", "placed_at", "digest", "tax_rate_bp", "coupon_code", "intent_id"}
 _MONEY_KEYS = ("amount", "amount_refunded", "amount_received", "unit_price", "total", "paid")

@@ -13,10 +13,8 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import msgspec
 import typer
 
-from commerce import CommerceError
-from commerce.shop import Shop
-from flowlib import FlowError, utc_now
-from flowlib.driver import Clock
+from commerce import CommerceError, Shop
+from flowlib import Clock, FlowError, utc_now
 from ledger import LedgerError, ReadOnlyLedger
 
 T = TypeVar("T")

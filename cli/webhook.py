@@ -11,7 +11,6 @@ import typer
 from cli import render
 from cli.runtime import JsonOption, emit, fail, read_input, session, wants_json
 from commerce import FakeProvider, PaymentIntent, sign
-from commerce.payments import EVENT_KINDS
 
 SECRET_ENV = "ORDERFLOW_WEBHOOK_SECRET"
 app = typer.Typer(
@@ -30,7 +29,11 @@ Secret = Annotated[
         "--secret", envvar=SECRET_ENV, help="The webhook signing secret.", show_default=False
     ),
 ]
-KINDS = {"succeeded": EVENT_KINDS[0], "failed": EVENT_KINDS[1], "refunded": EVENT_KINDS[2]}
+KINDS = {
+    "succeeded": "payment_intent.succeeded",
+    "failed": "payment_intent.payment_failed",
+    "refunded": "charge.refunded",
+}
 
 
 class Kind(StrEnum):

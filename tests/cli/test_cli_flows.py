@@ -103,7 +103,7 @@ def test_flows_check_fails_on_divergence(run, monkeypatch):
     name = "cli-test-divergent"
     scratch = Registry()
     monkeypatch.setitem(REGISTRY._flows, name, {1: scratch.register(name, 1, _waits_a_minute)})
-    from commerce.shop import Shop
+    from commerce import Shop
 
     with Shop.open(run.db) as shop:
         shop.engine.start(name, flow_id="d1")
