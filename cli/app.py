@@ -70,7 +70,8 @@ def demo_command(
 
     Three orders; one paid by a signed webhook delivered twice; one with a declined
     attempt that expires on a simulated clock; the survivor exported, imported into a
-    second file and paid there; timelines; `ledger verify` on both files.
+    second file and paid there; timelines; `ledger verify` on both files. The root
+    --db is not used: the demo never touches an existing database.
     """
     story = demo.Story(wants_json(ctx, as_json))
     try:
