@@ -129,7 +129,7 @@ class ShopMachine(RuleBasedStateMachine):
         self.counter += 1
         return f"{prefix}_{self.counter:04d}"
 
-    @initialize(stocks=st.tuples(*(st.integers(0, 6) for _ in SKUS)))
+    @initialize(stocks=st.tuples(*(st.integers(2, 9) for _ in SKUS)))
     def catalog(self, stocks: tuple[int, ...]) -> None:
         for sku, stock in zip(SKUS, stocks, strict=True):
             self.shop.add_product(sku, sku.title(), Money(PRICES[sku], "EUR"), stock=stock)
@@ -146,7 +146,7 @@ class ShopMachine(RuleBasedStateMachine):
         self.model.available[sku] += quantity
 
     @rule(
-        lines=st.dictionaries(st.sampled_from(SKUS), st.integers(1, 4), min_size=1, max_size=3),
+        lines=st.dictionaries(st.sampled_from(SKUS), st.integers(1, 3), min_size=1, max_size=3),
         coupon=st.sampled_from([None, None, "TENOFF", "NOSUCH"]),
     )
     def start_order(self, lines: dict[str, int], coupon: str | None) -> None:
@@ -217,11 +217,22 @@ class ShopMachine(RuleBasedStateMachine):
         body = event_body(intent, event_kind, event_id, self.clock.unix)
         self.model.events.append(PendingEvent(event_id, order.order_id, event_kind, amount, body))
 
+    @precondition(lambda self: self.model.orders)
+    @rule(data=st.data(), kind=st.sampled_from(["ok", "ok", "short", "fail", "refund"]))
+    def provider_sends_and_delivers(self, data: st.DataObject, kind: str) -> None:
+        """The usual case: the provider sends an event and it arrives at once."""
+        sent = len(self.model.events)
+        self.provider_sends(data, kind)
+        if len(self.model.events) > sent:
+            self._deliver(self.model.events[-1], 1)
+
     @precondition(lambda self: self.model.events)
     @rule(data=st.data(), times=st.integers(1, 2))
     def deliver(self, data: st.DataObject, times: int) -> None:
         """Deliver any sent event (so out of order), once or twice in a row."""
-        event = data.draw(st.sampled_from(self.model.events))
+        self._deliver(data.draw(st.sampled_from(self.model.events)), times)
+
+    def _deliver(self, event: PendingEvent, times: int) -> None:
         for _ in range(times):
             header = sign(event.body, SECRET, self.clock.unix)
             try:
