@@ -53,6 +53,14 @@ class Restocked(CommerceEvent):
     reason: str = ""
 
 
+class StockRemoved(CommerceEvent):
+    """Units taken out of the available stock (by a move, see `commerce.transfer`)."""
+
+    sku: str
+    quantity: int
+    reason: str = ""
+
+
 class CouponAdded(CommerceEvent):
     code: str
     percent_off_bp: int | None = None
@@ -205,6 +213,7 @@ class WebhookUnparked(CommerceEvent):
 AnyCommerceEvent = (
     ProductAdded
     | Restocked
+    | StockRemoved
     | CouponAdded
     | OrderPlaced
     | StockReserved

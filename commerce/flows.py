@@ -17,9 +17,8 @@ from collections.abc import Generator
 from datetime import datetime, timedelta
 from typing import Any
 
-from flowlib import Cancelled, Flow, Now, Request, StepFailed, Timer, first_of, flow
-
 from commerce.events import PaymentNotice
+from commerce.pricing import Quote
 from commerce.requests import (
     PROVIDER_RETRY,
     AwaitPayment,
@@ -37,7 +36,7 @@ from commerce.requests import (
     ReserveStock,
     TakeParked,
 )
-from commerce.pricing import Quote
+from flowlib import Cancelled, Flow, Now, Request, StepFailed, Timer, first_of, flow
 
 ORDER_FLOW = "order"
 LATE_PAYMENT_FLOW = "late-payment"
@@ -53,10 +52,8 @@ def order_flow(order: PlaceOrder) -> Flow[str]:
         intent = yield CreatePaymentIntent(
             order_id=order_id, amount=quote.total, currency=quote.currency, retry=PROVIDER_RETRY
         )
-    except Cancelled:
-        yield CloseOrder(
-            order_id=order_id, lines=lines, status="cancelled", reason="cancelled by the merchant"
-        )
+    except Cancelled as cancel:
+        yield CloseOrder(order_id=order_id, lines=lines, status="cancelled", reason=cancel.message)
         raise
     except StepFailed as failure:
         yield CloseOrder(
@@ -68,10 +65,8 @@ def order_flow(order: PlaceOrder) -> Flow[str]:
     deadline = started + timedelta(seconds=order.payment_timeout_seconds)
     try:
         return (yield from _collect_payment(order, intent.intent_id, quote, deadline))
-    except Cancelled:
-        yield CloseOrder(
-            order_id=order_id, lines=lines, status="cancelled", reason="cancelled by the merchant"
-        )
+    except Cancelled as cancel:
+        yield CloseOrder(order_id=order_id, lines=lines, status="cancelled", reason=cancel.message)
         raise
 
 
@@ -114,14 +109,20 @@ def _apply(
 
 
 @flow(LATE_PAYMENT_FLOW, version=1)
-def late_payment_flow(order_id: str, notice: PaymentNotice) -> Flow[str]:
-    """A payment for an order already closed: keep the record, give the money back."""
+def late_payment_flow(order_id: str, notice: PaymentNotice, refunded: int = 0) -> Flow[str]:
+    """A payment for an order already closed: keep the record, give back what is not yet.
+
+    `refunded` is what the provider had already given back when the payment was settled.
+    """
     yield RecordLatePayment(order_id=order_id, notice=notice)
+    owed = notice.amount - refunded
+    if owed <= 0:
+        return "refunded"
     try:
         refund = yield IssueRefund(
             order_id=order_id,
             intent_id=notice.intent_id,
-            amount=notice.amount,
+            amount=owed,
             currency=notice.currency,
             retry=PROVIDER_RETRY,
         )

@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from flowlib import Effect, Handler, StepContext, effect
-from ledger import Ledger
 
 from commerce.errors import CouponRejected, OutOfStock, UnknownProduct
 from commerce.events import (
@@ -51,6 +49,8 @@ from commerce.requests import (
     ReserveStock,
     TakeParked,
 )
+from flowlib import Effect, Handler, StepContext, effect
+from ledger import Ledger
 
 _notice = msgspec.json.Decoder(PaymentNotice).decode
 

@@ -3,7 +3,8 @@
 ```
 products(sku, name, unit_price, currency, available, reserved, sold)
 coupons(code, percent_off_bp, amount_off, currency, min_subtotal, expires_at)
-orders(order_id, status, currency, subtotal, discount, tax, total, intent_id, paid, refunded, placed_at)
+orders(order_id, status, currency, subtotal, discount, tax, total, intent_id, paid, refunded,
+       placed_at)
 payment_intents(intent_id, order_id, amount, currency, status)
 webhooks(event_id, event_type, digest, outcome, order_id, intent_id)
 parked(event_id, intent_id, order_id, notice)        events waiting for their order's flow
@@ -34,6 +35,7 @@ from commerce.events import (
     Restocked,
     StockCommitted,
     StockReleased,
+    StockRemoved,
     StockReserved,
     WebhookParked,
     WebhookReceived,
@@ -116,6 +118,10 @@ def _restocked(conn: sqlite3.Connection, e: Restocked) -> None:
     conn.execute("UPDATE products SET available = available + ? WHERE sku = ?", (e.quantity, e.sku))
 
 
+def _removed(conn: sqlite3.Connection, e: StockRemoved) -> None:
+    conn.execute("UPDATE products SET available = available - ? WHERE sku = ?", (e.quantity, e.sku))
+
+
 def _coupon_added(conn: sqlite3.Connection, e: CouponAdded) -> None:
     expires = e.expires_at.isoformat() if e.expires_at else None
     conn.execute(
@@ -145,9 +151,27 @@ def _intent_created(conn: sqlite3.Connection, e: PaymentIntentCreated) -> None:
 
 
 def _payment_received(conn: sqlite3.Connection, e: PaymentReceived) -> None:
-    conn.execute("UPDATE orders SET paid = paid + ? WHERE order_id = ?", (e.amount, e.order_id))
+    # A refund may have come first (events out of order): the statuses take it into account.
     conn.execute(
-        "UPDATE payment_intents SET status = 'succeeded' WHERE intent_id = ?", (e.intent_id,)
+        "UPDATE orders SET paid = paid + :amount, status = CASE"
+        " WHEN status IN ('expired', 'cancelled', 'failed') AND refunded >= paid + :amount"
+        " THEN 'refunded' ELSE status END WHERE order_id = :order",
+        {"amount": e.amount, "order": e.order_id},
+    )
+    conn.execute(
+        "UPDATE payment_intents SET status = CASE"
+        " WHEN (SELECT refunded FROM orders WHERE order_id = :order) >= amount THEN 'refunded'"
+        " WHEN (SELECT refunded FROM orders WHERE order_id = :order) > 0"
+        " THEN 'partially_refunded' ELSE 'succeeded' END WHERE intent_id = :intent",
+        {"order": e.order_id, "intent": e.intent_id},
+    )
+
+
+def _fulfilled(conn: sqlite3.Connection, e: OrderFulfilled) -> None:
+    conn.execute(
+        "UPDATE orders SET status = CASE WHEN refunded > 0 THEN 'partially_refunded'"
+        " ELSE 'fulfilled' END WHERE order_id = ?",
+        (e.order_id,),
     )
 
 
@@ -170,6 +194,8 @@ def _refund_issued(conn: sqlite3.Connection, e: RefundIssued) -> None:
 
 
 def _refund_recorded(conn: sqlite3.Connection, e: RefundRecorded) -> None:
+    # A refund reported before the payment itself leaves the intent open: the payment, when
+    # it comes, is then settled knowing what was already given back.
     status = "refunded" if e.full else "partially_refunded"
     conn.execute(
         "UPDATE orders SET refunded = ?, status = CASE WHEN status IN"
@@ -177,7 +203,10 @@ def _refund_recorded(conn: sqlite3.Connection, e: RefundRecorded) -> None:
         " WHERE order_id = ?",
         (e.amount_refunded, status, e.order_id),
     )
-    conn.execute("UPDATE payment_intents SET status = ? WHERE intent_id = ?", (status, e.intent_id))
+    conn.execute(
+        "UPDATE payment_intents SET status = ? WHERE intent_id = ? AND status != 'open'",
+        (status, e.intent_id),
+    )
 
 
 def _webhook(conn: sqlite3.Connection, e: WebhookReceived) -> None:
@@ -201,6 +230,7 @@ def _unparked(conn: sqlite3.Connection, e: WebhookUnparked) -> None:
 _APPLY: dict[type, Apply] = {
     ProductAdded: _product_added,  # type: ignore[dict-item]
     Restocked: _restocked,  # type: ignore[dict-item]
+    StockRemoved: _removed,  # type: ignore[dict-item]
     CouponAdded: _coupon_added,  # type: ignore[dict-item]
     OrderPlaced: _order_placed,  # type: ignore[dict-item]
     StockReserved: _stock("available", "reserved"),
@@ -208,7 +238,7 @@ _APPLY: dict[type, Apply] = {
     StockCommitted: _stock("reserved", "sold"),
     PaymentIntentCreated: _intent_created,  # type: ignore[dict-item]
     PaymentReceived: _payment_received,  # type: ignore[dict-item]
-    OrderFulfilled: _status("fulfilled"),
+    OrderFulfilled: _fulfilled,  # type: ignore[dict-item]
     PaymentDisputed: _disputed,  # type: ignore[dict-item]
     OrderClosed: _closed,  # type: ignore[dict-item]
     RefundIssued: _refund_issued,  # type: ignore[dict-item]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import msgspec
-from flowlib import Request, RetryPolicy
 
 from commerce.events import PaymentNotice, StockLine
 from commerce.payments import PaymentIntent, Refund
 from commerce.pricing import Quote
+from flowlib import Request, RetryPolicy
 
 PROVIDER_RETRY = RetryPolicy(max_attempts=5, backoff_seconds=2.0, multiplier=2.0)
 """Rate limits and outages at the provider are retried durably: 2 s, 4 s, 8 s, 16 s."""

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from flowlib import REGISTRY, Clock, Engine, Fired, ImportReport, utc_now
-from ledger import Ledger, Synchronous
 
 from commerce import transfer, views
 from commerce.errors import (
@@ -30,7 +28,9 @@ from commerce.pricing import Coupon
 from commerce.projections import CommerceProjection
 from commerce.requests import PlaceOrder
 from commerce.stripe_events import IntentEvent
-from commerce.webhooks import FAILED, SUCCEEDED, SettleResult, Settler
+from commerce.webhooks import FAILED, SUCCEEDED, Settler, SettleResult
+from flowlib import REGISTRY, Clock, Engine, Fired, ImportReport, utc_now
+from ledger import Ledger, Synchronous
 
 
 class ShopConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,7 +156,7 @@ class Shop:
     ) -> views.OrderView:
         """Cancel an order still awaiting payment: its stock is released."""
         row = views.order_row(self.ledger, order_id)
-        if row.status != "awaiting_payment":
+        if row.status not in ("placed", "awaiting_payment"):  # placed: the intent is retried
             raise InvalidTransition(order_id, row.status, "cancel it")
         self.engine.cancel(order_id, reason)
         return self.order(order_id)
@@ -218,7 +218,7 @@ class Shop:
             event_id=event_id,
             event_type=kind,
             livemode=self.config.livemode,
-            created=int(self.clock().timestamp()),
+            created=int(row.placed_at.timestamp()),  # the same body each time: a repeat is a repeat
             intent_id=row.intent_id,
             amount=amount,
             amount_received=amount if kind == SUCCEEDED else 0,

@@ -4,7 +4,8 @@ The document wraps flowlib's flow export (`flows`, fingerprinted per instance) a
 for every order those flows belong to, its `order:` stream, the webhook streams parked for
 it, and the catalog entries of its SKUs. Importing writes everything in one transaction:
 products missing in the target are added, the stock an order still holds arrives with it
-(a `Restocked` "moved in with order X"), so stock is conserved in the target too.
+(a `Restocked` "moved in with order X", less a `StockRemoved` for what the order released),
+so stock is conserved in the target too.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ from collections import Counter
 from typing import Literal
 
 import msgspec
-from flowlib import Engine, FlowStarted, ImportRejected, ImportReport
-from ledger import Ledger
 
 from commerce.events import (
     AnyCommerceEvent,
     ProductAdded,
     Restocked,
     StockReleased,
+    StockRemoved,
     StockReserved,
 )
 from commerce.flows import LATE_PAYMENT_FLOW, ORDER_FLOW
 from commerce.handlers import order_stream
+from flowlib import Engine, FlowStarted, ImportRejected, ImportReport
+from ledger import Ledger
 
 FORMAT = "orderflow.shop"
 FORMAT_VERSION = 1
@@ -141,8 +143,7 @@ def import_shop(ledger: Ledger, engine: Engine, data: bytes) -> ImportReport:
             _ensure_product(ledger, product)
         for copy in document.streams:
             if _is_new(ledger, copy):
-                _move_stock(ledger, copy)
-                ledger.append(copy.stream, copy.events, expected_version=0)
+                _copy_with_stock(ledger, copy)
         return engine.import_(bytes(document.flows))
 
 
@@ -164,21 +165,30 @@ def _is_new(ledger: Ledger, copy: StreamCopy) -> bool:
     return False
 
 
-def _move_stock(ledger: Ledger, copy: StreamCopy) -> None:
-    """Restock what the copied order reserved and did not release, before its events land.
-
-    Sold units count too: the order's own `StockCommitted` moves them on to sold.
-    """
-    held: Counter[str] = Counter()
+def _stock_moves(copy: StreamCopy) -> tuple[Counter[str], Counter[str]]:
+    """Per SKU, the units the copied order reserved, and those it released again."""
+    reserved: Counter[str] = Counter()
+    released: Counter[str] = Counter()
     for event in copy.events:
         if isinstance(event, StockReserved):
-            held.update({line.sku: line.quantity for line in event.lines})
+            reserved.update({line.sku: line.quantity for line in event.lines})
         elif isinstance(event, StockReleased):
-            held.subtract({line.sku: line.quantity for line in event.lines})
+            released.update({line.sku: line.quantity for line in event.lines})
+    return reserved, released
+
+
+def _copy_with_stock(ledger: Ledger, copy: StreamCopy) -> None:
+    """Append the copied order's events, bringing exactly the stock it still holds.
+
+    Everything it ever reserved arrives first (so its reservations replay), and what it
+    released again leaves after it: the target gains only what the order holds or sold.
+    """
     order = copy.stream.removeprefix("order:")
-    for sku, quantity in sorted(held.items()):
-        if quantity > 0:
-            ledger.append(
-                f"sku:{sku}",
-                [Restocked(sku=sku, quantity=quantity, reason=f"moved in with order {order}")],
-            )
+    reserved, released = _stock_moves(copy)
+    for sku, quantity in sorted(reserved.items()):
+        event = Restocked(sku=sku, quantity=quantity, reason=f"moved in with order {order}")
+        ledger.append(f"sku:{sku}", [event])
+    ledger.append(copy.stream, copy.events, expected_version=0)
+    for sku, quantity in sorted(released.items()):
+        event = StockRemoved(sku=sku, quantity=quantity, reason=f"released by order {order}")
+        ledger.append(f"sku:{sku}", [event])

@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from ledger import Ledger
 
 from commerce.errors import UnknownOrder, UnknownProduct
 from commerce.events import AnyCommerceEvent, OrderPlaced
 from commerce.handlers import order_stream
 from commerce.money import Money, format_money
 from commerce.pricing import Quote
+from ledger import Ledger
 
 
 class ProductRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,20 +109,18 @@ def orders(ledger: Ledger, status: str | None = None) -> list[OrderRow]:
 def order_view(ledger: Ledger, order_id: str) -> OrderView:
     """The order, its quote and its timeline (every event of its stream, oldest first)."""
     row = order_row(ledger, order_id)
-    stream = order_stream(order_id)
-    records = ledger.db.execute(
-        "SELECT position, recorded_at, type, data FROM events WHERE stream = ? ORDER BY version",
-        (stream,),
-    ).fetchall()
     timeline, quote = [], None
-    for position, at, kind, data in records:
-        event = _decode_event(data)
+    for record in ledger.records(order_stream(order_id)):
+        event = _decode_event(record.data)
         if isinstance(event, OrderPlaced):
             quote = event.quote
         detail = {
             k: v for k, v in msgspec.to_builtins(event).items() if k not in ("type", "order_id")
         }
-        timeline.append(TimelineEntry(position=position, at=at, event=kind, detail=detail))
+        entry = TimelineEntry(
+            position=record.position, at=record.recorded_at, event=record.type, detail=detail
+        )
+        timeline.append(entry)
     if quote is None:
         raise UnknownOrder(order_id)
     return OrderView(order=row, quote=quote, timeline=timeline)

@@ -16,8 +16,6 @@ from datetime import datetime
 from typing import Literal
 
 import msgspec
-from flowlib import Engine, FlowError
-from ledger import Ledger
 
 from commerce.errors import LiveModeMismatch
 from commerce.events import (
@@ -33,6 +31,8 @@ from commerce.handlers import order_stream
 from commerce.requests import AwaitPayment
 from commerce.signature import verify
 from commerce.stripe_events import AnyStripeEvent, ChargeRefunded, IntentEvent, decode_event
+from flowlib import Engine, FlowError
+from ledger import Ledger
 
 Outcome = Literal["settled", "already_settled", "recorded", "refunded", "ignored"]
 SUCCEEDED, FAILED = "payment_intent.succeeded", "payment_intent.payment_failed"
@@ -54,6 +54,8 @@ class _Decision(msgspec.Struct, frozen=True):
     reason: str
     order_id: str | None = None
     intent_id: str | None = None
+    parked: tuple[WebhookParked, ...] = ()  # written to the webhook's stream before its record
+    late_flow: str | None = None  # a refund flow whose provider call runs after the commit
 
 
 def late_flow_id(intent_id: str) -> str:
@@ -96,17 +98,15 @@ class Settler:
         if event.livemode != self.livemode:
             raise LiveModeMismatch(event.event_id, event.livemode, self.livemode)
         digest = hashlib.sha256(body).hexdigest()
-        late: str | None = None
         with self.ledger.transaction():
             seen = self._seen(event.event_id)
             if seen is not None:
                 return self._repeat(event, digest, *seen)
             decision = self._decide(event)
-            if decision.outcome == "refunded":
-                late = late_flow_id(decision.intent_id or "")
             self.ledger.append(
                 f"webhook:{event.event_id}",
                 [
+                    *decision.parked,
                     WebhookReceived(
                         event_id=event.event_id,
                         event_type=event.event_type,
@@ -116,12 +116,12 @@ class Settler:
                         order_id=decision.order_id,
                         intent_id=decision.intent_id,
                         body=msgspec.Raw(bytes(body)),
-                    )
+                    ),
                 ],
                 expected_version=0,
             )
-        if late is not None:
-            self.engine.run_effects(late)  # the refund call, now that nothing is locked
+        if decision.late_flow is not None:
+            self.engine.run_effects(decision.late_flow)  # the refund call, nothing locked
         return self._result(event.event_id, decision)
 
     # -- deciding --------------------------------------------------------------------
@@ -175,19 +175,24 @@ class Settler:
             outcome: Outcome = "already_settled" if succeeded else "ignored"
             why = f"the payment intent is already {status}"
             return self._supersede(order_id, event, event.intent_id, why, outcome)
-        return self._resume(order_id, event, notice)
+        refunded = self._order_refunded(order_id)
+        if succeeded and refunded >= notice.amount:
+            why = "the payment was refunded in full before it was settled"
+            self.engine.cancel(order_id, why)  # no-op unless the order still waits
+            return self._late_payment(order_id, notice, refunded, why)
+        return self._resume(order_id, event, notice, refunded)
 
-    def _resume(self, order_id: str, event: IntentEvent, notice: PaymentNotice) -> _Decision:
+    def _resume(
+        self, order_id: str, event: IntentEvent, notice: PaymentNotice, refunded: int
+    ) -> _Decision:
         try:
             resumed = self.engine.resume(order_id, notice, awaiting=AwaitPayment)
         except FlowError as exc:
             return self._park(order_id, notice, f"the order's flow cannot take it now ({exc})")
         status = self._order_status(order_id)
         if resumed.resumed:
-            if notice.succeeded and status == "fulfilled":
-                return _Decision(
-                    "settled", "paid in full; order fulfilled", order_id, notice.intent_id
-                )
+            if notice.succeeded and status in ("fulfilled", "partially_refunded"):
+                return _Decision("settled", f"paid; order {status}", order_id, notice.intent_id)
             reason = (
                 "payment attempt failed; still awaiting payment"
                 if not notice.succeeded
@@ -199,18 +204,22 @@ class Settler:
         if not notice.succeeded:
             why = f"payment attempt failed after the order was {status}"
             return self._supersede(order_id, event, notice.intent_id, why, "ignored")
+        return self._late_payment(order_id, notice, refunded, f"the order was {status}")
+
+    def _late_payment(
+        self, order_id: str, notice: PaymentNotice, refunded: int, why: str
+    ) -> _Decision:
+        """Record a payment the order can no longer take, and give back what is not yet."""
+        flow_id = late_flow_id(notice.intent_id)
         self.engine.start(
-            LATE_PAYMENT_FLOW,
-            order_id,
-            notice,
-            flow_id=late_flow_id(notice.intent_id),
-            defer_effects=True,
+            LATE_PAYMENT_FLOW, order_id, notice, refunded, flow_id=flow_id, defer_effects=True
         )
         return _Decision(
             "refunded",
-            f"payment came after the order was {status}; refunding it",
+            f"payment kept and refunded: {why}",
             order_id,
             notice.intent_id,
+            late_flow=flow_id,
         )
 
     def _refund(self, event: ChargeRefunded) -> _Decision:
@@ -254,8 +263,8 @@ class Settler:
         parked = WebhookParked(
             event_id=notice.event_id, intent_id=notice.intent_id, payment=notice, order_id=order_id
         )
-        self.ledger.append(f"webhook:{notice.event_id}", [parked], expected_version=0)
-        return _Decision("recorded", f"parked: {why}", order_id, notice.intent_id)
+        reason = f"parked: {why}"
+        return _Decision("recorded", reason, order_id, notice.intent_id, parked=(parked,))
 
     def _supersede(
         self,

@@ -17,9 +17,10 @@ from ledger.errors import (
     ConcurrencyError,
     CorruptRecord,
     NotALedger,
+    OpenError,
     ReadOnlyLedger,
 )
-from ledger.projection import Projection, records, replay
+from ledger.projection import EVENT_COLUMNS, Projection, records, replay
 from ledger.records import Appended, FlowRow, Record, VerifyReport
 from ledger.sqlite import LedgerDatabase, WriteLock, connect, sqlite3, writable
 from ledger.transactions import Transactional
@@ -73,6 +74,8 @@ class Ledger(Transactional):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
         path = Path(path).absolute()
         schema.check_header(path)
+        if not path.parent.is_dir():
+            raise OpenError(str(path), f"directory {path.parent} does not exist")
         for target in (path, path.parent) if path.exists() else (path.parent,):
             if not writable(target):
                 raise ReadOnlyLedger(str(path), f"{target} is not writable")
@@ -182,6 +185,13 @@ class Ledger(Transactional):
     def version(self, stream: str) -> int:
         """The number of events in `stream` (0 if it has none)."""
         return int(self._conn.execute(_VERSION, (stream,)).fetchone()[0] or 0)
+
+    def records(self, stream: str) -> list[Record]:
+        """The stream's stored records (position, time, type, JSON body), oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE stream = ? ORDER BY version", (stream,)
+        ).fetchall()
+        return [Record(p, st, v, t, d.encode(), at, k, h) for p, st, v, t, d, at, k, h in rows]
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> Iterator[Record]:
         """Every event after global position `after`, oldest first, read in pages."""
