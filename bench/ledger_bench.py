@@ -17,7 +17,7 @@ from typing import Literal
 
 import msgspec
 
-from ledger import Ledger
+from ledger import WAL_AUTOCHECKPOINT, Ledger
 
 
 class BenchEvent(msgspec.Struct, frozen=True, tag=True):
@@ -51,6 +51,7 @@ def raw_writer(path: Path, synchronous: Setting) -> tuple[Writer, sqlite3.Connec
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
     conn.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, stream TEXT, data TEXT)")
     body = msgspec.json.encode(BenchEvent("o-1", "sku-1", 1)).decode()
 

@@ -33,11 +33,12 @@ from ledger.records import (
     VerifyReport,
 )
 from ledger.schema import SCHEMA_VERSION
-from ledger.store import Ledger, Synchronous
+from ledger.store import WAL_AUTOCHECKPOINT, Ledger, Synchronous
 
 __all__ = [
     "GENESIS",
     "SCHEMA_VERSION",
+    "WAL_AUTOCHECKPOINT",
     "AppendOnlyViolation",
     "Appended",
     "BrokenLink",

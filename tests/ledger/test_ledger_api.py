@@ -17,6 +17,7 @@ def test_exported_members() -> None:
     assert ledger.__all__ == [  # isort-style order (ruff RUF022): constants, then classes
         "GENESIS",
         "SCHEMA_VERSION",
+        "WAL_AUTOCHECKPOINT",
         "AppendOnlyViolation",
         "Appended",
         "BrokenLink",
