@@ -3,7 +3,6 @@ re-id'd and pointed at a real order (it acts), and raw (it is recorded or ignore
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,20 +12,11 @@ import pytest
 from shop_helpers import STRIPE, ShopClock, check_all, count_events, deliver, stock
 
 from commerce import MalformedEvent, Money, Shop
-from flowlib import FlowNotFound
 
 HERE = "stripe-ruby-mock"
 PAY_RAILS = "pay-rails"
 OPENAPI = "openapi"
 MISSING = f"payment fixtures not found at {STRIPE} (shared/ must sit beside the repository)"
-PARKING_BUG = (
-    "BUG: Settler._park and settle_event both append to webhook:<event id> with "
-    "expected_version=0: ConcurrencyError for any payment event of an unknown intent"
-)
-REFUND_BUG = (
-    "BUG: Settler.settle_event calls engine.run_effects('late:<intent>') after a "
-    "charge.refunded (a 'refunded' decision without a late flow): FlowNotFound"
-)
 
 # openapi objects are wrapped in the event type they naturally belong to
 OPENAPI_TYPES = {
@@ -157,7 +147,6 @@ def _refund_amount(key: str, total: int) -> int:
     return total // 3 if key.startswith(PAY_RAILS) else total  # pay-rails' is a partial refund
 
 
-@pytest.mark.xfail(strict=True, reason=REFUND_BUG)
 @pytest.mark.parametrize("key", params(REFUND_FIXTURES))
 def test_refund_fixture_after_fulfilment_returns_refunded(usd_shop: Shop, key: str) -> None:
     usd_shop.settle("o1")
@@ -171,8 +160,7 @@ def test_refund_fixture_after_fulfilment_is_recorded(usd_shop: Shop, key: str) -
     usd_shop.settle("o1")
     amount = _refund_amount(key, 2000)
     body = pointed(usd_shop, key, "charge.refunded", "evt_r", amount)
-    with contextlib.suppress(FlowNotFound):  # REFUND_BUG: raised after the commit
-        deliver(usd_shop, body)
+    assert deliver(usd_shop, body).outcome == "refunded"
     row = usd_shop.order("o1").order
     full = amount == 2000
     assert row.status == ("refunded" if full else "partially_refunded")
@@ -227,10 +215,7 @@ RAW_PARKED = [f"{HERE}/payment_intent.succeeded", f"{HERE}/payment_intent.paymen
 
 @pytest.mark.parametrize(
     "key",
-    params(
-        sorted(EVENTS),
-        {k: pytest.mark.xfail(strict=True, reason=PARKING_BUG) for k in RAW_PARKED},
-    ),
+    params(sorted(EVENTS)),
 )
 def test_raw_fixture_is_recorded_or_ignored(usd_shop: Shop, key: str) -> None:
     body = EVENTS[key]

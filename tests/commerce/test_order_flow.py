@@ -3,7 +3,6 @@ late payments and refunds, provider rate limits and declines."""
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
@@ -303,11 +302,6 @@ def test_late_payment_whose_refund_is_refused_needs_review(
 # -- refunds after fulfilment ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Settler.settle_event treats every 'refunded' decision as a late-payment flow "
-    "and calls engine.run_effects('late:<intent>') for a charge.refunded too: FlowNotFound",
-)
 def test_full_refund_after_fulfilment(stocked: Shop) -> None:
     stocked.start_order([("MUG", 2)], order_id="o1")
     stocked.settle("o1")
@@ -315,11 +309,6 @@ def test_full_refund_after_fulfilment(stocked: Shop) -> None:
     assert (result.outcome, result.order_status) == ("refunded", "refunded")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Settler.settle_event runs effects of a non-existent late flow after a "
-    "charge.refunded: FlowNotFound",
-)
 def test_partial_refund_after_fulfilment(stocked: Shop) -> None:
     stocked.start_order([("MUG", 2)], order_id="o1")
     stocked.settle("o1")
@@ -328,22 +317,11 @@ def test_partial_refund_after_fulfilment(stocked: Shop) -> None:
     assert (result.outcome, result.order_status) == ("refunded", "partially_refunded")
 
 
-def _refund_recorded_despite_error(shop: Shop, body: bytes) -> None:
-    """Deliver a charge.refunded; tolerate the known FlowNotFound after the commit."""
-    from flowlib import FlowNotFound
-
-    # the bug above: the refund was committed before the error
-    with contextlib.suppress(FlowNotFound):
-        deliver(shop, body)
-
-
 def test_refund_state_after_fulfilment(stocked: Shop) -> None:
     """What the ledger holds after partial then full refunds (independent of the result bug)."""
     stocked.start_order([("MUG", 2)], order_id="o1")
     stocked.settle("o1")
-    _refund_recorded_despite_error(
-        stocked, body_for(stocked, "o1", REFUNDED, event_id="evt_r1", amount_refunded=500)
-    )
+    deliver(stocked, body_for(stocked, "o1", REFUNDED, event_id="evt_r1", amount_refunded=500))
     row = stocked.order("o1").order
     assert (row.status, row.paid, row.refunded) == ("partially_refunded", 2500, 500)
     # the same event again, and a stale (smaller) running total: recorded, not acted on
@@ -357,7 +335,7 @@ def test_refund_state_after_fulfilment(stocked: Shop) -> None:
         stocked, body_for(stocked, "o1", REFUNDED, event_id="evt_r0", amount_refunded=300)
     )
     assert stale.outcome == "ignored"
-    _refund_recorded_despite_error(stocked, body_for(stocked, "o1", REFUNDED, event_id="evt_r2"))
+    deliver(stocked, body_for(stocked, "o1", REFUNDED, event_id="evt_r2"))
     row = stocked.order("o1").order
     assert (row.status, row.paid, row.refunded) == ("refunded", 2500, 2500)
     assert [e.full for e in events_of(stocked, "RefundRecorded")] == [False, True]
@@ -458,11 +436,6 @@ def test_provider_unavailable_is_retried(tmp_path: Path, shop_clock: ShopClock) 
         assert shop.order("o1").order.status == "awaiting_payment"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Shop.cancel_order refuses an order whose status is 'placed' (waiting on a "
-    "provider retry for its intent) though the flow compensates a Cancelled there",
-)
 def test_merchant_cancel_while_the_intent_is_being_retried(
     tmp_path: Path, shop_clock: ShopClock
 ) -> None:

@@ -45,11 +45,6 @@ SUCCEEDED, FAILED, REFUNDED = (
     "payment_intent.payment_failed",
     "charge.refunded",
 )
-PARKING_BUG = (
-    "BUG: Settler._park appends WebhookParked to webhook:<event id> with expected_version=0, "
-    "then settle_event appends WebhookReceived to the same stream with expected_version=0: "
-    "ConcurrencyError, the whole delivery rolls back and the event is lost"
-)
 
 
 @pytest.fixture
@@ -352,7 +347,6 @@ def test_the_body_must_be_bytes(stocked: Shop, order: str) -> None:
 # -- parking: events that come before the order can take them ---------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=PARKING_BUG)
 def test_event_for_an_unknown_intent_is_parked_not_lost(stocked: Shop) -> None:
     intent = PaymentIntent(intent_id="pi_nobody", order_id="ghost", amount=100, currency="EUR")
     body = FakeProvider.event_for(intent, SUCCEEDED, event_id="evt_ghost", created=0)
@@ -365,17 +359,6 @@ def test_event_for_an_unknown_intent_is_parked_not_lost(stocked: Shop) -> None:
     check_all(stocked)
 
 
-def test_parking_bug_loses_the_event_today(stocked: Shop) -> None:
-    """Documents the current failure mode of the bug above: an exception, nothing written."""
-    from ledger import ConcurrencyError
-
-    intent = PaymentIntent(intent_id="pi_nobody", order_id="ghost", amount=100, currency="EUR")
-    body = FakeProvider.event_for(intent, SUCCEEDED, event_id="evt_ghost", created=0)
-    with unchanged(stocked), pytest.raises(ConcurrencyError):
-        deliver(stocked, body)
-
-
-@pytest.mark.xfail(strict=True, reason=PARKING_BUG)
 def test_an_event_before_the_flow_waits_is_parked_then_applied(
     tmp_path: Path, shop_clock: ShopClock
 ) -> None:
@@ -403,7 +386,6 @@ def test_an_event_before_the_flow_waits_is_parked_then_applied(
         check_all(shop)
 
 
-@pytest.mark.xfail(strict=True, reason=PARKING_BUG)
 def test_an_early_failed_attempt_is_parked_then_recorded(
     tmp_path: Path, shop_clock: ShopClock
 ) -> None:
