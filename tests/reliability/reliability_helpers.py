@@ -22,6 +22,7 @@ from commerce.events import (
     PaymentReceived,
     RefundIssued,
     Restocked,
+    StockRemoved,
     WebhookReceived,
 )
 
@@ -94,7 +95,7 @@ def sha256_file(path: Path) -> str:
 class LedgerFacts:
     """What the ledger's events say, counted per order, SKU and webhook."""
 
-    restocked: Counter[str] = field(default_factory=Counter)
+    restocked: Counter[str] = field(default_factory=Counter)  # less StockRemoved
     fulfilled: Counter[str] = field(default_factory=Counter)
     received: dict[str, list[PaymentReceived]] = field(default_factory=lambda: defaultdict(list))
     refunds_issued: Counter[str] = field(default_factory=Counter)
@@ -113,6 +114,8 @@ def ledger_facts(shop: Shop) -> LedgerFacts:
         match event:
             case Restocked():
                 facts.restocked[event.sku] += event.quantity
+            case StockRemoved():
+                facts.restocked[event.sku] -= event.quantity
             case OrderFulfilled():
                 facts.fulfilled[event.order_id] += 1
             case PaymentReceived():

@@ -47,7 +47,7 @@ from commerce import (
     sign,
 )
 from flowlib import ImportRejected
-from ledger import ConcurrencyError, NotALedger, ReadOnlyLedger, SchemaTooNew
+from ledger import NotALedger, ReadOnlyLedger, SchemaTooNew
 
 SUCCEEDED = "payment_intent.succeeded"
 
@@ -192,12 +192,6 @@ def test_outcomes_of_mismatched_payments_keep_the_money_for_review(ctx: Ctx) -> 
     assert ctx.shop.products()[0].reserved == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConcurrencyError,
-    reason="BUG: Settler._park appends WebhookParked to webhook:<id> at version 0, then "
-    "settle_event appends WebhookReceived there at version 0 too -> ConcurrencyError",
-)
 def test_payment_for_an_unknown_intent_is_parked(ctx: Ctx) -> None:
     head, count = ctx.shop.ledger.head(), ctx.shop.ledger.count()
     result = _ghost_intent(ctx)

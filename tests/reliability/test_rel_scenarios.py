@@ -4,13 +4,10 @@ new file, moving closed orders too, and a payment that arrives before its intent
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flowlib import FlowNotFound
-from ledger import ConcurrencyError
 from reliability_helpers import SECRET, Clock, check_invariants, event_body, intent_of
 
 from commerce import FakeProvider, Money, PaymentIntent, Shop, ShopConfig, sign
@@ -63,13 +60,6 @@ def test_moved_orders_continue_in_the_new_file(
         assert stock == {"APL": (3, 0, 2), "BRD": (0, 0, 1)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sqlite3.IntegrityError,
-    reason="BUG: commerce.transfer.import_shop restocks only what an order still holds, then "
-    "replays its StockReserved before its StockReleased, so a closed order's reservation "
-    "drives `available` below 0 in the target: raw sqlite3.IntegrityError (CHECK available >= 0)",
-)
 def test_moving_every_flow_including_closed_orders(
     source: Shop, clock: Clock, tmp_path: Path
 ) -> None:
@@ -86,13 +76,6 @@ def test_moving_every_flow_including_closed_orders(
             assert target.order(order_id).order == source.order(order_id).order
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConcurrencyError,
-    reason="BUG: a payment that arrives while the order's provider call is being retried must "
-    "be parked; Settler._park and settle_event both append to webhook:<id> at version 0 "
-    "-> ConcurrencyError, and the payment is refused",
-)
 def test_a_payment_before_its_intent_is_recorded_is_parked_then_fulfils(
     tmp_path: Path, clock: Clock
 ) -> None:
@@ -113,13 +96,6 @@ def test_a_payment_before_its_intent_is_recorded_is_parked_then_fulfils(
         assert check_invariants(shop).fulfilled == {"o1": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FlowNotFound,
-    reason="BUG: Settler.settle_event treats every 'refunded' decision as a late payment and "
-    "calls engine.run_effects('late:<intent>'), but a charge.refunded starts no such flow: "
-    "FlowNotFound after the refund was committed",
-)
 def test_a_refund_notice_answers_refunded(source: Shop, clock: Clock) -> None:
     source.start_order([("APL", 1)], order_id="o1")
     assert _pay(source, clock, "o1", "evt_paid") == "settled"
