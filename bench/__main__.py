@@ -104,8 +104,8 @@ def main() -> None:
     for name, value in figures.items():
         print(f"  {name:<52}{value:>14,.2f}")
     print("aims:")
-    for aim, value, met in aims:
-        print(f"  [{'x' if met else ' '}] {aim:<66}{value:>12}")
+    for aim, where, met in aims:
+        print(f"  [{'x' if met else ' '}] {aim:<66}{where:>12}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from flowlib.log import AnyFlowEvent
 from flowlib.replay import replay
 
 
-class Step(Request[int]):
+class Step(Request[int], frozen=True):
     """A serviced request: the handler answers at once, inside the step's transaction."""
 
     n: int

@@ -40,20 +40,20 @@ class PaymentNotice(msgspec.Struct, frozen=True, kw_only=True):
 # -- catalog -------------------------------------------------------------------------
 
 
-class ProductAdded(CommerceEvent):
+class ProductAdded(CommerceEvent, frozen=True):
     sku: str
     name: str
     unit_price: int
     currency: str
 
 
-class Restocked(CommerceEvent):
+class Restocked(CommerceEvent, frozen=True):
     sku: str
     quantity: int
     reason: str = ""
 
 
-class StockRemoved(CommerceEvent):
+class StockRemoved(CommerceEvent, frozen=True):
     """Units taken out of the available stock (by a move, see `commerce.transfer`)."""
 
     sku: str
@@ -61,7 +61,7 @@ class StockRemoved(CommerceEvent):
     reason: str = ""
 
 
-class CouponAdded(CommerceEvent):
+class CouponAdded(CommerceEvent, frozen=True):
     code: str
     percent_off_bp: int | None = None
     amount_off: int | None = None
@@ -73,43 +73,43 @@ class CouponAdded(CommerceEvent):
 # -- orders --------------------------------------------------------------------------
 
 
-class OrderPlaced(CommerceEvent):
+class OrderPlaced(CommerceEvent, frozen=True):
     order_id: str
     quote: Quote
     placed_at: datetime
 
 
-class StockReserved(CommerceEvent):
+class StockReserved(CommerceEvent, frozen=True):
     order_id: str
     lines: list[StockLine]
 
 
-class StockReleased(CommerceEvent):
+class StockReleased(CommerceEvent, frozen=True):
     order_id: str
     lines: list[StockLine]
     reason: str
 
 
-class StockCommitted(CommerceEvent):
+class StockCommitted(CommerceEvent, frozen=True):
     order_id: str
     lines: list[StockLine]
 
 
-class PaymentIntentCreated(CommerceEvent):
+class PaymentIntentCreated(CommerceEvent, frozen=True):
     order_id: str
     intent_id: str
     amount: int
     currency: str
 
 
-class PaymentFailed(CommerceEvent):
+class PaymentFailed(CommerceEvent, frozen=True):
     order_id: str
     intent_id: str
     event_id: str
     reason: str
 
 
-class PaymentReceived(CommerceEvent):
+class PaymentReceived(CommerceEvent, frozen=True):
     order_id: str
     intent_id: str
     event_id: str
@@ -117,11 +117,11 @@ class PaymentReceived(CommerceEvent):
     currency: str
 
 
-class OrderFulfilled(CommerceEvent):
+class OrderFulfilled(CommerceEvent, frozen=True):
     order_id: str
 
 
-class PaymentDisputed(CommerceEvent):
+class PaymentDisputed(CommerceEvent, frozen=True):
     """A payment that does not match the quote: kept, not fulfilled, for a person to review."""
 
     order_id: str
@@ -132,7 +132,7 @@ class PaymentDisputed(CommerceEvent):
     reason: str
 
 
-class OrderClosed(CommerceEvent):
+class OrderClosed(CommerceEvent, frozen=True):
     """The order ended without fulfilment: `status` is expired, cancelled or failed."""
 
     order_id: str
@@ -140,7 +140,7 @@ class OrderClosed(CommerceEvent):
     reason: str
 
 
-class RefundIssued(CommerceEvent):
+class RefundIssued(CommerceEvent, frozen=True):
     """We gave money back (a late payment for a closed order)."""
 
     order_id: str
@@ -151,7 +151,7 @@ class RefundIssued(CommerceEvent):
     reason: str
 
 
-class RefundRecorded(CommerceEvent):
+class RefundRecorded(CommerceEvent, frozen=True):
     """The provider reports a refund of the charge; `amount_refunded` is the running total."""
 
     order_id: str
@@ -162,7 +162,7 @@ class RefundRecorded(CommerceEvent):
     full: bool
 
 
-class PaymentSuperseded(CommerceEvent):
+class PaymentSuperseded(CommerceEvent, frozen=True):
     """A provider event that arrived after the intent moved past it: recorded, not acted on."""
 
     order_id: str
@@ -175,7 +175,7 @@ class PaymentSuperseded(CommerceEvent):
 # -- webhooks ------------------------------------------------------------------------
 
 
-class WebhookReceived(CommerceEvent):
+class WebhookReceived(CommerceEvent, frozen=True):
     """A provider event, deduplicated by `event_id` forever; `body` is kept as received."""
 
     event_id: str
@@ -188,14 +188,14 @@ class WebhookReceived(CommerceEvent):
     body: msgspec.Raw = msgspec.Raw(b"null")
 
 
-class WebhookConflict(CommerceEvent):
+class WebhookConflict(CommerceEvent, frozen=True):
     """The same event id came again with a different body; the first body stands."""
 
     event_id: str
     digest: str
 
 
-class WebhookParked(CommerceEvent):
+class WebhookParked(CommerceEvent, frozen=True):
     """An event that came before its order could take it; applied when the flow waits."""
 
     event_id: str
@@ -204,7 +204,7 @@ class WebhookParked(CommerceEvent):
     order_id: str | None = None
 
 
-class WebhookUnparked(CommerceEvent):
+class WebhookUnparked(CommerceEvent, frozen=True):
     event_id: str
     intent_id: str
     order_id: str

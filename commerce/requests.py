@@ -22,7 +22,7 @@ class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True):
     payment_timeout_seconds: int = 1800
 
 
-class QuoteOrder(Request[Quote]):
+class QuoteOrder(Request[Quote], frozen=True):
     """Price the order from the catalog and record it as placed."""
 
     order_id: str
@@ -30,14 +30,14 @@ class QuoteOrder(Request[Quote]):
     coupon: str | None = None
 
 
-class ReserveStock(Request[None]):
+class ReserveStock(Request[None], frozen=True):
     """Hold the order's stock, all lines or none (`OutOfStock` lists every short SKU)."""
 
     order_id: str
     lines: list[StockLine]
 
 
-class CreatePaymentIntent(Request[PaymentIntent]):
+class CreatePaymentIntent(Request[PaymentIntent], frozen=True):
     """Ask the provider for a payment intent (an outside effect, with an idempotency key)."""
 
     order_id: str
@@ -45,35 +45,35 @@ class CreatePaymentIntent(Request[PaymentIntent]):
     currency: str
 
 
-class RecordIntent(Request[None]):
+class RecordIntent(Request[None], frozen=True):
     """Record the intent, so its webhooks can be routed to the order."""
 
     order_id: str
     intent: PaymentIntent
 
 
-class TakeParked(Request[list[PaymentNotice]]):
+class TakeParked(Request[list[PaymentNotice]], frozen=True):
     """Collect payment events that arrived before the flow was waiting for them."""
 
     order_id: str
     intent_id: str
 
 
-class AwaitPayment(Request[PaymentNotice]):
+class AwaitPayment(Request[PaymentNotice], frozen=True):
     """Wait for the provider's word on the intent (a webhook, or a trusted direct settle)."""
 
     order_id: str
     intent_id: str
 
 
-class RecordFailedPayment(Request[None]):
+class RecordFailedPayment(Request[None], frozen=True):
     """Record a failed attempt; the customer may try again until the timeout."""
 
     order_id: str
     notice: PaymentNotice
 
 
-class Fulfil(Request[None]):
+class Fulfil(Request[None], frozen=True):
     """Record the payment, commit the reserved stock and mark the order fulfilled."""
 
     order_id: str
@@ -81,7 +81,7 @@ class Fulfil(Request[None]):
     notice: PaymentNotice
 
 
-class HoldForReview(Request[None]):
+class HoldForReview(Request[None], frozen=True):
     """Keep a payment that does not match the quote, and the reservation, for a person."""
 
     order_id: str
@@ -90,7 +90,7 @@ class HoldForReview(Request[None]):
     record_payment: bool = True
 
 
-class CloseOrder(Request[None]):
+class CloseOrder(Request[None], frozen=True):
     """Release the reserved stock and close the order as expired, cancelled or failed."""
 
     order_id: str
@@ -99,14 +99,14 @@ class CloseOrder(Request[None]):
     reason: str
 
 
-class RecordLatePayment(Request[None]):
+class RecordLatePayment(Request[None], frozen=True):
     """Record a payment that came for an order already closed."""
 
     order_id: str
     notice: PaymentNotice
 
 
-class IssueRefund(Request[Refund]):
+class IssueRefund(Request[Refund], frozen=True):
     """Give a payment back through the provider (an outside effect, with an idempotency key)."""
 
     order_id: str
@@ -115,7 +115,7 @@ class IssueRefund(Request[Refund]):
     currency: str
 
 
-class RecordRefund(Request[None]):
+class RecordRefund(Request[None], frozen=True):
     """Record the refund we issued; the order's status becomes refunded."""
 
     order_id: str

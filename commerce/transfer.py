@@ -29,7 +29,7 @@ from commerce.handlers import order_stream
 from flowlib import Engine, FlowStarted, ImportRejected, ImportReport
 from ledger import Ledger
 
-FORMAT = "orderflow.shop"
+FORMAT: Literal["orderflow.shop"] = "orderflow.shop"
 FORMAT_VERSION = 1
 _encode = msgspec.json.Encoder().encode
 
@@ -64,7 +64,7 @@ def _fingerprint(products: list[ProductAdded], streams: list[StreamCopy]) -> str
 def export_shop(ledger: Ledger, engine: Engine, *, status: str | None = None) -> bytes:
     """The flows with `status` (default all) and the orders, stock and parked events they need."""
     flow_ids = [row.flow_id for row in engine.flows(status)]
-    order_ids = sorted({_order_of(engine, flow_id) for flow_id in flow_ids} - {None})  # type: ignore[type-var]
+    order_ids = sorted({o for flow_id in flow_ids if (o := _order_of(engine, flow_id)) is not None})
     streams = [
         StreamCopy(stream=s, events=ledger.read(s, AnyCommerceEvent))
         for s in _streams(ledger, order_ids)
@@ -186,9 +186,9 @@ def _copy_with_stock(ledger: Ledger, copy: StreamCopy) -> None:
     order = copy.stream.removeprefix("order:")
     reserved, released = _stock_moves(copy)
     for sku, quantity in sorted(reserved.items()):
-        event = Restocked(sku=sku, quantity=quantity, reason=f"moved in with order {order}")
-        ledger.append(f"sku:{sku}", [event])
+        moved_in = Restocked(sku=sku, quantity=quantity, reason=f"moved in with order {order}")
+        ledger.append(f"sku:{sku}", [moved_in])
     ledger.append(copy.stream, copy.events, expected_version=0)
     for sku, quantity in sorted(released.items()):
-        event = StockRemoved(sku=sku, quantity=quantity, reason=f"released by order {order}")
-        ledger.append(f"sku:{sku}", [event])
+        removed = StockRemoved(sku=sku, quantity=quantity, reason=f"released by order {order}")
+        ledger.append(f"sku:{sku}", [removed])

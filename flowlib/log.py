@@ -56,7 +56,7 @@ class FlowEvent(msgspec.Struct, frozen=True, kw_only=True, tag=True, omit_defaul
     """Base of the events in a flow's stream."""
 
 
-class FlowStarted(FlowEvent, omit_defaults=False):
+class FlowStarted(FlowEvent, omit_defaults=False, frozen=True):
     """The instance began: which code, which version, which arguments."""
 
     flow_id: str
@@ -67,7 +67,7 @@ class FlowStarted(FlowEvent, omit_defaults=False):
     status: Status = "running"
 
 
-class StepDone(FlowEvent):
+class StepDone(FlowEvent, frozen=True):
     """A serviced step: the request and its outcome, recorded together."""
 
     seq: int
@@ -75,7 +75,7 @@ class StepDone(FlowEvent):
     outcome: Outcome
 
 
-class StepPending(FlowEvent):
+class StepPending(FlowEvent, frozen=True):
     """A step left open: awaited (`await`), an effect under way (`call`) or a retry wait."""
 
     seq: int
@@ -88,7 +88,7 @@ class StepPending(FlowEvent):
     error: Failed | None = None
 
 
-class StepAnswered(FlowEvent, omit_defaults=False):
+class StepAnswered(FlowEvent, omit_defaults=False, frozen=True):
     """The open step `seq` was answered; the flow runs on."""
 
     seq: int
@@ -96,7 +96,7 @@ class StepAnswered(FlowEvent, omit_defaults=False):
     status: Status = "running"
 
 
-class FlowEnded(FlowEvent):
+class FlowEnded(FlowEvent, frozen=True):
     """The generator returned or raised; the instance is finished."""
 
     status: Status
@@ -104,7 +104,7 @@ class FlowEnded(FlowEvent):
     error: Failed | None = None
 
 
-class FlowStuck(FlowEvent, omit_defaults=False):
+class FlowStuck(FlowEvent, omit_defaults=False, frozen=True):
     """Replay diverged from the log at `seq`; the steps are kept as they were."""
 
     seq: int

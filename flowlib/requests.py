@@ -48,7 +48,7 @@ def response_type(cls: type[Request[Any]]) -> Any:
     return Any
 
 
-class Timer(Request[datetime]):
+class Timer(Request[datetime], frozen=True):
     """Fires at `at`, or `seconds` after the flow reaches it; answers the due instant."""
 
     seconds: float | None = None
@@ -61,11 +61,11 @@ class Timer(Request[datetime]):
         return now + timedelta(seconds=self.seconds or 0.0)
 
 
-class Now(Request[datetime]):
+class Now(Request[datetime], frozen=True):
     """Asks the engine's clock; the answer is logged, so replay sees the same instant."""
 
 
-class NewId(Request[str]):
+class NewId(Request[str], frozen=True):
     """Asks for a fresh id, derived from the flow id and step so replay is exact."""
 
 
@@ -77,7 +77,7 @@ class Won(msgspec.Struct, Generic[R], frozen=True):
     value: R
 
 
-class FirstOf(Request[Won[Any]]):
+class FirstOf(Request[Won[Any]], frozen=True):
     """A race between awaited requests; the first to be answered wins, the rest are withdrawn.
 
     Build one with `first_of(a, b)`; msgspec Structs cannot take `*args`.

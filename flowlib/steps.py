@@ -23,6 +23,7 @@ from flowlib.log import (
     FlowEvent,
     Ok,
     Outcome,
+    Status,
     StepAnswered,
     StepDone,
     StepPending,
@@ -260,6 +261,7 @@ class Stepper:
         result: Any = None,
         error: Exception | None = None,
     ) -> None:
+        status: Status
         if error is None:
             status = "cancelled" if inst.cancelled else "completed"
             inst.ended = FlowEnded(status=status, result=encode(result))

@@ -19,7 +19,7 @@ from flowlib.log import FINISHED, AnyFlowEvent, FlowStarted, stream_of
 from flowlib.replay import replay
 from flowlib.store import Store
 
-FORMAT = "orderflow.flows"
+FORMAT: Literal["orderflow.flows"] = "orderflow.flows"
 FORMAT_VERSION = 1
 _encode = msgspec.json.Encoder().encode
 

@@ -40,7 +40,9 @@ def test_dependencies_point_one_way(package: str) -> None:
     others = set(PACKAGES) - {package}
     for path, names in imported_modules(package).items():
         wrong = (names & others) - ALLOWED[package]
-        assert not wrong, f"{path} imports {sorted(wrong)}: {package} may only use {ALLOWED[package]}"
+        assert not wrong, (
+            f"{path} imports {sorted(wrong)}: {package} may only use {ALLOWED[package]}"
+        )
 
 
 def test_flowlib_does_no_io() -> None:

@@ -61,7 +61,7 @@ class Ctx:
     intent: PaymentIntent
 
     def body(self, top: dict[str, Any] | None = None, **obj: Any) -> bytes:
-        """A genuine provider event about o1, with `top` and `data.object` (`obj`) fields changed."""
+        """A genuine event about o1, with `top` and `data.object` (`obj`) fields changed."""
         doc = msgspec.json.decode(event_body(self.intent, SUCCEEDED, "evt_bad", self.clock.unix))
         doc.update(top or {})
         doc["data"]["object"].update(obj)
@@ -91,7 +91,9 @@ def _forged_future(c: Ctx) -> Any:
 def _tampered(c: Ctx) -> Any:
     body = c.body()
     header = sign(body, SECRET, c.clock.unix)
-    return c.shop.settle_webhook(body.replace(b'"amount":500', b'"amount":5'), header, secret=SECRET)
+    return c.shop.settle_webhook(
+        body.replace(b'"amount":500', b'"amount":5'), header, secret=SECRET
+    )
 
 
 def _ghost_intent(c: Ctx) -> Any:
@@ -104,65 +106,312 @@ def _ghost_intent(c: Ctx) -> Any:
 Action = Callable[[Ctx], Any]
 CASES: list[tuple[str, Action, type[Exception] | None, str, int | None]] = [
     # -- webhook signatures: decided before parsing, nothing written --------------------
-    ("signature-missing", lambda c: c.deliver(c.body(), None), SignatureMissing, "no Stripe-Signature", 0),
-    ("signature-empty", lambda c: c.deliver(c.body(), "  "), SignatureMissing, "no Stripe-Signature", 0),
-    ("signature-no-v1", lambda c: c.deliver(c.body(), f"t={c.clock.unix},v0=abc"), SignatureMissing, "schemes found: v0", 0),
-    ("signature-garbage", lambda c: c.deliver(c.body(), "garbage"), SignatureMalformed, "key=value", 0),
-    ("signature-bad-timestamp", lambda c: c.deliver(c.body(), "t=yesterday,v1=00"), SignatureMalformed, "not unix seconds", 0),
-    ("signature-wrong-secret", lambda c: c.deliver(c.body(), "sign", secret="whsec_other"), SignatureMismatch, "matches the body", 0),
+    (
+        "signature-missing",
+        lambda c: c.deliver(c.body(), None),
+        SignatureMissing,
+        "no Stripe-Signature",
+        0,
+    ),
+    (
+        "signature-empty",
+        lambda c: c.deliver(c.body(), "  "),
+        SignatureMissing,
+        "no Stripe-Signature",
+        0,
+    ),
+    (
+        "signature-no-v1",
+        lambda c: c.deliver(c.body(), f"t={c.clock.unix},v0=abc"),
+        SignatureMissing,
+        "schemes found: v0",
+        0,
+    ),
+    (
+        "signature-garbage",
+        lambda c: c.deliver(c.body(), "garbage"),
+        SignatureMalformed,
+        "key=value",
+        0,
+    ),
+    (
+        "signature-bad-timestamp",
+        lambda c: c.deliver(c.body(), "t=yesterday,v1=00"),
+        SignatureMalformed,
+        "not unix seconds",
+        0,
+    ),
+    (
+        "signature-wrong-secret",
+        lambda c: c.deliver(c.body(), "sign", secret="whsec_other"),
+        SignatureMismatch,
+        "matches the body",
+        0,
+    ),
     ("signature-tampered-body", _tampered, SignatureMismatch, "matches the body", 0),
-    ("signature-expired", lambda c: c.shop.settle_webhook(c.body(), sign(c.body(), SECRET, c.clock.unix - 301), secret=SECRET), SignatureExpired, "301s old", 0),
+    (
+        "signature-expired",
+        lambda c: c.shop.settle_webhook(
+            c.body(), sign(c.body(), SECRET, c.clock.unix - 301), secret=SECRET
+        ),
+        SignatureExpired,
+        "301s old",
+        0,
+    ),
     ("signature-from-the-future", _forged_future, SignatureExpired, "in the future", 0),
     # -- webhook bodies: authentic but unusable, nothing written ------------------------
     ("body-malformed-json", lambda c: c.deliver(b"not json"), MalformedEvent, "invalid JSON", 0),
     ("body-truncated-json", lambda c: c.deliver(c.body()[:-40]), MalformedEvent, "truncated", 0),
-    ("body-empty-object", lambda c: c.deliver(b"{}"), MalformedEvent, "missing required field `id`", 0),
-    ("body-over-limit", lambda c: c.deliver(b" " * (1024 * 1024 + 1)), BodyTooLarge, "over the 1048576-byte limit", 0),
-    ("body-amount-as-text", lambda c: c.deliver(c.body(amount="500")), MalformedEvent, "$.data.object.amount", 0),
-    ("body-negative-amount", lambda c: c.deliver(c.body(amount_received=-5)), MalformedEvent, "$.data.object.amount_received", 0),
-    ("body-livemode-as-text", lambda c: c.deliver(c.body({"livemode": "false"})), MalformedEvent, "$.livemode", 0),
-    ("body-unknown-currency", lambda c: c.deliver(c.body(currency="zzz")), MalformedEvent, "unknown currency", 0),
-    ("body-intent-id-not-pi", lambda c: c.deliver(c.body(id="pm_1234")), MalformedEvent, "$.data.object.id", 0),
-    ("body-not-bytes", lambda c: c.shop.settle_webhook("{}", "t=1,v1=00", secret=SECRET), TypeError, "raw bytes", 0),
-    ("body-live-mode-event", lambda c: c.deliver(c.body({"livemode": True})), LiveModeMismatch, "live-mode", 0),
+    (
+        "body-empty-object",
+        lambda c: c.deliver(b"{}"),
+        MalformedEvent,
+        "missing required field `id`",
+        0,
+    ),
+    (
+        "body-over-limit",
+        lambda c: c.deliver(b" " * (1024 * 1024 + 1)),
+        BodyTooLarge,
+        "over the 1048576-byte limit",
+        0,
+    ),
+    (
+        "body-amount-as-text",
+        lambda c: c.deliver(c.body(amount="500")),
+        MalformedEvent,
+        "$.data.object.amount",
+        0,
+    ),
+    (
+        "body-negative-amount",
+        lambda c: c.deliver(c.body(amount_received=-5)),
+        MalformedEvent,
+        "$.data.object.amount_received",
+        0,
+    ),
+    (
+        "body-livemode-as-text",
+        lambda c: c.deliver(c.body({"livemode": "false"})),
+        MalformedEvent,
+        "$.livemode",
+        0,
+    ),
+    (
+        "body-unknown-currency",
+        lambda c: c.deliver(c.body(currency="zzz")),
+        MalformedEvent,
+        "unknown currency",
+        0,
+    ),
+    (
+        "body-intent-id-not-pi",
+        lambda c: c.deliver(c.body(id="pm_1234")),
+        MalformedEvent,
+        "$.data.object.id",
+        0,
+    ),
+    (
+        "body-not-bytes",
+        lambda c: c.shop.settle_webhook("{}", "t=1,v1=00", secret=SECRET),
+        TypeError,
+        "raw bytes",
+        0,
+    ),
+    (
+        "body-live-mode-event",
+        lambda c: c.deliver(c.body({"livemode": True})),
+        LiveModeMismatch,
+        "live-mode",
+        0,
+    ),
     # -- webhook bodies that are recorded, not acted on ---------------------------------
-    ("event-type-unknown", lambda c: c.deliver(c.body({"type": "customer.created"})), None, "ignored: event type customer.created is not acted on", 1),
-    ("event-amount-mismatch", lambda c: c.deliver(c.body(amount_received=499)), None, "recorded: payment kept; order is needs_review", None),
-    ("event-currency-mismatch", lambda c: c.deliver(c.body(currency="usd")), None, "recorded: payment kept; order is needs_review", None),
-    ("event-refund-unknown-intent", lambda c: c.deliver(event_body(PaymentIntent(intent_id="pi_ghost0002", order_id="x", amount=5, currency="EUR"), "charge.refunded", "evt_r", c.clock.unix)), None, "ignored: refund for unknown payment intent pi_ghost0002", 1),
+    (
+        "event-type-unknown",
+        lambda c: c.deliver(c.body({"type": "customer.created"})),
+        None,
+        "ignored: event type customer.created is not acted on",
+        1,
+    ),
+    (
+        "event-amount-mismatch",
+        lambda c: c.deliver(c.body(amount_received=499)),
+        None,
+        "recorded: payment kept; order is needs_review",
+        None,
+    ),
+    (
+        "event-currency-mismatch",
+        lambda c: c.deliver(c.body(currency="usd")),
+        None,
+        "recorded: payment kept; order is needs_review",
+        None,
+    ),
+    (
+        "event-refund-unknown-intent",
+        lambda c: c.deliver(
+            event_body(
+                PaymentIntent(intent_id="pi_ghost0002", order_id="x", amount=5, currency="EUR"),
+                "charge.refunded",
+                "evt_r",
+                c.clock.unix,
+            )
+        ),
+        None,
+        "ignored: refund for unknown payment intent pi_ghost0002",
+        1,
+    ),
     # -- orders and catalog -------------------------------------------------------------
-    ("order-negative-quantity", lambda c: c.shop.start_order([("APL", -1)]), InvalidQuantity, "invalid quantity -1", 0),
-    ("order-zero-quantity", lambda c: c.shop.start_order([("APL", 0)]), InvalidQuantity, "invalid quantity 0", 0),
-    ("order-float-quantity", lambda c: c.shop.start_order([("APL", 1.5)]), InvalidQuantity, "invalid quantity 1.5", 0),
-    ("order-bool-quantity", lambda c: c.shop.start_order([("APL", True)]), InvalidQuantity, "invalid quantity True", 0),
-    ("order-unknown-sku", lambda c: c.shop.start_order([("NOPE", 1)]), UnknownProduct, "unknown product 'NOPE'", 0),
+    (
+        "order-negative-quantity",
+        lambda c: c.shop.start_order([("APL", -1)]),
+        InvalidQuantity,
+        "invalid quantity -1",
+        0,
+    ),
+    (
+        "order-zero-quantity",
+        lambda c: c.shop.start_order([("APL", 0)]),
+        InvalidQuantity,
+        "invalid quantity 0",
+        0,
+    ),
+    (
+        "order-float-quantity",
+        lambda c: c.shop.start_order([("APL", 1.5)]),
+        InvalidQuantity,
+        "invalid quantity 1.5",
+        0,
+    ),
+    (
+        "order-bool-quantity",
+        lambda c: c.shop.start_order([("APL", True)]),
+        InvalidQuantity,
+        "invalid quantity True",
+        0,
+    ),
+    (
+        "order-unknown-sku",
+        lambda c: c.shop.start_order([("NOPE", 1)]),
+        UnknownProduct,
+        "unknown product 'NOPE'",
+        0,
+    ),
     ("order-no-lines", lambda c: c.shop.start_order([]), EmptyOrder, "at least one line", 0),
-    ("order-duplicate-sku", lambda c: c.shop.start_order([("APL", 1), ("APL", 1)]), DuplicateSku, "duplicate SKU lines for 'APL'", 0),
-    ("order-unknown-coupon", lambda c: c.shop.start_order([("APL", 1)], coupon="NOPE"), CouponRejected, "no such coupon", 0),
+    (
+        "order-duplicate-sku",
+        lambda c: c.shop.start_order([("APL", 1), ("APL", 1)]),
+        DuplicateSku,
+        "duplicate SKU lines for 'APL'",
+        0,
+    ),
+    (
+        "order-unknown-coupon",
+        lambda c: c.shop.start_order([("APL", 1)], coupon="NOPE"),
+        CouponRejected,
+        "no such coupon",
+        0,
+    ),
     ("order-unknown-id", lambda c: c.shop.order("nope"), UnknownOrder, "unknown order 'nope'", 0),
-    ("cancel-unknown-order", lambda c: c.shop.cancel_order("nope"), UnknownOrder, "unknown order 'nope'", 0),
-    ("settle-unknown-order", lambda c: c.shop.settle("nope"), UnknownOrder, "unknown order 'nope'", 0),
-    ("cancel-twice", lambda c: (c.shop.cancel_order("o1"), c.shop.cancel_order("o1")), InvalidTransition, "is cancelled: cannot cancel it", None),
-    ("restock-unknown-sku", lambda c: c.shop.restock("NOPE", 1), UnknownProduct, "unknown product 'NOPE'", 0),
-    ("restock-negative", lambda c: c.shop.restock("APL", -3), InvalidQuantity, "invalid quantity -3", 0),
-    ("product-twice", lambda c: c.shop.add_product("APL", "Again", Money(1, "EUR")), InvalidTransition, "in the catalog", 0),
-    ("product-blank-sku", lambda c: c.shop.add_product(" ", "Blank", Money(1, "EUR")), InvalidOrder, "non-empty SKU", 0),
-    ("import-garbage", lambda c: c.shop.import_flows(b"garbage"), ImportRejected, "not a valid shop export", 0),
-    ("import-other-format", lambda c: c.shop.import_flows(b'{"format":"x","format_version":1}'), ImportRejected, "expected orderflow.shop", 0),
+    (
+        "cancel-unknown-order",
+        lambda c: c.shop.cancel_order("nope"),
+        UnknownOrder,
+        "unknown order 'nope'",
+        0,
+    ),
+    (
+        "settle-unknown-order",
+        lambda c: c.shop.settle("nope"),
+        UnknownOrder,
+        "unknown order 'nope'",
+        0,
+    ),
+    (
+        "cancel-twice",
+        lambda c: (c.shop.cancel_order("o1"), c.shop.cancel_order("o1")),
+        InvalidTransition,
+        "is cancelled: cannot cancel it",
+        None,
+    ),
+    (
+        "restock-unknown-sku",
+        lambda c: c.shop.restock("NOPE", 1),
+        UnknownProduct,
+        "unknown product 'NOPE'",
+        0,
+    ),
+    (
+        "restock-negative",
+        lambda c: c.shop.restock("APL", -3),
+        InvalidQuantity,
+        "invalid quantity -3",
+        0,
+    ),
+    (
+        "product-twice",
+        lambda c: c.shop.add_product("APL", "Again", Money(1, "EUR")),
+        InvalidTransition,
+        "in the catalog",
+        0,
+    ),
+    (
+        "product-blank-sku",
+        lambda c: c.shop.add_product(" ", "Blank", Money(1, "EUR")),
+        InvalidOrder,
+        "non-empty SKU",
+        0,
+    ),
+    (
+        "import-garbage",
+        lambda c: c.shop.import_flows(b"garbage"),
+        ImportRejected,
+        "not a valid shop export",
+        0,
+    ),
+    (
+        "import-other-format",
+        lambda c: c.shop.import_flows(b'{"format":"x","format_version":1}'),
+        ImportRejected,
+        "expected orderflow.shop",
+        0,
+    ),
     # -- money ----------------------------------------------------------------------------
-    ("money-decimal-comma", lambda c: parse_money("12,50", "EUR"), InvalidMoney, "expected digits", 0),
-    ("money-too-many-decimals", lambda c: parse_money("1.234", "EUR"), InvalidMoney, "at most 2 decimals", 0),
+    (
+        "money-decimal-comma",
+        lambda c: parse_money("12,50", "EUR"),
+        InvalidMoney,
+        "expected digits",
+        0,
+    ),
+    (
+        "money-too-many-decimals",
+        lambda c: parse_money("1.234", "EUR"),
+        InvalidMoney,
+        "at most 2 decimals",
+        0,
+    ),
     ("money-negative", lambda c: parse_money("-1", "EUR"), InvalidMoney, "negative amounts", 0),
     ("money-exponent", lambda c: parse_money("1e3", "EUR"), InvalidMoney, "expected digits", 0),
     ("money-nan", lambda c: parse_money("NaN", "EUR"), InvalidMoney, "expected digits", 0),
     ("money-empty", lambda c: parse_money("", "EUR"), InvalidMoney, "expected digits", 0),
-    ("money-unknown-currency", lambda c: parse_money("1.00", "XXX"), UnknownCurrency, "unknown currency 'XXX'", 0),
+    (
+        "money-unknown-currency",
+        lambda c: parse_money("1.00", "XXX"),
+        UnknownCurrency,
+        "unknown currency 'XXX'",
+        0,
+    ),
     ("money-float", lambda c: Money(1.5, "EUR"), FloatNotAllowed, "floats are not allowed", 0),
 ]
 
 
-@pytest.mark.parametrize(("action", "error", "fragment", "written"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])  # fmt: skip
-def test_bad_input(ctx: Ctx, action: Action, error: type[Exception] | None, fragment: str, written: int | None) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("action", "error", "fragment", "written"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_bad_input(
+    ctx: Ctx, action: Action, error: type[Exception] | None, fragment: str, written: int | None
+) -> None:
     ledger = ctx.shop.ledger
     head, count = ledger.head(), ledger.count()
     products, orders = ctx.shop.products(), ctx.shop.orders()
@@ -258,8 +507,12 @@ FILE_CASES: list[tuple[str, Callable[[Path], None], type[Exception], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("make", "error", "fragment"), [c[1:] for c in FILE_CASES], ids=[c[0] for c in FILE_CASES])  # fmt: skip
-def test_bad_file(tmp_path: Path, make: Callable[[Path], None], error: type[Exception], fragment: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("make", "error", "fragment"), [c[1:] for c in FILE_CASES], ids=[c[0] for c in FILE_CASES]
+)
+def test_bad_file(
+    tmp_path: Path, make: Callable[[Path], None], error: type[Exception], fragment: str
+) -> None:
     path = tmp_path / "shop.db"
     make(path)
     before = sha256_file(path)

@@ -23,7 +23,9 @@ from commerce import Money, Shop, sign
 pytest.importorskip("cli.app", reason="the orderflow CLI (cli/app.py) is not there yet")
 ORDERFLOW = Path(sys.executable).with_name("orderflow")
 if not ORDERFLOW.exists():
-    pytest.skip(f"the orderflow console script is not installed at {ORDERFLOW}", allow_module_level=True)
+    pytest.skip(
+        f"the orderflow console script is not installed at {ORDERFLOW}", allow_module_level=True
+    )
 
 
 def _cli(db: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -46,7 +48,9 @@ def shop_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with Shop.open(db) as shop:
         shop.add_product("APL", "Apple", Money(250, "EUR"), stock=5)
         shop.start_order([("APL", 2)], order_id="o1")
-        body = event_body(intent_of(shop, "o1"), "payment_intent.succeeded", "evt_cli", int(time.time()))
+        body = event_body(
+            intent_of(shop, "o1"), "payment_intent.succeeded", "evt_cli", int(time.time())
+        )
     (folder / "body.json").write_bytes(body)
     (folder / "bad.json").write_bytes(b"not json")
     (folder / "trunc.json").write_bytes(body[:100])
@@ -65,26 +69,66 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("order-negative-quantity", ["order", "start", "--item", "APL=-1"], 1, "invalid quantity -1"),
     ("order-item-without-quantity", ["order", "start", "--item", "APL"], 2, "is not SKU=QTY"),
     ("order-quantity-not-a-number", ["order", "start", "--item", "APL=abc"], 2, "is not SKU=QTY"),
-    ("order-duplicate-sku", ["order", "start", "--item", "APL=1", "--item", "APL=1"], 1, "duplicate SKU"),
-    ("order-unknown-coupon", ["order", "start", "--item", "APL=1", "--coupon", "NOPE"], 1, "no such coupon"),
+    (
+        "order-duplicate-sku",
+        ["order", "start", "--item", "APL=1", "--item", "APL=1"],
+        1,
+        "duplicate SKU",
+    ),
+    (
+        "order-unknown-coupon",
+        ["order", "start", "--item", "APL=1", "--coupon", "NOPE"],
+        1,
+        "no such coupon",
+    ),
     ("order-show-unknown", ["order", "show", "nope"], 1, "unknown order 'nope'"),
     ("order-cancel-unknown", ["order", "cancel", "nope"], 1, "unknown order 'nope'"),
     ("order-settle-unknown", ["order", "settle", "nope"], 1, "unknown order 'nope'"),
     ("json-order-show-unknown", ["--json", "order", "show", "nope"], 1, "unknown order 'nope'"),
-    ("price-decimal-comma", ["catalog", "add", "X", "--name", "X", "--price", "12,50"], 1, "expected digits"),
-    ("price-too-many-decimals", ["catalog", "add", "X", "--name", "X", "--price", "1.234"], 1, "at most 2 decimals"),
-    ("price-negative", ["catalog", "add", "X", "--name", "X", "--price", "-1"], 1, "negative amounts"),
-    ("price-unknown-currency", ["catalog", "add", "X", "--name", "X", "--price", "1", "--currency", "XXX"], 1, "unknown currency 'XXX'"),
+    (
+        "price-decimal-comma",
+        ["catalog", "add", "X", "--name", "X", "--price", "12,50"],
+        1,
+        "expected digits",
+    ),
+    (
+        "price-too-many-decimals",
+        ["catalog", "add", "X", "--name", "X", "--price", "1.234"],
+        1,
+        "at most 2 decimals",
+    ),
+    (
+        "price-negative",
+        ["catalog", "add", "X", "--name", "X", "--price", "-1"],
+        1,
+        "negative amounts",
+    ),
+    (
+        "price-unknown-currency",
+        ["catalog", "add", "X", "--name", "X", "--price", "1", "--currency", "XXX"],
+        1,
+        "unknown currency 'XXX'",
+    ),
     ("restock-unknown-sku", ["catalog", "restock", "NOPE", "1"], 1, "unknown product 'NOPE'"),
     ("restock-zero", ["catalog", "restock", "APL", "0"], 1, "invalid quantity 0"),
-    ("webhook-garbage-signature", ["webhook", "deliver", "body.json", "--signature", "garbage"], 1, "bad webhook signature"),
+    (
+        "webhook-garbage-signature",
+        ["webhook", "deliver", "body.json", "--signature", "garbage"],
+        1,
+        "bad webhook signature",
+    ),
     ("webhook-wrong-secret", _signed("body.json", secret="whsec_other"), 1, "matches the body"),
     ("webhook-tampered-body", _signed("body.json", tamper=True), 1, "matches the body"),
     ("webhook-expired", _signed("body.json", age=3600), 1, "s old (tolerance 300s)"),
     ("webhook-malformed-json", _signed("bad.json"), 1, "malformed event: invalid JSON"),
     ("webhook-truncated-json", _signed("trunc.json"), 1, "truncated"),
     ("webhook-over-limit", _signed("big.json"), 1, "over the 1048576-byte limit"),
-    ("webhook-missing-file", ["webhook", "deliver", "nofile.json", "--signature", "t=1,v1=00"], 2, "cannot read nofile.json"),
+    (
+        "webhook-missing-file",
+        ["webhook", "deliver", "nofile.json", "--signature", "t=1,v1=00"],
+        2,
+        "cannot read nofile.json",
+    ),
     ("import-garbage", ["flows", "import", "bad.json"], 1, "import rejected"),
 ]
 
@@ -103,7 +147,9 @@ def _resolve(args: list[str], folder: Path) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize(("args", "code", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_cli_bad_input(shop_file: Path, args: list[str], code: int, fragment: str) -> None:
     folder = shop_file.parent
     before = _head(shop_file)
@@ -143,8 +189,12 @@ FILE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("make", "fragment"), [c[1:] for c in FILE_CASES], ids=[c[0] for c in FILE_CASES])  # fmt: skip
-@pytest.mark.parametrize("command", [["order", "list"], ["catalog", "restock", "APL", "1"]], ids=["read", "write"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("make", "fragment"), [c[1:] for c in FILE_CASES], ids=[c[0] for c in FILE_CASES]
+)
+@pytest.mark.parametrize(
+    "command", [["order", "list"], ["catalog", "restock", "APL", "1"]], ids=["read", "write"]
+)
 def test_cli_bad_file(tmp_path: Path, make, fragment: str, command: list[str]) -> None:  # type: ignore[no-untyped-def]
     db = tmp_path / "shop.db"
     make(db)

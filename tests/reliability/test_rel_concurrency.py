@@ -74,7 +74,9 @@ def test_processes_delivering_the_same_webhooks_fulfil_each_order_once(tmp_path:
             if n % 4 != 3:  # paid, under two event ids (the provider resent it)
                 paid.add(order_id)
                 for copy in ("a", "b"):
-                    body = event_body(intent, "payment_intent.succeeded", f"evs_{n}_{copy}", clock.unix)
+                    body = event_body(
+                        intent, "payment_intent.succeeded", f"evs_{n}_{copy}", clock.unix
+                    )
                     bodies.append(body)
     bodies_file = tmp_path / "bodies.json"
     encoded = [base64.b64encode(b).decode() for b in bodies + bodies[:8]]  # exact duplicates

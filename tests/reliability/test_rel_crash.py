@@ -31,7 +31,9 @@ CONFIG = ShopConfig(payment_timeout_seconds=60)
 
 
 def _open(path: Path, clock: Clock) -> Shop:
-    return Shop.open(path, synchronous="NORMAL", clock=clock, provider=FakeProvider(), config=CONFIG)
+    return Shop.open(
+        path, synchronous="NORMAL", clock=clock, provider=FakeProvider(), config=CONFIG
+    )
 
 
 def _run_and_kill(db: Path, sent: Path, seed: int, start: float, delay: float) -> list[str]:
@@ -77,9 +79,7 @@ def test_sigkill_then_recover_settles_each_paid_order_once(tmp_path: Path, seed:
         acked += _run_and_kill(db, sent, seed * 10 + kill, start, rng.uniform(0.02, 0.4))
         with _open(db, clock) as shop:
             check_invariants(shop)
-            on_record = {
-                row[0] for row in shop.ledger.db.execute("SELECT event_id FROM webhooks")
-            }
+            on_record = {row[0] for row in shop.ledger.db.execute("SELECT event_id FROM webhooks")}
             missing = {line.split()[1] for line in acked} - on_record
             assert not missing, f"acknowledged webhooks lost after SIGKILL: {sorted(missing)}"
 

@@ -330,7 +330,9 @@ class ShopMachine(RuleBasedStateMachine):
     @rule()
     def move_waiting_orders(self) -> None:
         """Export the orders awaiting payment into a fresh file; they arrive intact there."""
-        waiting = {o.order_id: o for o in self.model.orders.values() if o.status == "awaiting_payment"}
+        waiting = {
+            o.order_id: o for o in self.model.orders.values() if o.status == "awaiting_payment"
+        }
         document = self.shop.export_flows(status="waiting")
         target = Path(self._dir.name) / f"moved-{self._next_id('mv')}.db"
         with self._open(target) as moved:

@@ -39,9 +39,7 @@ def _pay(shop: Shop, clock: Clock, order_id: str, event_id: str) -> str:
     return shop.settle_webhook(body, sign(body, SECRET, clock.unix), secret=SECRET).outcome
 
 
-def test_moved_orders_continue_in_the_new_file(
-    source: Shop, clock: Clock, tmp_path: Path
-) -> None:
+def test_moved_orders_continue_in_the_new_file(source: Shop, clock: Clock, tmp_path: Path) -> None:
     source.start_order([("APL", 2), ("BRD", 1)], order_id="paid-there")
     source.start_order([("APL", 3)], order_id="expires-there")
     document = source.export_flows(status="waiting")

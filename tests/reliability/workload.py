@@ -26,9 +26,9 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from reliability_helpers import SECRET, T0, Clock, event_body  # noqa: E402
+from reliability_helpers import SECRET, T0, Clock, event_body
 
-from commerce import FakeProvider, OutOfStock, PaymentIntent, Shop, ShopConfig, sign  # noqa: E402
+from commerce import FakeProvider, OutOfStock, PaymentIntent, Shop, ShopConfig, sign
 
 SKUS = ("APL", "BRD", "CHS")
 TIMEOUT = 60
