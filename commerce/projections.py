@@ -52,26 +52,25 @@ CREATE TABLE IF NOT EXISTS products (
     available INTEGER NOT NULL DEFAULT 0 CHECK (available >= 0),
     reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
     sold INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS coupons (
     code TEXT PRIMARY KEY, percent_off_bp INTEGER, amount_off INTEGER, currency TEXT,
     min_subtotal INTEGER NOT NULL, expires_at TEXT
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS orders (
     order_id TEXT PRIMARY KEY, status TEXT NOT NULL, currency TEXT NOT NULL,
     subtotal INTEGER NOT NULL, discount INTEGER NOT NULL, tax INTEGER NOT NULL,
     total INTEGER NOT NULL, intent_id TEXT, paid INTEGER NOT NULL DEFAULT 0,
     refunded INTEGER NOT NULL DEFAULT 0, placed_at TEXT NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS orders_status ON orders (status);
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS payment_intents (
     intent_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, amount INTEGER NOT NULL,
     currency TEXT NOT NULL, status TEXT NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS webhooks (
     event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, digest TEXT NOT NULL,
     outcome TEXT NOT NULL, order_id TEXT, intent_id TEXT
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS parked (
     event_id TEXT PRIMARY KEY, intent_id TEXT NOT NULL, order_id TEXT, notice TEXT NOT NULL
 ) STRICT;
