@@ -260,7 +260,9 @@ class Ledger(Transactional):
         if not batch:
             return Appended(stream, 0, 0, version)
         position, previous = self._tip or (conn.execute(_TIP).fetchone() or (0, GENESIS))
-        first, recorded_at, rows = position + 1, now_text(), []
+        if self._recorded_at is None:  # one time for the whole transaction: when it commits
+            self._recorded_at = now_text()
+        first, recorded_at, rows = position + 1, self._recorded_at, []
         for index, (type_, data) in enumerate(batch):
             position += 1
             version += 1

@@ -36,6 +36,7 @@ class Transactional:
         self._versions: dict[str, int] = {}
         self._seen = -1
         self._partial = False  # set by a write once it has begun changing the database
+        self._recorded_at: str | None = None  # the time every event of this transaction gets
         self._doomed: int | None = None  # the depth at which a part-written append failed
 
     @contextmanager
@@ -108,6 +109,7 @@ class Transactional:
     def _finish(self, exc: BaseException | None) -> None:
         """End the outermost transaction: commit, or roll back after `exc`; then unlock."""
         self._depth = 0
+        self._recorded_at = None
         conn = self._conn
         if exc is None and self._doomed is not None:
             exc = TransactionAborted("an append failed part-way and was not rolled back")
