@@ -12,7 +12,7 @@ from datetime import datetime
 
 import msgspec
 
-from commerce.pricing import Quote
+from commerce.pricing import Coupon, Quote
 
 
 class CommerceEvent(msgspec.Struct, frozen=True, kw_only=True, tag=True, omit_defaults=True):
@@ -62,12 +62,9 @@ class StockRemoved(CommerceEvent, frozen=True):
 
 
 class CouponAdded(CommerceEvent, frozen=True):
-    code: str
-    percent_off_bp: int | None = None
-    amount_off: int | None = None
-    currency: str | None = None
-    min_subtotal: int = 0
-    expires_at: datetime | None = None
+    """A coupon joined the catalog (or replaced one with its code)."""
+
+    coupon: Coupon
 
 
 # -- orders --------------------------------------------------------------------------

@@ -122,10 +122,11 @@ def _removed(conn: sqlite3.Connection, e: StockRemoved) -> None:
 
 
 def _coupon_added(conn: sqlite3.Connection, e: CouponAdded) -> None:
-    expires = e.expires_at.isoformat() if e.expires_at else None
+    c = e.coupon
+    expires = c.expires_at.isoformat() if c.expires_at else None
     conn.execute(
         "INSERT OR REPLACE INTO coupons VALUES (?, ?, ?, ?, ?, ?)",
-        (e.code, e.percent_off_bp, e.amount_off, e.currency, e.min_subtotal, expires),
+        (c.code, c.percent_off_bp, c.amount_off, c.currency, c.min_subtotal, expires),
     )
 
 

@@ -113,7 +113,7 @@ class Shop:
 
     def add_coupon(self, coupon: Coupon) -> None:
         """Add (or replace) a coupon in the catalog."""
-        self.ledger.append(f"coupon:{coupon.code}", [CouponAdded(**msgspec.structs.asdict(coupon))])
+        self.ledger.append(f"coupon:{coupon.code}", [CouponAdded(coupon=coupon)])
 
     def products(self) -> list[views.ProductRow]:
         """Every product with its stock."""

@@ -67,6 +67,10 @@ _PRODUCT_COLUMNS = "sku, name, unit_price, currency, available, reserved, sold"
 _decode_event = msgspec.json.Decoder(AnyCommerceEvent).decode
 
 
+def _product(row: tuple[Any, ...]) -> ProductRow:
+    return ProductRow(**dict(zip(_PRODUCT_COLUMNS.split(", "), row, strict=True)))
+
+
 def _order(row: tuple[Any, ...]) -> OrderRow:
     values = dict(zip(_ORDER_COLUMNS.split(", "), row, strict=True))
     values["placed_at"] = datetime.fromisoformat(values["placed_at"])
@@ -80,13 +84,13 @@ def product(ledger: Ledger, sku: str) -> ProductRow:
     ).fetchone()
     if row is None:
         raise UnknownProduct(sku)
-    return ProductRow(**dict(zip(_PRODUCT_COLUMNS.split(", "), row, strict=True)))
+    return _product(row)
 
 
 def products(ledger: Ledger) -> list[ProductRow]:
     """Every product, by SKU."""
     rows = ledger.db.execute(f"SELECT {_PRODUCT_COLUMNS} FROM products ORDER BY sku").fetchall()
-    return [ProductRow(**dict(zip(_PRODUCT_COLUMNS.split(", "), r, strict=True))) for r in rows]
+    return [_product(r) for r in rows]
 
 
 def order_row(ledger: Ledger, order_id: str) -> OrderRow:
