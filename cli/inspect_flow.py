@@ -42,10 +42,7 @@ class Why(msgspec.Struct, frozen=True, kw_only=True):
 
 def recorded_times(shop: Shop, flow_id: str) -> list[str]:
     """When each event of the flow's log was recorded (same order as `engine.log`)."""
-    rows = shop.ledger.db.execute(
-        "SELECT recorded_at FROM events WHERE stream = ? ORDER BY version", (flow_stream(flow_id),)
-    ).fetchall()
-    return [r[0] for r in rows]
+    return [record.recorded_at for record in shop.ledger.records(flow_stream(flow_id))]
 
 
 def request_tag(raw: msgspec.Raw) -> str:
@@ -59,7 +56,7 @@ def request_tag(raw: msgspec.Raw) -> str:
 
 
 def _kind(event: Any) -> str:
-    # The log's event classes are not part of flowlib's public API; their tags are stable.
+    # The log's tags (class names) are stable: they are how the log is stored.
     return type(event).__name__
 
 
