@@ -41,6 +41,8 @@ class PaymentNotice(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ProductAdded(CommerceEvent, frozen=True):
+    """A SKU joined the catalog at a unit price."""
+
     sku: str
     name: str
     unit_price: int
@@ -48,6 +50,8 @@ class ProductAdded(CommerceEvent, frozen=True):
 
 
 class Restocked(CommerceEvent, frozen=True):
+    """Units of a SKU became available (`reason` says where from, if not a delivery)."""
+
     sku: str
     quantity: int
     reason: str = ""
@@ -71,28 +75,38 @@ class CouponAdded(CommerceEvent, frozen=True):
 
 
 class OrderPlaced(CommerceEvent, frozen=True):
+    """An order was priced and recorded; its quote is kept with it."""
+
     order_id: str
     quote: Quote
     placed_at: datetime
 
 
 class StockReserved(CommerceEvent, frozen=True):
+    """The order's lines are held: available -> reserved."""
+
     order_id: str
     lines: list[StockLine]
 
 
 class StockReleased(CommerceEvent, frozen=True):
+    """The order let its lines go (expired, cancelled, failed): reserved -> available."""
+
     order_id: str
     lines: list[StockLine]
     reason: str
 
 
 class StockCommitted(CommerceEvent, frozen=True):
+    """The order was fulfilled: reserved -> sold."""
+
     order_id: str
     lines: list[StockLine]
 
 
 class PaymentIntentCreated(CommerceEvent, frozen=True):
+    """The provider's intent for the order; webhooks about it route here."""
+
     order_id: str
     intent_id: str
     amount: int
@@ -100,6 +114,8 @@ class PaymentIntentCreated(CommerceEvent, frozen=True):
 
 
 class PaymentFailed(CommerceEvent, frozen=True):
+    """A payment attempt failed; the customer may try again until the timeout."""
+
     order_id: str
     intent_id: str
     event_id: str
@@ -107,6 +123,8 @@ class PaymentFailed(CommerceEvent, frozen=True):
 
 
 class PaymentReceived(CommerceEvent, frozen=True):
+    """Money arrived for the order (`amount` in minor units of `currency`)."""
+
     order_id: str
     intent_id: str
     event_id: str
@@ -115,6 +133,8 @@ class PaymentReceived(CommerceEvent, frozen=True):
 
 
 class OrderFulfilled(CommerceEvent, frozen=True):
+    """The order was paid in full and its stock left."""
+
     order_id: str
 
 
@@ -202,6 +222,8 @@ class WebhookParked(CommerceEvent, frozen=True):
 
 
 class WebhookUnparked(CommerceEvent, frozen=True):
+    """A parked event was handed to its order's flow."""
+
     event_id: str
     intent_id: str
     order_id: str
