@@ -172,9 +172,18 @@ def second_shop(
     deliver(shop, story, body, header, "C's payment in the new file")
 
 
+def finish_move(shop: Shop, story: Story, document: bytes, survivor: str) -> None:
+    """Retire the moved flow in the first file, so only the second one acts on it."""
+    story.step("7. finish the move: retire the survivor in the first file")
+    retired = shop.retire_moved(document)
+    story.doc["retired"] = retired
+    status = shop.order(survivor).order.status
+    story.say(f"retired {', '.join(retired) or 'nothing'}: in the first file it is now {status}")
+
+
 def timelines(story: Story, views: list[tuple[str, Any]]) -> None:
     """Each order's timeline."""
-    story.step("7. timelines")
+    story.step("8. timelines")
     story.say("(event times are when the ledger recorded them; the demo's clock is simulated)")
     for where, view in views:
         story.say(f"-- in {where}")
@@ -196,14 +205,16 @@ def run(db: Path | None, story: Story) -> bool:
         seed(shop, story)
         ids, document = first_shop(shop, clock, story)
         export.write_bytes(document)
-        views = [(str(first), shop.order(order_id)) for order_id in ids[:2]]
-        report_first = shop.ledger.verify()
     with open_shop(second, clock=clock) as shop:
         second_shop(shop, clock, story, document, ids[2])
-        views.append((str(second), shop.order(ids[2])))
+        moved = (str(second), shop.order(ids[2]))
         report_second = shop.ledger.verify()
+    with open_shop(first, clock=clock) as shop:
+        finish_move(shop, story, document, ids[2])
+        views = [(str(first), shop.order(order_id)) for order_id in ids[:2]] + [moved]
+        report_first = shop.ledger.verify()
     timelines(story, views)
-    story.step("8. ledger verify")
+    story.step("9. ledger verify")
     story.doc["verify"] = {"shop": report_first, "moved_to": report_second}
     for path, report in ((first, report_first), (second, report_second)):
         story.say(

@@ -215,6 +215,33 @@ def import_(
         typer.echo(f"  + {flow_id}")
 
 
+@app.command("retire")
+def retire(
+    ctx: typer.Context,
+    source: Annotated[
+        str,
+        typer.Argument(metavar="FILE", help="The document the flows were exported in, or -."),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Finish a move: end here the flows a document moved, once they were imported elsewhere.
+
+    A move is `flows export FILE` here, `flows import FILE` on the other database, then
+    `flows retire FILE` here: the moved orders become `moved`, the stock they held leaves
+    this database with them, and their webhooks are ignored here. Refused, with nothing
+    written, if any of them changed here since the export. Repeating it changes nothing.
+    """
+    document = read_input(source)
+    with session(ctx) as shop, working("retiring moved flows"):
+        retired = shop.retire_moved(document)
+    if wants_json(ctx, as_json):
+        emit({"retired": retired})
+        return
+    typer.echo(f"retired {len(retired)} moved flow(s)")
+    for flow_id in retired:
+        typer.echo(f"  - {flow_id}")
+
+
 @app.command("check")
 def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """The upgrade gate: replay every unfinished flow against the current code.

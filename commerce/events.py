@@ -157,6 +157,14 @@ class OrderClosed(CommerceEvent, frozen=True):
     reason: str
 
 
+class OrderMovedOut(CommerceEvent, frozen=True):
+    """The order continues in another ledger; the stock it held here went with it."""
+
+    order_id: str
+    lines: list[StockLine]
+    reason: str
+
+
 class RefundIssued(CommerceEvent, frozen=True):
     """We gave money back (a late payment for a closed order)."""
 
@@ -244,6 +252,7 @@ AnyCommerceEvent = (
     | OrderFulfilled
     | PaymentDisputed
     | OrderClosed
+    | OrderMovedOut
     | RefundIssued
     | RefundRecorded
     | PaymentSuperseded

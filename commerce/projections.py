@@ -25,6 +25,7 @@ from commerce.events import (
     CouponAdded,
     OrderClosed,
     OrderFulfilled,
+    OrderMovedOut,
     OrderPlaced,
     PaymentDisputed,
     PaymentIntentCreated,
@@ -183,6 +184,11 @@ def _closed(conn: sqlite3.Connection, e: OrderClosed) -> None:
     _status(e.status)(conn, e)
 
 
+def _moved_out(conn: sqlite3.Connection, e: OrderMovedOut) -> None:
+    _stock("reserved", None)(conn, e)
+    _status("moved")(conn, e)
+
+
 def _refund_issued(conn: sqlite3.Connection, e: RefundIssued) -> None:
     conn.execute(
         "UPDATE orders SET status = 'refunded', refunded = refunded + ? WHERE order_id = ?",
@@ -241,6 +247,7 @@ _APPLY: dict[type, Apply] = {
     OrderFulfilled: _fulfilled,  # type: ignore[dict-item]
     PaymentDisputed: _disputed,  # type: ignore[dict-item]
     OrderClosed: _closed,  # type: ignore[dict-item]
+    OrderMovedOut: _moved_out,  # type: ignore[dict-item]
     RefundIssued: _refund_issued,  # type: ignore[dict-item]
     RefundRecorded: _refund_recorded,  # type: ignore[dict-item]
     WebhookReceived: _webhook,  # type: ignore[dict-item]

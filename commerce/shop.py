@@ -243,6 +243,15 @@ class Shop:
         """Import a document from `export_flows` (checked and dry-run first; all or nothing)."""
         return transfer.import_shop(self.ledger, self.engine, data)
 
+    def retire_moved(self, data: bytes, *, reason: str = "moved to another ledger") -> list[str]:
+        """After `import_flows` elsewhere: end here the flows the document moved; ids retired.
+
+        Their orders become `moved` and the stock they held leaves this ledger with them.
+        Refused (`RetireRefused`, nothing written) if any of them changed here since the
+        export; webhooks that still reach this ledger for them are then ignored.
+        """
+        return transfer.retire_shop(self.ledger, self.engine, data, reason=reason)
+
 
 def _check_quantity(sku: str, quantity: object, *, allow_zero: bool = False) -> int:
     if (

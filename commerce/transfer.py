@@ -1,5 +1,9 @@
 """Moving orders between shop ledgers: their flows, their events and the stock they hold.
 
+A move is three steps: `export_shop` here, `import_shop` there, then `retire_shop` here,
+which ends the moved flows in this ledger (a `moved` status, nothing run) and takes the
+stock they held out of it, refusing if anything happened to them here since the export.
+
 The document wraps flowlib's flow export (`flows`, fingerprinted per instance) and adds,
 for every order those flows belong to, its `order:` stream, the webhook streams parked for
 it, and the catalog entries of its SKUs. Importing writes everything in one transaction:
@@ -18,15 +22,18 @@ import msgspec
 
 from commerce.events import (
     AnyCommerceEvent,
+    OrderMovedOut,
     ProductAdded,
     Restocked,
+    StockCommitted,
+    StockLine,
     StockReleased,
     StockRemoved,
     StockReserved,
 )
 from commerce.flows import LATE_PAYMENT_FLOW, ORDER_FLOW
 from commerce.handlers import order_stream
-from flowlib import Engine, FlowStarted, ImportRejected, ImportReport
+from flowlib import Engine, FlowStarted, ImportRejected, ImportReport, RetireRefused
 from ledger import Ledger
 
 FORMAT: Literal["orderflow.shop"] = "orderflow.shop"
@@ -192,3 +199,42 @@ def _copy_with_stock(ledger: Ledger, copy: StreamCopy) -> None:
     for sku, quantity in sorted(released.items()):
         removed = StockRemoved(sku=sku, quantity=quantity, reason=f"released by order {order}")
         ledger.append(f"sku:{sku}", [removed])
+
+
+def retire_shop(ledger: Ledger, engine: Engine, data: bytes, *, reason: str) -> list[str]:
+    """The last step of a move: retire here the flows a document carried; the ids retired.
+
+    All in one transaction. An order whose events changed here since the export is refused
+    (`RetireRefused`), as is a flow whose log did; repeating a retirement changes nothing.
+    """
+    document = decode_shop_document(data)
+    copies = {copy.stream: copy for copy in document.streams if copy.stream.startswith("order:")}
+    with ledger.transaction():
+        for copy in copies.values():
+            _check_unchanged(ledger, copy)
+        retired = engine.retire_moved(bytes(document.flows), reason=reason)
+        for flow_id in retired:
+            order = copies.get(order_stream(flow_id))
+            if order is not None:
+                event = OrderMovedOut(order_id=flow_id, lines=_held(order), reason=reason)
+                ledger.append(order.stream, [event], expected_version=len(order.events))
+    return retired
+
+
+def _check_unchanged(ledger: Ledger, copy: StreamCopy) -> None:
+    here = ledger.read(copy.stream, AnyCommerceEvent)
+    if here and isinstance(here[-1], OrderMovedOut):
+        here = here[:-1]  # retired before: the same check, and no change
+    if _encode(here) != _encode(copy.events):
+        order = copy.stream.removeprefix("order:")
+        raise RetireRefused(order, "its order changed here since the export")
+
+
+def _held(copy: StreamCopy) -> list[StockLine]:
+    """The lines the order still holds reserved (reserved, less released and committed)."""
+    reserved, released = _stock_moves(copy)
+    for event in copy.events:
+        if isinstance(event, StockCommitted):
+            released.update({line.sku: line.quantity for line in event.lines})
+    held = reserved - released
+    return [StockLine(sku, quantity) for sku, quantity in sorted(held.items())]

@@ -58,6 +58,11 @@ class _Decision(msgspec.Struct, frozen=True):
     late_flow: str | None = None  # a refund flow whose provider call runs after the commit
 
 
+def _moved(order_id: str, intent_id: str | None) -> _Decision:
+    reason = "the order moved to another ledger: deliver its events there"
+    return _Decision("ignored", reason, order_id, intent_id)
+
+
 def late_flow_id(intent_id: str) -> str:
     """The id of the flow that refunds a late payment on `intent_id` (one per intent)."""
     return f"late:{intent_id}"
@@ -171,6 +176,8 @@ class Settler:
         if intent is None:
             return self._park(event.order_id, notice, "its payment intent is not known yet")
         order_id, _, _, status = intent
+        if self._order_status(order_id) == "moved":
+            return _moved(order_id, event.intent_id)
         if status in PAID:
             outcome: Outcome = "already_settled" if succeeded else "ignored"
             why = f"the payment intent is already {status}"
@@ -232,6 +239,8 @@ class Settler:
                 event.intent_id,
             )
         order_id, amount, currency, status = intent
+        if self._order_status(order_id) == "moved":
+            return _moved(order_id, event.intent_id)
         done = self._order_refunded(order_id)
         if event.amount_refunded <= done or status in ("refunded",):
             why = f"refunds of {done} were already recorded"

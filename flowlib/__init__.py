@@ -22,6 +22,7 @@ from flowlib.errors import (
     FlowNotFound,
     ImportRejected,
     NondeterminismError,
+    RetireRefused,
     StepFailed,
     UnknownFlow,
     WrongResponse,
@@ -56,7 +57,7 @@ from flowlib.requests import (
     tag_of,
 )
 from flowlib.store import MemoryStore, Store, VersionConflict
-from flowlib.transfer import Divergence, FlowDocument, ImportReport
+from flowlib.transfer import Divergence, FlowDocument, ImportReport, encode_log
 
 __all__ = [
     "FINISHED",
@@ -92,6 +93,7 @@ __all__ = [
     "Registry",
     "Request",
     "Resumption",
+    "RetireRefused",
     "RetryPolicy",
     "StepAnswered",
     "StepContext",
@@ -106,6 +108,7 @@ __all__ = [
     "WrongResponse",
     "advance",
     "effect",
+    "encode_log",
     "first_of",
     "flow",
     "response_type",

@@ -16,11 +16,20 @@ from typing import Any
 import msgspec
 
 from flowlib import transfer
-from flowlib.errors import Cancelled, FlowError, FlowNotFound, NondeterminismError, StepFailed
+from flowlib.errors import (
+    Cancelled,
+    FlowError,
+    FlowNotFound,
+    NondeterminismError,
+    RetireRefused,
+    StepFailed,
+)
 from flowlib.flow import REGISTRY, Registry
 from flowlib.log import (
+    FINISHED,
     AnyFlowEvent,
     CancelledBy,
+    Failed,
     FlowEnded,
     FlowEvent,
     FlowStarted,
@@ -167,6 +176,44 @@ class Engine:
                 return self._state(flow_id)
             calls = self.steps.close_step(inst, tx, CancelledBy(reason))
         return self._after(inst, calls)
+
+    def retire(self, flow_id: str, *, expected_log: bytes, reason: str = "moved") -> bool:
+        """End an instance here, without running it, because it continues in another store.
+
+        The last step of a move (export, import elsewhere, retire here): `expected_log` is
+        the instance's log as exported (`transfer.encode_log`), and the retirement is refused
+        with `RetireRefused` if the log changed since, so no step taken here after the export
+        is lost. Returns whether it retired the instance now; a finished one (or one retired
+        before) is left as it is.
+        """
+        stream = stream_of(flow_id)
+        with self.store.transaction():
+            events = self._events(flow_id)
+            last = events[-1]
+            if isinstance(last, FlowEnded) and last.status == "moved":
+                events = events[:-1]  # retired before: the same check, and no change
+            if transfer.encode_log(events) != expected_log:
+                raise RetireRefused(flow_id, "its log changed here since the export")
+            summary = _summary(flow_id, events)
+            if len(events) < self.store.version(stream) or summary is None:
+                return False
+            if summary.status in FINISHED:
+                return False
+            moved = FlowEnded(status="moved", error=Failed(kind="moved", message=reason))
+            self.store.append(stream, [moved], expected_version=len(events))
+        return True
+
+    def retire_moved(self, document: bytes, *, reason: str = "moved") -> list[str]:
+        """Retire every instance of an export document (all in one transaction); the ids retired."""
+        flows = transfer.decode_document(document).flows
+        with self.store.transaction():
+            return [
+                flow.flow_id
+                for flow in flows
+                if self.retire(
+                    flow.flow_id, expected_log=transfer.encode_log(flow.events), reason=reason
+                )
+            ]
 
     def fire_due_timers(
         self, now: datetime | None = None, *, limit: int | None = None

@@ -7,6 +7,7 @@ FlowError
  + NondeterminismError   the code yielded a different request than the log holds
  + WrongResponse         a response of the wrong type for what the flow awaits
  + ImportRejected        an export document that cannot be imported (format, damage, conflict)
+ + RetireRefused         a moved instance cannot be retired here: it changed since the export
  + StepFailed            a handler's typed failure, thrown into the flow
     + Cancelled          thrown into the flow by `Engine.cancel`
 ```
@@ -65,6 +66,14 @@ class ImportRejected(FlowError):
         self.reason, self.flow_id = reason, flow_id
         where = f" (flow {flow_id!r})" if flow_id else ""
         super().__init__(f"import rejected{where}: {reason}")
+
+
+class RetireRefused(FlowError):
+    """The last step of a move was refused; nothing was written."""
+
+    def __init__(self, flow_id: str, reason: str) -> None:
+        self.flow_id, self.reason = flow_id, reason
+        super().__init__(f"cannot retire {flow_id!r} here: {reason}")
 
 
 class StepFailed(FlowError):

@@ -22,8 +22,8 @@ from typing import Literal
 
 import msgspec
 
-Status = Literal["running", "waiting", "completed", "failed", "cancelled", "stuck"]
-FINISHED: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+Status = Literal["running", "waiting", "completed", "failed", "cancelled", "stuck", "moved"]
+FINISHED: frozenset[str] = frozenset({"completed", "failed", "cancelled", "moved"})
 PendingMode = Literal["await", "call", "retry"]
 NULL = msgspec.Raw(b"null")
 

@@ -62,9 +62,14 @@ class Divergence(msgspec.Struct, frozen=True, kw_only=True):
     error: str
 
 
+def encode_log(events: list[AnyFlowEvent]) -> bytes:
+    """A log's exact JSON, as an export carries it."""
+    return _encode(events)
+
+
 def fingerprint(events: list[AnyFlowEvent]) -> str:
     """SHA-256 over the log's exact JSON."""
-    return hashlib.sha256(_encode(events)).hexdigest()
+    return hashlib.sha256(encode_log(events)).hexdigest()
 
 
 def export_flows(store: Store, flow_ids: Iterable[str]) -> bytes:

@@ -83,6 +83,30 @@ def test_export_import_between_files(waiting, as_json, tmp_path, run_on):
     assert "cannot read" in other("flows", "import", str(tmp_path / "nope"), code=2).stderr
 
 
+def test_a_move_is_export_import_retire(waiting, as_json, tmp_path, run_on):
+    target = tmp_path / "flows.json"
+    as_json("flows", "export", str(target), "--status", "waiting")
+    other = run_on(tmp_path / "other.db")
+    other("flows", "import", str(target))
+    assert as_json("flows", "retire", str(target)) == {"retired": ["o1", "o2"]}
+    assert {o["status"] for o in as_json("order", "list")} == {"moved"}
+    assert "retired 0 moved flow(s)" in waiting("flows", "retire", str(target)).stdout
+    settled = json.loads(other("order", "settle", "o1", "--json").stdout)
+    assert settled["order_status"] == "fulfilled"
+    ignored = as_json("order", "settle", "o2")
+    assert (ignored["outcome"], ignored["order_status"]) == ("ignored", "moved")
+
+
+def test_retire_refuses_a_flow_that_changed_since_the_export(waiting, as_json, tmp_path):
+    target = tmp_path / "flows.json"
+    as_json("flows", "export", str(target), "--status", "waiting")
+    waiting("order", "fail", "o1")
+    assert "changed here since the export" in error_line(
+        waiting("flows", "retire", str(target), code=1)
+    )
+    assert {o["status"] for o in as_json("order", "list")} == {"awaiting_payment"}
+
+
 def test_flows_check_passes_on_current_code(waiting, as_json):
     report = as_json("flows", "check")
     assert report == {"ok": True, "checked": 2, "divergences": []}

@@ -117,10 +117,19 @@ def check_ledger(shop: Shop) -> None:
 
 
 def restocked(shop: Shop) -> dict[str, int]:
-    """Every unit ever restocked, per SKU, summed from the ledger's `Restocked` events."""
+    """Every unit that came into the shop and did not leave it again, per SKU.
+
+    In: `Restocked`. Out: `StockRemoved` and the lines of an `OrderMovedOut` (stock that
+    moved to another ledger with its order).
+    """
     totals: dict[str, int] = {}
     for event in events_of(shop, "Restocked", "sku:"):
         totals[event.sku] = totals.get(event.sku, 0) + event.quantity
+    for event in events_of(shop, "StockRemoved", "sku:"):
+        totals[event.sku] = totals.get(event.sku, 0) - event.quantity
+    for event in events_of(shop, "OrderMovedOut", "order:"):
+        for line in event.lines:
+            totals[line.sku] = totals.get(line.sku, 0) - line.quantity
     return totals
 
 

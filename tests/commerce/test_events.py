@@ -34,6 +34,7 @@ def test_the_tag_set_is_pinned() -> None:
         "OrderFulfilled",
         "PaymentDisputed",
         "OrderClosed",
+        "OrderMovedOut",
         "RefundIssued",
         "RefundRecorded",
         "PaymentSuperseded",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from shop_helpers import (
 )
 
 from commerce import Money, Shop
-from flowlib import ImportRejected
+from flowlib import ImportRejected, RetireRefused
 
 
 @pytest.fixture
@@ -181,3 +182,54 @@ def test_an_order_already_there_with_other_events_is_rejected(
         target.import_flows(doc)
     assert snapshot(target) == before
     assert count_events(target, "OrderFulfilled") == 1
+
+
+# -- finishing a move: retire in the source ------------------------------------------------
+
+
+def test_retiring_a_moved_order_ends_it_here_and_its_stock_leaves(
+    source: Shop, target: Shop
+) -> None:
+    doc = source.export_flows(status="waiting")
+    target.import_flows(doc)
+    assert source.retire_moved(doc) == ["o1"]
+    assert source.order("o1").order.status == "moved"
+    assert source.engine.status("o1").status == "moved"
+    assert stock(source, "MUG") == (7, 0, 1) and stock(source, "TEE") == (4, 0, 0)
+    check_all(source)
+    # Its webhooks are ignored here (they belong to the target now), and it never expires.
+    late = deliver(source, body_for(source, "o1", "payment_intent.succeeded", event_id="evt_x"))
+    assert (late.outcome, late.order_status) == ("ignored", "moved")
+    assert count_events(source, "OrderFulfilled", "o1") == 0
+    assert source.fire_timers(source.clock() + timedelta(days=1)) == []
+    # The target carries on.
+    paid = deliver(target, body_for(target, "o1", "payment_intent.succeeded", event_id="evt_1"))
+    assert paid.order_status == "fulfilled"
+    check_all(target)
+
+
+def test_retiring_again_changes_nothing(source: Shop, target: Shop) -> None:
+    doc = source.export_flows(status="waiting")
+    target.import_flows(doc)
+    source.retire_moved(doc)
+    before = snapshot(source)
+    assert source.retire_moved(doc) == []
+    assert snapshot(source) == before
+
+
+def test_an_order_that_changed_since_the_export_is_not_retired(source: Shop) -> None:
+    doc = source.export_flows(status="waiting")
+    source.fail_payment("o1", reason="declined")  # something happened here after the export
+    before = snapshot(source)
+    with pytest.raises(RetireRefused, match="o1"):
+        source.retire_moved(doc)
+    assert snapshot(source) == before
+    assert source.order("o1").order.status == "awaiting_payment"
+
+
+def test_a_finished_order_in_the_document_is_left_as_it_is(source: Shop, target: Shop) -> None:
+    doc = source.export_flows()  # o2 is fulfilled already
+    target.import_flows(doc)
+    assert source.retire_moved(doc) == ["o1"]
+    assert source.order("o2").order.status == "fulfilled"
+    check_all(source)

@@ -30,6 +30,7 @@ from flowlib import (
     NewId,
     Now,
     Registry,
+    RetireRefused,
     RetryPolicy,
     StepContext,
     StepFailed,
@@ -291,6 +292,46 @@ def test_check_replay_reports_a_missing_version_and_unknown_ids() -> None:
 
 
 # -- the golden export (Temporal's replayer) ---------------------------------------------------
+
+
+# -- retiring moved instances ---------------------------------------------------------------
+
+
+def test_retire_ends_moved_instances_here_without_running_them() -> None:
+    source = populated()
+    data = source.export(status="waiting")
+    target = shop_engine()
+    target.import_(data)
+    before = {row.flow_id: row.status for row in source.flows()}
+    assert sorted(source.retire_moved(data)) == ["approval", "pay-waiting", "retrying"]
+    after = {row.flow_id: row.status for row in source.flows()}
+    for flow_id, status in before.items():
+        assert after[flow_id] == ("moved" if status == "waiting" else status)
+    assert source.resume("pay-waiting", 50, awaiting=Pay).resumed is False
+    source.clock.advance(86400)  # type: ignore[attr-defined]
+    assert source.fire_due_timers() == []  # the retry of "retrying" moved away
+    with pytest.raises(StepFailed, match="moved"):
+        source.result("approval")
+    assert target.resume("pay-waiting", 50, awaiting=Pay).status == "completed"
+
+
+def test_retiring_again_or_a_finished_instance_changes_nothing() -> None:
+    source = populated()
+    data = source.export()
+    source.retire_moved(data)
+    before = snapshot(source.store)
+    assert source.retire_moved(data) == []
+    assert snapshot(source.store) == before
+
+
+def test_an_instance_that_moved_on_here_since_the_export_is_not_retired() -> None:
+    source = populated()
+    data = source.export(status="waiting")
+    source.resume("pay-waiting", 50, awaiting=Pay)
+    before = snapshot(source.store)
+    with pytest.raises(RetireRefused, match="pay-waiting"):
+        source.retire_moved(data)
+    assert snapshot(source.store) == before  # all or nothing: the others stay too
 
 
 def test_the_golden_export_still_replays_under_current_code() -> None:

@@ -19,6 +19,7 @@ from commerce import FakeProvider, PaymentIntent, Shop, sign
 from commerce.events import (
     AnyCommerceEvent,
     OrderFulfilled,
+    OrderMovedOut,
     PaymentReceived,
     RefundIssued,
     Restocked,
@@ -116,6 +117,9 @@ def ledger_facts(shop: Shop) -> LedgerFacts:
                 facts.restocked[event.sku] += event.quantity
             case StockRemoved():
                 facts.restocked[event.sku] -= event.quantity
+            case OrderMovedOut():
+                for line in event.lines:
+                    facts.restocked[line.sku] -= line.quantity
             case OrderFulfilled():
                 facts.fulfilled[event.order_id] += 1
             case PaymentReceived():
