@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import catalog, demo, flows, ledger_cmd, orders, timers, webhook
+from cli import catalog, config_cmd, demo, flows, ledger_cmd, orders, timers, webhook
 from cli.runtime import DEFAULT_DB, DOMAIN_ERRORS, JsonOption, State, emit, fail, wants_json
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.add_typer(webhook.app, name="webhook")
 app.add_typer(timers.app, name="timers")
 app.add_typer(flows.app, name="flows")
 app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(config_cmd.app, name="config")
 
 
 @app.callback()

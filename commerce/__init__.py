@@ -5,6 +5,7 @@ Import from here; the submodules are an implementation detail.
 
 from __future__ import annotations
 
+from commerce.config import ShopConfig
 from commerce.errors import (
     BadSignature,
     BodyTooLarge,
@@ -15,6 +16,7 @@ from commerce.errors import (
     DuplicateSku,
     EmptyOrder,
     FloatNotAllowed,
+    InvalidConfig,
     InvalidMoney,
     InvalidOrder,
     InvalidQuantity,
@@ -39,7 +41,7 @@ from commerce.errors import (
 from commerce.money import Money, format_money, from_major, parse_money, to_major
 from commerce.payments import FakeProvider, PaymentIntent, PaymentProvider, Refund
 from commerce.pricing import Coupon, Line, Quote, QuoteLine, TaxRate, quote
-from commerce.shop import Shop, ShopConfig
+from commerce.shop import Shop
 from commerce.signature import sign, verify
 from commerce.stripe_events import (
     AnyStripeEvent,
@@ -68,6 +70,7 @@ __all__ = [
     "FloatNotAllowed",
     "IgnoredEvent",
     "IntentEvent",
+    "InvalidConfig",
     "InvalidMoney",
     "InvalidOrder",
     "InvalidQuantity",

@@ -12,6 +12,7 @@ CommerceError
     + DuplicateSku        the same SKU on several lines (rejected, never merged)
  + CouponRejected         unknown, expired, below minimum, wrong currency, badly defined
  + InvalidTaxRate         a tax rate that is not a whole number of basis points >= 0
+ + InvalidConfig          shop settings that cannot work (a payment timeout under a second)
  + UnknownProduct         no such SKU in the catalog
  + OutOfStock             one or more SKUs short: (sku, wanted, available) each
  + UnknownOrder           no order with that id
@@ -127,6 +128,14 @@ class InvalidTaxRate(CommerceError, ValueError):
     def __init__(self, rate_bp: object) -> None:
         self.rate_bp = rate_bp
         super().__init__(f"invalid tax rate {rate_bp!r}: need whole basis points >= 0")
+
+
+class InvalidConfig(CommerceError, ValueError):
+    """Shop settings that cannot work."""
+
+    def __init__(self, setting: str, value: object, reason: str) -> None:
+        self.setting, self.value, self.reason = setting, value, reason
+        super().__init__(f"{setting} {value!r}: {reason}")
 
 
 class UnknownProduct(CommerceError):

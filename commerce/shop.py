@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from commerce import transfer, views
+from commerce.config import ShopConfig, record_config, recorded_config
 from commerce.errors import (
     DuplicateSku,
     EmptyOrder,
@@ -33,16 +34,12 @@ from flowlib import REGISTRY, Clock, Engine, Fired, ImportReport, utc_now
 from ledger import Ledger, Synchronous
 
 
-class ShopConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """A shop's settings: live or test mode, tax, and how long an order may wait for payment."""
-
-    livemode: bool = False
-    tax_rate_bp: int = 0
-    payment_timeout_seconds: int = 1800
-
-
 class Shop:
-    """Catalog, orders and payment settling over one ledger; the library's front door."""
+    """Catalog, orders and payment settling over one ledger; the library's front door.
+
+    Settings come from the ledger (`configure` records them, so every process that opens
+    the file agrees), else the defaults; `config=` overrides them for this object only.
+    """
 
     def __init__(
         self,
@@ -53,12 +50,25 @@ class Shop:
         config: ShopConfig | None = None,
     ) -> None:
         self.ledger = ledger
-        self.config = config or ShopConfig()
-        self.provider = provider or FakeProvider(livemode=self.config.livemode)
         self.clock = clock
-        handlers = OrderHandlers(ledger, self.provider, tax_rate_bp=self.config.tax_rate_bp)
-        self.engine = Engine(ledger, handlers.table(), clock=clock, registry=REGISTRY)
-        self.settler = Settler(ledger, self.engine, livemode=self.config.livemode, clock=clock)
+        self._provider = provider
+        self._apply(config or recorded_config(ledger) or ShopConfig())
+
+    def _apply(self, config: ShopConfig) -> None:
+        self.config = config
+        self.provider = self._provider or FakeProvider(livemode=config.livemode)
+        handlers = OrderHandlers(self.ledger, self.provider, tax_rate_bp=config.tax_rate_bp)
+        self.engine = Engine(self.ledger, handlers.table(), clock=self.clock, registry=REGISTRY)
+        self.settler = Settler(self.ledger, self.engine, livemode=config.livemode, clock=self.clock)
+
+    def configure(self, config: ShopConfig) -> bool:
+        """Record new settings for every process using this file; False if already in force.
+
+        This object uses them at once; other processes from the next time they open it.
+        """
+        changed = record_config(self.ledger, config)
+        self._apply(config)
+        return changed
 
     @classmethod
     def open(

@@ -1,0 +1,71 @@
+"""`orderflow config`: the shop's settings, recorded in the ledger for every process."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+import typer
+
+from cli.runtime import JsonOption, emit, session, wants_json
+from commerce import ShopConfig
+
+app = typer.Typer(
+    help="The shop's settings (test or live mode, tax, payment timeout), kept in the ledger.",
+    no_args_is_help=True,
+)
+
+
+def _show(ctx: typer.Context, config: ShopConfig, as_json: bool, changed: bool | None) -> None:
+    if wants_json(ctx, as_json):
+        emit({"config": config} if changed is None else {"config": config, "changed": changed})
+        return
+    if changed is not None:
+        typer.echo("settings recorded" if changed else "settings unchanged (already in force)")
+    typer.echo(f"mode             {'live' if config.livemode else 'test'}")
+    typer.echo(
+        f"tax rate         {config.tax_rate_bp / 100:g}% ({config.tax_rate_bp} bp, exclusive)"
+    )
+    typer.echo(f"payment timeout  {config.payment_timeout_seconds} s")
+
+
+@app.command("show")
+def show(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Print the settings in force (the defaults until `config set` records some)."""
+    with session(ctx) as shop:
+        _show(ctx, shop.config, as_json, None)
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    tax_rate_bp: Annotated[
+        int | None,
+        typer.Option("--tax-rate-bp", min=0, help="Exclusive tax in basis points (2000 = 20%)."),
+    ] = None,
+    payment_timeout: Annotated[
+        int | None,
+        typer.Option("--payment-timeout", min=1, help="Seconds an order may wait for payment."),
+    ] = None,
+    live: Annotated[
+        bool | None,
+        typer.Option("--live/--test", help="Accept live-mode or test-mode provider events."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record new settings; options left out keep their current value.
+
+    They apply to orders started from now on (a quote is recorded with its order) and to
+    every process that opens the database afterwards.
+    """
+    with session(ctx) as shop:
+        changes: dict[str, object] = {}
+        if tax_rate_bp is not None:
+            changes["tax_rate_bp"] = tax_rate_bp
+        if payment_timeout is not None:
+            changes["payment_timeout_seconds"] = payment_timeout
+        if live is not None:
+            changes["livemode"] = live
+        config = msgspec.structs.replace(shop.config, **changes)
+        changed = shop.configure(config)
+        _show(ctx, config, as_json, changed)

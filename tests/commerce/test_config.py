@@ -1,0 +1,44 @@
+"""Shop settings live in the ledger: every process that opens the file uses the same ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from commerce import InvalidConfig, InvalidTaxRate, Money, Shop, ShopConfig
+
+
+def test_defaults_until_settings_are_recorded(tmp_path: Path) -> None:
+    with Shop.open(tmp_path / "s.db") as shop:
+        assert shop.config == ShopConfig()
+
+
+def test_recorded_settings_apply_at_once_and_to_every_later_open(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    taxed = ShopConfig(tax_rate_bp=2000, payment_timeout_seconds=600)
+    with Shop.open(path) as shop:
+        assert shop.configure(taxed) is True
+        assert shop.configure(taxed) is False  # already in force: nothing written
+        shop.add_product("MUG", "Mug", Money(1000, "EUR"), stock=5)
+        assert shop.start_order([("MUG", 1)], order_id="o1").quote.tax == 200
+    with Shop.open(path) as other:
+        assert other.config == taxed
+        assert other.start_order([("MUG", 1)], order_id="o2").quote.total == 1200
+        assert other.ledger.verify().ok
+
+
+def test_an_explicit_config_is_for_that_object_only(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Shop.open(path, config=ShopConfig(livemode=True)) as shop:
+        assert shop.config.livemode is True
+        assert shop.ledger.count() == 0  # nothing recorded
+    with Shop.open(path) as shop:
+        assert shop.config.livemode is False
+
+
+def test_settings_that_cannot_work_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidConfig, match="payment_timeout_seconds"):
+        ShopConfig(payment_timeout_seconds=0)
+    with pytest.raises(InvalidTaxRate):
+        ShopConfig(tax_rate_bp=-1)
