@@ -40,6 +40,7 @@ FLOW_STATUS = {
     "needs_review": {"completed", "cancelled"},
     "refunded": {"completed", "cancelled"},
     "partially_refunded": {"completed", "cancelled"},
+    "moved": {"moved"},
 }
 PAID_STATUSES = ("fulfilled", "refunded", "partially_refunded", "needs_review")
 _decode = msgspec.json.Decoder(AnyCommerceEvent).decode
