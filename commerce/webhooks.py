@@ -176,13 +176,13 @@ class Settler:
         if intent is None:
             return self._park(event.order_id, notice, "its payment intent is not known yet")
         order_id, _, _, status = intent
-        if self._order_status(order_id) == "moved":
+        order_status, refunded = self._order(order_id)
+        if order_status == "moved":
             return _moved(order_id, event.intent_id)
         if status in PAID:
             outcome: Outcome = "already_settled" if succeeded else "ignored"
             why = f"the payment intent is already {status}"
             return self._supersede(order_id, event, event.intent_id, why, outcome)
-        refunded = self._order_refunded(order_id)
         if succeeded and refunded >= notice.amount:
             why = "the payment was refunded in full before it was settled"
             self.engine.cancel(order_id, why)  # no-op unless the order still waits
@@ -239,9 +239,9 @@ class Settler:
                 event.intent_id,
             )
         order_id, amount, currency, status = intent
-        if self._order_status(order_id) == "moved":
+        order_status, done = self._order(order_id)
+        if order_status == "moved":
             return _moved(order_id, event.intent_id)
-        done = self._order_refunded(order_id)
         if event.amount_refunded <= done or status in ("refunded",):
             why = f"refunds of {done} were already recorded"
             return self._supersede(order_id, event, event.intent_id, why, "ignored")
@@ -293,17 +293,15 @@ class Settler:
         self.ledger.append(order_stream(order_id), [superseded])
         return _Decision(outcome, f"superseded: {why}", order_id, intent_id)
 
-    def _order_status(self, order_id: str) -> str | None:
+    def _order(self, order_id: str) -> tuple[str | None, int]:
+        """The order's status and what was refunded of it so far (one read of its row)."""
         row = self.ledger.db.execute(
-            "SELECT status FROM orders WHERE order_id = ?", (order_id,)
+            "SELECT status, refunded FROM orders WHERE order_id = ?", (order_id,)
         ).fetchone()
-        return None if row is None else str(row[0])
+        return (None, 0) if row is None else (str(row[0]), int(row[1]))
 
-    def _order_refunded(self, order_id: str) -> int:
-        row = self.ledger.db.execute(
-            "SELECT refunded FROM orders WHERE order_id = ?", (order_id,)
-        ).fetchone()
-        return 0 if row is None else int(row[0])
+    def _order_status(self, order_id: str) -> str | None:
+        return self._order(order_id)[0]
 
     def _result(self, event_id: str, decision: _Decision) -> SettleResult:
         status = self._order_status(decision.order_id) if decision.order_id else None
