@@ -7,13 +7,16 @@ LedgerError
  + InvalidAppend          the append itself is malformed (not a Struct, bad key, ...)
  + AppendOnlyViolation    an UPDATE or DELETE on the events table was refused
  + CorruptRecord          a stored body does not decode as the requested type
+ + ChainBroken            a stored event does not match its hash chain (changed outside)
  + TransactionAborted     SQLite ended the transaction; the outermost block must exit
  + StorageError           SQLite failed to read or write the file
     + DiskFull            the disk (or `max_page_count`) is full; the transaction rolled back
+    + LockTimeout         the write lock stayed taken past the busy timeout; nothing written
  + OpenError              the file cannot be opened as a ledger; it was not touched
     + NotALedger          not SQLite, or a SQLite database of something else
     + SchemaTooNew        written by a newer orderflow
-    + ReadOnlyLedger      the file or its directory is not writable
+    + ReadOnlyLedger      the file or its directory is not writable (or opened read-only)
+    + MissingLedger       a read-only open of a path with no ledger file
 ```
 """
 
@@ -69,6 +72,22 @@ class CorruptRecord(LedgerError):
         )
 
 
+class ChainBroken(LedgerError):
+    """The event at `position` does not match its stored hash and its predecessor's.
+
+    SQLite cannot see a changed byte inside a row; the hash chain can. Raised when such an
+    event is read to make a decision (so nothing is written on its account), and by
+    writes on a ledger whose last event is broken.
+    """
+
+    def __init__(self, position: int, reason: str) -> None:
+        self.position, self.reason = position, reason
+        super().__init__(
+            f"the ledger's hash chain is broken at position {position} ({reason}): it was "
+            "changed outside orderflow; nothing was written (see `orderflow ledger verify`)"
+        )
+
+
 class TransactionAborted(LedgerError):
     """SQLite rolled the whole transaction back after `reason`; leave the outermost block."""
 
@@ -87,6 +106,17 @@ class StorageError(LedgerError):
 
 class DiskFull(StorageError):
     """No room to write; the transaction was rolled back and nothing was written."""
+
+
+class LockTimeout(StorageError):
+    """The write lock was held by someone else for `waited` seconds; nothing was written."""
+
+    def __init__(self, path: str, waited: float, holder: str) -> None:
+        self.waited, self.holder = waited, holder
+        who = f" (held by {holder})" if holder else ""
+        super().__init__(
+            path, f"busy: gave up after {waited:.1f} s waiting for the write lock{who}"
+        )
 
 
 class OpenError(LedgerError):
@@ -112,4 +142,8 @@ class SchemaTooNew(OpenError):
 
 
 class ReadOnlyLedger(OpenError):
-    """The file or its directory cannot be written (a ledger always needs both)."""
+    """The file or its directory cannot be written, or the ledger was opened read-only."""
+
+
+class MissingLedger(OpenError):
+    """A read-only open found no ledger file (reading never creates one)."""

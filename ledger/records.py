@@ -75,8 +75,41 @@ class ProjectionDiff(msgspec.Struct, frozen=True):
     unexpected: int
 
 
+class Anchor(msgspec.Struct, frozen=True):
+    """A position and the hash the event there must have (e.g. a head noted elsewhere)."""
+
+    position: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """`POSITION:HASH` (as `orderflow ledger verify` prints the head); `ValueError` if not."""
+        position, _, hash_ = text.partition(":")
+        if not position.isdigit() or int(position) < 1 or len(hash_) != 64:
+            raise ValueError(f"{text!r} is not POSITION:HASH (a position >= 1, a 64-hex hash)")
+        if any(c not in "0123456789abcdef" for c in hash_.lower()):
+            raise ValueError(f"{text!r} is not POSITION:HASH (the hash is not hexadecimal)")
+        return cls(int(position), hash_.lower())
+
+    def __str__(self) -> str:
+        return f"{self.position}:{self.hash}"
+
+
+class Mark(msgspec.Struct, frozen=True):
+    """A recorded verification: the chain was intact up to `position` (with `hash`) at `at`."""
+
+    position: int
+    hash: str
+    at: str
+
+
 class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
-    """The outcome of `Ledger.verify()`; `ok` only if nothing below is wrong."""
+    """The outcome of `Ledger.verify()` or `scrub()`; `ok` only if nothing below is wrong.
+
+    `full` is False for a scrub, which walked only the chain after position `since`.
+    `last_full` is the last recorded full verification (before this one). With an
+    `anchor`, `anchor_found` is the hash stored at its position (None: no such event).
+    """
 
     ok: bool
     events: int
@@ -86,3 +119,15 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     projections: list[ProjectionDiff] = []
     missing_guards: list[str] = []
     sqlite_version: str = ""
+    full: bool = True
+    since: int = 0
+    last_full: Mark | None = None
+    anchor: Anchor | None = None
+    anchor_found: str | None = None
+
+    def checked_against(self, anchor: Anchor | None, found: str | None) -> VerifyReport:
+        """This report with `anchor` checked (`found`: the hash stored at its position)."""
+        if anchor is None:
+            return self
+        ok = self.ok and found == anchor.hash
+        return msgspec.structs.replace(self, ok=ok, anchor=anchor, anchor_found=found)

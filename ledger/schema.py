@@ -7,8 +7,6 @@ is either a complete ledger of some version or untouched.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -16,8 +14,7 @@ from ledger.errors import NotALedger, SchemaTooNew
 from ledger.sqlite import GUARD_MESSAGE, sqlite3
 
 APPLICATION_ID = 0x4F464C47  # "OFLG"
-SCHEMA_VERSION = 1
-SQLITE_HEADER = b"SQLite format 3\x00"
+SCHEMA_VERSION = 2
 GUARDS = ("events_refuse_update", "events_refuse_delete")
 _OWN_TABLES = {Migrations.migrations_table}
 
@@ -61,14 +58,17 @@ def _events(db: Database) -> None:
     _stamp(db, 1)
 
 
-def check_header(path: Path) -> None:
-    """Refuse a path that is a directory or a non-empty file that is not SQLite."""
-    if path.is_dir():
-        raise NotALedger(str(path), "it is a directory")
-    if path.exists() and path.stat().st_size:
-        with path.open("rb") as file:
-            if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-                raise NotALedger(str(path), "it is not a SQLite database")
+@migrations(name="0002_verified")
+def _verified(db: Database) -> None:
+    """Where scrubs resume: the chain verified up to a position, and the last full check.
+
+    Not a projection: it records checks of the events, not facts derived from them.
+    """
+    db.execute(
+        "CREATE TABLE verified (scope TEXT PRIMARY KEY, position INTEGER NOT NULL, "
+        "hash TEXT NOT NULL, verified_at TEXT NOT NULL) STRICT, WITHOUT ROWID"
+    )
+    _stamp(db, 2)
 
 
 def identify(conn: sqlite3.Connection, path: str) -> int:
@@ -82,7 +82,9 @@ def identify(conn: sqlite3.Connection, path: str) -> int:
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             )
         }
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.DatabaseError as exc:  # SQLite itself tells a foreign file: no open() of ours
+        if "not a database" in str(exc):
+            raise NotALedger(path, "it is not a SQLite database") from exc
         raise NotALedger(path, f"SQLite cannot read it ({exc})") from exc
     if app_id == APPLICATION_ID:
         if version > SCHEMA_VERSION:

@@ -16,8 +16,13 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlite_utils import Database
 
@@ -30,6 +35,7 @@ from ledger.errors import (
     AppendOnlyViolation,
     DiskFull,
     LedgerError,
+    LockTimeout,
     ReadOnlyLedger,
     StorageError,
 )
@@ -41,25 +47,59 @@ _STORAGE = {10, 11, 26, 14, 5, 15}  # IOERR, CORRUPT, NOTADB, CANTOPEN, BUSY, PR
 
 
 class WriteLock:
-    """An exclusive advisory lock on a sidecar file; a no-op for in-memory ledgers."""
+    """The write lock of one ledger file: a thread lock, then an advisory `flock`.
 
-    def __init__(self, path: Path | None) -> None:
+    `flock` locks belong to an open file description, not to a thread, so threads of one
+    process queue on the thread lock first; processes (and other `Ledger` objects in this
+    process, each with its own descriptor) queue on the `flock`. The holder writes its pid
+    and command into the lock file, so a waiter can say whom it waits for. In-memory
+    ledgers (`path` None) have the thread lock only.
+    """
+
+    def __init__(self, path: Path | None, label: str = "") -> None:
         self._fd = -1
+        self._name = ":memory:" if path is None else str(path.with_suffix(""))
+        self._threads = threading.Lock()
+        self._stamp = f"{os.getpid()} {label or _command()}"[:_STAMP_SIZE].ljust(_STAMP_SIZE)
         if path is not None:
             try:
                 self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             except OSError as exc:
                 raise ReadOnlyLedger(str(path), f"cannot open its lock file ({exc})") from exc
 
-    def acquire(self) -> None:
-        """Block until this process holds the lock."""
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+    def acquire(self, timeout: float = -1, on_wait: WaitHook | None = None) -> None:
+        """Block until this thread holds the lock; `LockTimeout` after `timeout` seconds.
+
+        `on_wait(holder)` is called once if the wait passes `WAIT_NOTICE` seconds.
+        """
+        waiter = _Waiter(self._name, timeout, on_wait, self.holder)
+        while not self._threads.acquire(timeout=waiter.slice()):
+            waiter.tick()
+        if self._fd < 0:
+            return
+        try:
+            while not _try_flock(self._fd):
+                waiter.tick()
+                time.sleep(waiter.pause())
+            os.pwrite(self._fd, self._stamp.encode(), 0)
+        except BaseException:
+            self._threads.release()
+            raise
 
     def release(self) -> None:
         """Let the next writer in."""
         if self._fd >= 0:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def holder(self) -> str:
+        """Who last took the lock ("pid command"), as its lock file says; "" if unknown."""
+        if self._fd < 0:
+            return "another thread of this process"
+        try:
+            return os.pread(self._fd, _STAMP_SIZE, 0).decode(errors="replace").strip()
+        except OSError:
+            return ""
 
     def __enter__(self) -> WriteLock:
         self.acquire()
@@ -75,15 +115,77 @@ class WriteLock:
             self._fd = -1
 
 
+WaitHook = Callable[[str], None]
+WAIT_NOTICE = 1.0
+"""Seconds a writer waits for the lock before its `on_wait` hook is told (once)."""
+_STAMP_SIZE = 120
+
+
+class _Waiter:
+    """The bookkeeping of one wait: its deadline, the one notice, and the poll pause."""
+
+    def __init__(
+        self, name: str, timeout: float, on_wait: WaitHook | None, holder: Callable[[], str]
+    ) -> None:
+        self.name = name
+        self.start = time.monotonic()
+        self.deadline = None if timeout < 0 else self.start + timeout
+        self.on_wait, self.holder = on_wait, holder
+        self.delay = 0.0001
+
+    def slice(self) -> float:
+        """How long one blocking attempt may take before the next `tick`."""
+        return WAIT_NOTICE / 4
+
+    def pause(self) -> float:
+        """The next pause between polls: doubling to 1 ms (a quick hand-over), 10 ms later."""
+        cap = 0.001 if time.monotonic() - self.start < WAIT_NOTICE else 0.01
+        self.delay = min(self.delay * 2, cap)
+        return self.delay
+
+    def tick(self) -> None:
+        """Tell the hook once after `WAIT_NOTICE`; raise `LockTimeout` past the deadline."""
+        now = time.monotonic()
+        if self.on_wait is not None and now - self.start >= WAIT_NOTICE:
+            self.on_wait(self.holder())
+            self.on_wait = None
+        if self.deadline is not None and now >= self.deadline:
+            raise LockTimeout(self.name, now - self.start, self.holder())
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _command() -> str:
+    return " ".join(Path(arg).name if i == 0 else arg for i, arg in enumerate(sys.argv[:4]))
+
+
 def writable(path: Path) -> bool:
     """True if `path` may be written: permitted, and not marked read-only (even for root)."""
     return os.access(path, os.W_OK) and bool(path.stat().st_mode & stat.S_IWUSR)
 
 
-def connect(path: Path | None, busy_timeout: float) -> sqlite3.Connection:
-    """A connection in explicit-transaction mode (`isolation_level=None`)."""
-    target = ":memory:" if path is None else str(path)
-    conn = sqlite3.connect(target, isolation_level=None, timeout=busy_timeout)
+def connect(path: Path | None, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection in explicit-transaction mode (`isolation_level=None`).
+
+    Usable from any thread (the ledger gives each thread its own, and may close a dead
+    thread's from another). Its busy timeout is short: a write waits for SQLite's lock in
+    `begin`, which says why it waits and gives up at the ledger's own timeout.
+    """
+    if path is None:
+        target, uri = ":memory:", False
+    elif readonly:
+        target, uri = f"file:{quote(str(path))}?mode=ro", True
+    else:
+        target, uri = str(path), False
+    conn = sqlite3.connect(
+        target, isolation_level=None, timeout=WAIT_NOTICE, uri=uri, check_same_thread=False
+    )
     conn.execute("PRAGMA recursive_triggers = ON")
     return conn
 

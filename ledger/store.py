@@ -1,11 +1,14 @@
-"""`Ledger`: the append-only event store on one SQLite file."""
+"""`Ledger`: the append-only event store on one SQLite file, safe from many threads."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import msgspec
 
@@ -14,16 +17,18 @@ from ledger import schema, verify
 from ledger.append import Batch, find_repeat, prepare, row_key
 from ledger.codec import GENESIS, chain_hash, decoder_for, now_text
 from ledger.errors import (
+    ChainBroken,
     ConcurrencyError,
     CorruptRecord,
+    MissingLedger,
     NotALedger,
     OpenError,
     ReadOnlyLedger,
 )
 from ledger.projection import EVENT_COLUMNS, Projection, records, replay
-from ledger.records import Appended, FlowRow, Record, VerifyReport
-from ledger.sqlite import LedgerDatabase, WriteLock, connect, sqlite3, writable
-from ledger.transactions import Transactional
+from ledger.records import Anchor, Appended, FlowRow, Record, VerifyReport
+from ledger.sqlite import LedgerDatabase, WaitHook, WriteLock, connect, sqlite3, writable
+from ledger.transactions import Session
 
 Synchronous = Literal["FULL", "NORMAL"]
 WAL_AUTOCHECKPOINT = 4000
@@ -39,32 +44,59 @@ _INSERT = (
     "INSERT INTO events (position, stream, version, type, data, recorded_at, "
     "idempotency_key, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# Each event read with its predecessor's stored hash, so its link is checked as it is read.
 _READ = (
-    "SELECT position, version, data FROM events WHERE stream = ? AND version > ? ORDER BY version"
+    f"SELECT {EVENT_COLUMNS}, (SELECT p.hash FROM events p WHERE p.position = e.position - 1) "
+    "FROM events e WHERE stream = ? AND version > ? ORDER BY version"
 )
 
 
-class Ledger(Transactional):
+class Ledger:
     """Append-only streams of msgspec events in SQLite, with projections kept in step.
 
-    Satisfies flowlib's `Store` protocol. Durability: the file is in WAL mode, and
-    `synchronous="FULL"` (the default) syncs the WAL on every commit, so a committed append
-    survives power loss. `"NORMAL"` syncs only at checkpoints: several times faster per
-    commit, never corrupts the file, but a power loss (not a process crash) can lose the
-    last transactions acknowledged before it.
+    Satisfies flowlib's `Store` protocol. One `Ledger` per process serves every thread:
+    each thread gets its own connection on first use (closed once the thread has ended),
+    and writes from all threads and processes queue on one write lock, so a check made
+    inside `transaction()` still holds when the transaction acts on it. Reads outside a
+    transaction see the last commit (WAL snapshots) and never wait for a writer.
+
+    Durability: the file is in WAL mode, and `synchronous="FULL"` (the default) syncs the
+    WAL on every commit, so a committed append survives power loss. `"NORMAL"` syncs only
+    at checkpoints: several times faster per commit, never corrupts the file, but a power
+    loss (not a process crash) can lose the last transactions acknowledged before it.
+
+    Integrity: every event read back through `read` or `records` is checked against its
+    hash chain (`ChainBroken`, nothing written), and so is the last event before a write
+    (a ledger whose tip was changed refuses every write). `scrub()` checks the rest.
     """
 
     def __init__(
-        self, db: LedgerDatabase, lock: WriteLock, projections: Sequence[Projection]
+        self,
+        first: sqlite3.Connection,
+        connector: Callable[[], sqlite3.Connection] | None,
+        lock: WriteLock,
+        path: str,
+        projections: Sequence[Projection],
+        *,
+        busy_timeout: float = 60.0,
+        readonly: bool = False,
     ) -> None:
-        super().__init__(db.conn, lock, db.ledger_path)
-        self.db = db
+        self.path = path
+        self.readonly = readonly
         self.projections: tuple[Projection, ...] = (flow_index.FlowsProjection(), *projections)
         names = [projection.name for projection in self.projections]
         if len(set(names)) != len(names):
             raise ValueError(f"projection names must be unique: {names}")
         self._applies = [projection.apply for projection in self.projections]
+        self._connector = connector  # None: one connection for every thread (in memory)
+        self._lock = lock
+        self._busy_timeout = busy_timeout
+        self._on_wait: WaitHook | None = None
+        self._local = threading.local()
+        self._sessions: list[tuple[threading.Thread, Session]] = []
+        self._registry = threading.Lock()
         self._closed = False
+        self._adopt(first)
 
     @classmethod
     def open(
@@ -74,31 +106,51 @@ class Ledger(Transactional):
         synchronous: Synchronous = "FULL",
         projections: Sequence[Projection] = (),
         busy_timeout: float = 60.0,
+        readonly: bool = False,
     ) -> Ledger:
-        """Open the ledger at `path`, creating it if missing; a foreign file is refused."""
+        """Open the ledger at `path`, creating it if missing; a foreign file is refused.
+
+        With `readonly`, nothing is ever created or written (no file, no lock file): a
+        missing file is `MissingLedger`, and every write raises `ReadOnlyLedger`.
+        Opening takes the write lock only to create or upgrade the schema, so it never
+        waits for another process's transaction on an up-to-date ledger.
+        """
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
         path = Path(path).absolute()
-        schema.check_header(path)
-        if not path.parent.is_dir():
-            raise OpenError(str(path), f"directory {path.parent} does not exist")
-        for target in (path, path.parent) if path.exists() else (path.parent,):
-            if not writable(target):
-                raise ReadOnlyLedger(str(path), f"{target} is not writable")
-        conn = connect(path, busy_timeout)
+        _check_path(path, readonly)
+        setup = [
+            f"PRAGMA synchronous = {synchronous}",
+            f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}",
+        ]
+
+        def configure(conn: sqlite3.Connection) -> sqlite3.Connection:
+            for pragma in setup:
+                conn.execute(pragma)
+            return conn
+
+        conn = connect(path, readonly=readonly)
         lock: WriteLock | None = None
         try:
-            schema.identify(conn, str(path))
-            lock = WriteLock(path.with_name(path.name + ".lock"))
-            with lock:
-                schema.identify(conn, str(path))
-                conn.execute("PRAGMA journal_mode = WAL")
-                db = _database(conn, str(path))
-                schema.migrate(db)
-            conn.execute(f"PRAGMA synchronous = {synchronous}")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
-            ledger = cls(db, lock, projections)
-            ledger._prepare_projections()
+            version = schema.identify(conn, str(path))
+            configure(conn)
+            if readonly:
+                _check_readable(conn, str(path), version, projections)
+                lock = WriteLock(None)
+            else:
+                lock = WriteLock(path.with_name(path.name + ".lock"))
+                if _needs_setup(conn, version, projections):
+                    with lock:
+                        _setup(conn, str(path), projections)
+            return cls(
+                conn,
+                lambda: configure(connect(path, readonly=readonly)),
+                lock,
+                str(path),
+                projections,
+                busy_timeout=busy_timeout,
+                readonly=readonly,
+            )
         except BaseException as exc:
             conn.close()
             if lock is not None:
@@ -106,38 +158,107 @@ class Ledger(Transactional):
             if isinstance(exc, sqlite3.Error):
                 raise NotALedger(str(path), f"SQLite failed: {exc}") from exc
             raise
-        return ledger
 
     @classmethod
     def memory(cls, *, projections: Sequence[Projection] = ()) -> Ledger:
-        """A ledger in process memory (for tests): same schema, no file, no lock."""
-        db = _database(connect(None, 0.0), ":memory:")
-        schema.migrate(db)
-        ledger = cls(db, WriteLock(None), projections)
-        ledger._prepare_projections()
-        return ledger
+        """A ledger in process memory (for tests): same schema, no file, one connection."""
+        conn = connect(None)
+        _setup(conn, ":memory:", projections)
+        return cls(conn, None, WriteLock(None), ":memory:", projections, busy_timeout=60.0)
 
     def close(self) -> None:
-        """Close the connection (its final checkpoint runs under the write lock)."""
+        """Close every thread's connection (the last one's checkpoint under the write lock)."""
         if self._closed:
             return
         self._closed = True
-        if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
-        with self._lock:
-            self._conn.close()
+        with self._registry:
+            sessions, self._sessions = self._sessions, []
+        for _, session in sessions[:-1]:
+            session.close()
+        if sessions:
+            with self._lock:
+                sessions[-1][1].close()
         self._lock.close()
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- sessions: one connection per thread -------------------------------------------
+
+    @property
+    def _s(self) -> Session:
+        try:
+            session: Session = self._local.session
+        except AttributeError:
+            return self._new_session()
+        return session
+
+    def _new_session(self) -> Session:
+        if self._closed:
+            raise OpenError(self.path, "the ledger was closed")
+        if self._connector is None:  # in memory: the one connection, for every thread
+            self._local.session = self._sessions[0][1]
+            return self._local.session  # type: ignore[no-any-return]
+        return self._adopt(self._connector())
+
+    def _adopt(self, conn: sqlite3.Connection) -> Session:
+        """Make `conn` this thread's session, and close the sessions of ended threads."""
+        session = Session(
+            conn, self._lock, self.path, busy_timeout=self._busy_timeout, readonly=self.readonly
+        )
+        session.on_wait = self._on_wait
+        session.check_tip = _check_tip
+        with self._registry:
+            ended = [s for thread, s in self._sessions if not thread.is_alive()]
+            self._sessions = [(t, s) for t, s in self._sessions if t.is_alive()]
+            self._sessions.append((threading.current_thread(), session))
+        for old in ended:  # never the last connection (this one is open): no checkpoint
+            old.close()
+        self._local.session = session
+        return session
+
+    @property
+    def db(self) -> LedgerDatabase:
+        """This thread's sqlite-utils `Database` on the file (typed errors on execute)."""
+        return self._s.db
+
+    @property
+    def on_wait(self) -> WaitHook | None:
+        """Called with the holder's description when a write has waited ~1 s for the lock."""
+        return self._on_wait
+
+    @on_wait.setter
+    def on_wait(self, hook: WaitHook | None) -> None:
+        self._on_wait = hook
+        with self._registry:
+            for _, session in self._sessions:
+                session.on_wait = hook
+
     @property
     def sqlite_version(self) -> str:
         """The version of the SQLite library in use (3.51.3+ fixes the WAL-reset bug)."""
-        return str(self._conn.execute("SELECT sqlite_version()").fetchone()[0])
+        return str(self._s.conn.execute("SELECT sqlite_version()").fetchone()[0])
+
+    # -- transactions and appends ------------------------------------------------------
+
+    def transaction(self) -> contextlib.AbstractContextManager[Self]:
+        """A write transaction; re-entrant (yields `self`, the ledger).
+
+        The outermost block takes the write lock, runs `BEGIN IMMEDIATE`, and commits at
+        its end. Inner blocks join it through a savepoint: an exception that leaves an
+        inner block undoes that block's work; one that leaves the outermost rolls
+        everything back. The transaction belongs to the thread that opened it.
+        """
+        return self._s.transaction(self)
+
+    @contextmanager
+    def reading(self) -> Iterator[Self]:
+        """Several reads from one snapshot (no lock; inside a transaction, that one)."""
+        with self._s.reading():
+            yield self
 
     def append(
         self,
@@ -167,44 +288,61 @@ class Ledger(Transactional):
     ) -> Appended:
         """Like `append`, returning the positions written (or originally written)."""
         batch = prepare(stream, events, expected_version, idempotency_key)
-        if self._depth:
-            return self._join(self._write, stream, batch, expected_version, idempotency_key)
-        self._begin()
+        session = self._s
+        args = (session, stream, batch, expected_version, idempotency_key)
+        if session.depth:
+            return session.join(self._write, *args)
+        session.begin()
         try:
-            appended = self._guarded(self._write, stream, batch, expected_version, idempotency_key)
+            appended = session.guarded(self._write, *args)
         except BaseException as exc:
-            self._finish(exc)
+            session.finish(exc)
             raise
-        self._finish(None)
+        session.finish(None)
         return appended
 
+    # -- reads -------------------------------------------------------------------------
+
     def read(self, stream: str, type: Any, *, from_version: int = 0) -> list[Any]:
-        """The stream's events after `from_version`, decoded as `type` (a Struct or Union)."""
+        """The stream's events after `from_version`, decoded as `type` (a Struct or Union).
+
+        Each event's hash link is checked first: `ChainBroken` if it was changed.
+        """
         decode = decoder_for(type).decode
         out = []
-        for position, version, data in self._conn.execute(_READ, (stream, from_version)):
+        for *row, previous in self._s.conn.execute(_READ, (stream, from_version)):
+            verify.check_link(previous, row)
             try:
-                out.append(decode(data))
+                out.append(decode(row[4]))
             except msgspec.DecodeError as exc:
-                raise CorruptRecord(position, stream, version, str(exc)) from exc
+                raise CorruptRecord(row[0], stream, row[2], str(exc)) from exc
         return out
 
     def version(self, stream: str) -> int:
         """The number of events in `stream` (0 if it has none)."""
-        return int(self._conn.execute(_VERSION, (stream,)).fetchone()[0] or 0)
+        return int(self._s.conn.execute(_VERSION, (stream,)).fetchone()[0] or 0)
 
     def records(self, stream: str) -> list[Record]:
-        """The stream's stored records (position, time, type, JSON body), oldest first."""
-        rows = self._conn.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE stream = ? ORDER BY version", (stream,)
-        ).fetchall()
-        return [Record(p, st, v, t, d.encode(), at, k, h) for p, st, v, t, d, at, k, h in rows]
+        """The stream's stored records (position, time, type, JSON body), oldest first.
+
+        Each is checked against its hash link first (`ChainBroken`).
+        """
+        out = []
+        for *row, previous in self._s.conn.execute(_READ, (stream, 0)):
+            verify.check_link(previous, row)
+            p, st, v, t, d, at, k, h = row
+            out.append(Record(p, st, v, t, d.encode(), at, k, h))
+        return out
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> Iterator[Record]:
-        """Every event after global position `after`, oldest first, read in pages."""
+        """Every event after global position `after`, oldest first, read in pages.
+
+        For inspection: not checked against the chain (`verify` and `scrub` do that).
+        """
+        conn = self._s.conn
         remaining = -1 if limit is None else limit
         while remaining:
-            page = list(records(self._conn, after, 1000 if remaining < 0 else min(remaining, 1000)))
+            page = list(records(conn, after, 1000 if remaining < 0 else min(remaining, 1000)))
             yield from page
             if len(page) < 1000:
                 return
@@ -213,12 +351,12 @@ class Ledger(Transactional):
 
     def head(self) -> tuple[int, str]:
         """The last position and its hash ((0, GENESIS) when empty)."""
-        row = self._conn.execute(_TIP).fetchone()
+        row = self._s.conn.execute(_TIP).fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
 
     def count(self) -> int:
         """The number of stored events."""
-        return int(self._conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        return int(self._s.conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
     def flows(
         self,
@@ -228,41 +366,78 @@ class Ledger(Transactional):
         limit: int | None = None,
     ) -> list[FlowRow]:
         """The flow index: rows with `status` and/or due at or before `due_before` (by due)."""
-        return flow_index.query(self._conn, status, due_before, limit)
+        return flow_index.query(self._s.conn, status, due_before, limit)
 
-    def verify(self) -> VerifyReport:
-        """Walk the hash chain and compare every projection with a rebuild (rolled back)."""
-        with self.transaction():
-            return verify.run(self._conn, self.projections, self.sqlite_version)
+    # -- integrity and maintenance -----------------------------------------------------
+
+    def verify(self, *, expect_head: Anchor | None = None) -> VerifyReport:
+        """Walk the whole hash chain and compare every projection with a rebuild.
+
+        Reads one snapshot and rebuilds into a scratch database: writers are never
+        blocked. An ok result is recorded (when writable) as the last full verification
+        and where the next `scrub` starts. `expect_head` (a position and hash noted
+        outside the file) must be in the chain, which catches lost trailing events.
+        """
+        with self._s.reading() as conn:
+            report = verify.full(conn, self.projections, self.sqlite_version, expect_head)
+        self._remember(report)
+        return report
+
+    def scrub(self, *, expect_head: Anchor | None = None) -> VerifyReport:
+        """Verify the chain from the last verified position to the head, and record it.
+
+        The cost is that of the events added since the last scrub or verify, not of the
+        ledger: a service runs it in the background. A never-verified ledger is walked
+        from the start (without the projection comparison of `verify`).
+        """
+        with self._s.reading() as conn:
+            report = verify.since_last(conn, self.sqlite_version, expect_head)
+        self._remember(report)
+        return report
+
+    def _remember(self, report: VerifyReport) -> None:
+        if report.ok and not self.readonly and report.events:
+            with self.transaction():
+                self._s.guarded(verify.record, self._s.conn, report)
 
     def rebuild(self) -> int:
-        """Regenerate every projection table from the events; returns the events applied."""
+        """Regenerate every projection table from the events; returns the events applied.
+
+        Refused (`ChainBroken`, nothing changed) if any event fails its hash link: a
+        rebuild must never turn a changed event into the shop's current state.
+        """
         with self.transaction():
-            return self._guarded(replay, self._conn, self.projections)
+            conn = self._s.conn
+            _, _, broken, _ = verify.walk(conn)
+            if broken is not None:
+                raise ChainBroken(broken.position, "its content does not give its stored hash")
+            return self._s.guarded(replay, conn, self.projections)
 
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
         """Run a WAL checkpoint under the write lock; SQLite's (busy, log, checkpointed)."""
         if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
             raise ValueError(f"unknown checkpoint mode {mode!r}")
         with self._lock:
-            row = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            row = self._s.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         return (row[0], row[1], row[2])
 
-    def _write(self, stream: str, batch: Batch, expected: int | None, key: str | None) -> Appended:
-        conn = self._conn
+    def _write(
+        self, s: Session, stream: str, batch: Batch, expected: int | None, key: str | None
+    ) -> Appended:
+        conn = s.conn
         if key is not None and (earlier := find_repeat(conn, stream, batch, expected, key)):
             return earlier
-        version = self._versions.get(stream)
+        version = s.versions.get(stream)
         if version is None:
             version = conn.execute(_VERSION, (stream,)).fetchone()[0] or 0
         if expected is not None and expected != version:
             raise ConcurrencyError(stream, expected, version)
         if not batch:
             return Appended(stream, 0, 0, version)
-        position, previous = self._tip or (conn.execute(_TIP).fetchone() or (0, GENESIS))
-        if self._recorded_at is None:  # one time for the whole transaction: when it commits
-            self._recorded_at = now_text()
-        first, recorded_at, rows = position + 1, self._recorded_at, []
+        position, previous = s.tip or verify.checked_tip(conn)
+        if s.recorded_at is None:  # one time for the whole transaction: when it commits
+            s.recorded_at = now_text()
+        first, recorded_at, rows = position + 1, s.recorded_at, []
         for index, (type_, data) in enumerate(batch):
             position += 1
             version += 1
@@ -273,29 +448,84 @@ class Ledger(Transactional):
             rows.append(
                 (position, stream, version, type_, data.decode(), recorded_at, stored_key, previous)
             )
-        self._partial = True  # from here a failure leaves part of the batch written
+        s.partial = True  # from here a failure leaves part of the batch written
         if len(rows) == 1:
             conn.execute(_INSERT, rows[0])
         else:
             conn.executemany(_INSERT, rows)
-        self._tip, self._versions[stream] = (position, previous), version
+        s.tip, s.versions[stream] = (position, previous), version
         for row, (_, data) in zip(rows, batch, strict=True):
             record = Record(row[0], stream, row[2], row[3], data, recorded_at, row[6], row[7])
             for apply in self._applies:
                 apply(conn, record)
         return Appended(stream, first, len(rows), version)
 
-    def _prepare_projections(self) -> None:
-        with self.transaction():
-            has_events = self._conn.execute("SELECT 1 FROM events LIMIT 1").fetchone()
-            for projection in self.projections:
-                fresh = not any(self.db[table].exists() for table in projection.tables)
-                projection.create(self.db)
-                if fresh and has_events:
-                    replay(self._conn, [projection])
+
+def _check_tip(session: Session) -> None:
+    """Before a write: the last event must match its link, else every write is refused."""
+    session.tip = verify.checked_tip(session.conn)
 
 
-def _database(conn: sqlite3.Connection, path: str) -> LedgerDatabase:
+def _check_path(path: Path, readonly: bool) -> None:
+    """Refuse what SQLite should never be pointed at, by `stat` alone (never `open`)."""
+    if path.is_dir():
+        raise NotALedger(str(path), "it is a directory")
+    if readonly:
+        if not path.exists():
+            raise MissingLedger(str(path), "there is no such file (reading never creates one)")
+        return
+    if not path.parent.is_dir():
+        raise OpenError(str(path), f"directory {path.parent} does not exist")
+    for target in (path, path.parent) if path.exists() else (path.parent,):
+        if not writable(target):
+            raise ReadOnlyLedger(str(path), f"{target} is not writable")
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _needs_setup(conn: sqlite3.Connection, version: int, projections: Sequence[Projection]) -> bool:
+    """True unless the schema is current, the file in WAL mode, and every projection there."""
+    if version < schema.SCHEMA_VERSION:
+        return True
+    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        return True
+    wanted = {t for p in (flow_index.FlowsProjection(), *projections) for t in p.tables}
+    return not wanted <= _tables(conn)
+
+
+def _check_readable(
+    conn: sqlite3.Connection, path: str, version: int, projections: Sequence[Projection]
+) -> None:
+    """A read-only open needs a ledger whose tables exist (it cannot create them)."""
+    wanted = {t for p in (flow_index.FlowsProjection(), *projections) for t in p.tables}
+    missing = sorted(wanted - _tables(conn))
+    if version == 0 or missing:
+        what = "it is empty" if version == 0 else f"tables {', '.join(missing)} are missing"
+        raise OpenError(path, f"{what}: open it for writing once to set it up")
+
+
+def _setup(conn: sqlite3.Connection, path: str, projections: Sequence[Projection]) -> None:
+    """Under the write lock: WAL mode, the migrations, and any new projection's tables.
+
+    A projection whose tables are all new is filled from the events already there.
+    """
+    schema.identify(conn, path)  # again: another process may have set it up meanwhile
+    if path != ":memory:":
+        conn.execute("PRAGMA journal_mode = WAL")
     db = LedgerDatabase(conn)
     db.ledger_path = path
-    return db
+    schema.migrate(db)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        has_events = conn.execute("SELECT 1 FROM events LIMIT 1").fetchone()
+        for projection in (flow_index.FlowsProjection(), *projections):
+            fresh = not any(db[table].exists() for table in projection.tables)
+            projection.create(db)
+            if fresh and has_events:
+                replay(conn, [projection])
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,4 +1,9 @@
-"""Write transactions: one cross-process lock, `BEGIN IMMEDIATE`, and savepoints for nesting.
+"""One thread's connection and its write transactions: the lock, `BEGIN IMMEDIATE`, savepoints.
+
+A `Session` is what a thread uses the ledger through (see `Ledger`): its own connection,
+so threads never share SQLite objects, and its own transaction state. Writes from every
+thread and process are serialised by the ledger's `WriteLock` taken before
+`BEGIN IMMEDIATE`, so a check-then-act inside one transaction holds across all of them.
 
 An append inside a transaction takes no savepoint of its own (two statements saved on
 the hot path). Nothing it checks before writing needs undoing; if it fails after writing
@@ -6,154 +11,213 @@ part of its batch, the transaction is doomed: the enclosing savepoint's rollback
 outermost rollback) undoes the part, and any further use before that raises
 `TransactionAborted`, so a half-written batch can never be committed.
 
-`Transactional` also caches the chain tip and stream versions across this connection's
-own transactions; `PRAGMA data_version` (checked right after `BEGIN IMMEDIATE`) tells
-whether any other connection committed in between, and then the cache is dropped.
+A session also caches the chain tip and stream versions across its own transactions;
+`PRAGMA data_version` (checked right after `BEGIN IMMEDIATE`) tells whether any other
+connection committed in between, and then the cache is dropped.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
-from ledger.errors import TransactionAborted
-from ledger.sqlite import WriteLock, sqlite3, translate
+from ledger.errors import LockTimeout, ReadOnlyLedger, TransactionAborted
+from ledger.sqlite import WAIT_NOTICE, LedgerDatabase, WaitHook, WriteLock, sqlite3, translate
 
 T = TypeVar("T")
 _MAX_CACHED_STREAMS = 10_000
+_BUSY = 5  # SQLITE_BUSY
 
 
-class Transactional:
-    """The transaction state of one connection (the base of `Ledger`)."""
+class Session:
+    """One connection and its transaction state; used by one thread at a time."""
 
-    def __init__(self, conn: sqlite3.Connection, lock: WriteLock, path: str) -> None:
-        self._conn = conn
-        self._lock = lock
-        self._path = path
-        self._depth = 0
-        self._tip: tuple[int, str] | None = None
-        self._versions: dict[str, int] = {}
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        lock: WriteLock,
+        path: str,
+        *,
+        busy_timeout: float,
+        readonly: bool = False,
+    ) -> None:
+        self.conn = conn
+        self.db = LedgerDatabase(conn)
+        self.db.ledger_path = path
+        self.lock = lock
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.readonly = readonly
+        self.on_wait: WaitHook | None = None
+        self.check_tip: Callable[[Session], None] | None = None  # run when the tip is reloaded
+        self.depth = 0
+        self.tip: tuple[int, str] | None = None
+        self.versions: dict[str, int] = {}
         self._seen = -1
-        self._partial = False  # set by a write once it has begun changing the database
-        self._recorded_at: str | None = None  # the time every event of this transaction gets
+        self.partial = False  # set by a write once it has begun changing the database
+        self.recorded_at: str | None = None  # the time every event of this transaction gets
         self._doomed: int | None = None  # the depth at which a part-written append failed
 
     @contextmanager
-    def transaction(self) -> Iterator[Self]:
-        """A write transaction; re-entrant (yields `self`, the ledger).
-
-        The outermost block takes the cross-process write lock, runs `BEGIN IMMEDIATE`,
-        and commits at its end. Inner blocks join it through a savepoint: an exception that
-        leaves an inner block undoes that block's work; one that leaves the outermost
-        rolls everything back.
-        """
-        if self._depth:
-            yield from self._savepoint()
+    def transaction(self, owner: T) -> Iterator[T]:
+        """A write transaction yielding `owner`; re-entrant through savepoints."""
+        if self.depth:
+            yield from self._savepoint(owner)
             return
-        self._begin()
+        self.begin()
         try:
-            yield self
+            yield owner
         except BaseException as exc:
-            self._finish(exc)
+            self.finish(exc)
             raise
-        self._finish(None)
+        self.finish(None)
 
-    def _join(self, fn: Callable[..., T], *args: Any) -> T:
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """One consistent snapshot for several reads (a deferred transaction; no lock)."""
+        if self.depth or self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+
+    def join(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a write inside the open transaction, dooming it if the write fails part-way."""
         self._check_doomed()
-        if not self._conn.in_transaction:
+        if not self.conn.in_transaction:
             raise TransactionAborted("an earlier error in this transaction")
-        self._partial = False
+        self.partial = False
         try:
-            return self._guarded(fn, *args)
+            return self.guarded(fn, *args)
         except BaseException:
-            if self._partial:
-                self._forget()
-                self._doomed = self._depth
+            if self.partial:
+                self.forget()
+                self._doomed = self.depth
             raise
         finally:
-            self._partial = False
+            self.partial = False
+
+    def guarded(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call `fn`, translating SQLite's storage and guard failures into ledger errors."""
+        try:
+            return fn(*args)
+        except sqlite3.Error as exc:
+            typed = translate(exc, self.path)
+            if typed is None:
+                raise
+            raise typed from exc
+
+    def begin(self) -> None:
+        """Lock, `BEGIN IMMEDIATE`, and keep the cached tip only if no one else committed."""
+        if self.readonly:
+            raise ReadOnlyLedger(self.path, "it was opened read-only")
+        started = time.monotonic()
+        self.lock.acquire(self.busy_timeout, self.on_wait)
+        try:
+            self._begin_immediate(started)
+            seen = self.guarded(self.conn.execute, "PRAGMA data_version").fetchone()[0]
+            if seen != self._seen or len(self.versions) > _MAX_CACHED_STREAMS:
+                self.forget()
+                self._seen = seen
+                if self.check_tip is not None:
+                    self.check_tip(self)
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self.lock.release()
+            raise
+        self.depth = 1
+
+    def _begin_immediate(self, started: float) -> None:
+        """`BEGIN IMMEDIATE`, waiting out a writer outside orderflow (it holds no lock of ours)."""
+        told = False
+        while True:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", _BUSY) & 0xFF != _BUSY:
+                    typed = translate(exc, self.path)
+                    if typed is None:
+                        raise
+                    raise typed from exc
+                waited = time.monotonic() - started
+                if waited >= self.busy_timeout:
+                    holder = "a connection outside orderflow"
+                    raise LockTimeout(self.path, waited, holder) from exc
+                if not told and self.on_wait is not None and waited >= WAIT_NOTICE:
+                    self.on_wait("a connection outside orderflow")
+                    told = True
+
+    def forget(self) -> None:
+        """Drop the cached tip and versions (another connection may have moved them)."""
+        self.tip = None
+        self.versions.clear()
+
+    def finish(self, exc: BaseException | None) -> None:
+        """End the outermost transaction: commit, or roll back after `exc`; then unlock."""
+        self.depth = 0
+        self.recorded_at = None
+        conn = self.conn
+        if exc is None and self._doomed is not None:
+            exc = TransactionAborted("an append failed part-way and was not rolled back")
+            self.finish(exc)
+            raise exc
+        self._doomed = None
+        try:
+            if exc is not None:
+                self.forget()
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            elif not conn.in_transaction:
+                self.forget()
+                raise TransactionAborted("an error inside it")
+            else:
+                try:
+                    self.guarded(conn.execute, "COMMIT")
+                except BaseException:
+                    self.forget()
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        finally:
+            self.lock.release()
+
+    def close(self) -> None:
+        """Roll back anything open and close the connection."""
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        self.conn.close()
 
     def _check_doomed(self) -> None:
         if self._doomed is not None:
             raise TransactionAborted("an append failed part-way and was not rolled back")
 
-    def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return fn(*args)
-        except sqlite3.Error as exc:
-            typed = translate(exc, self._path)
-            if typed is None:
-                raise
-            raise typed from exc
-
-    def _begin(self) -> None:
-        """Lock, `BEGIN IMMEDIATE`, and keep the cached tip only if no one else committed."""
-        self._lock.acquire()
-        try:
-            self._guarded(self._conn.execute, "BEGIN IMMEDIATE")
-            seen = self._guarded(self._conn.execute, "PRAGMA data_version").fetchone()[0]
-        except BaseException:
-            self._lock.release()
-            raise
-        if seen != self._seen or len(self._versions) > _MAX_CACHED_STREAMS:
-            self._forget()
-            self._seen = seen
-        self._depth = 1
-
-    def _forget(self) -> None:
-        self._tip = None
-        self._versions.clear()
-
-    def _finish(self, exc: BaseException | None) -> None:
-        """End the outermost transaction: commit, or roll back after `exc`; then unlock."""
-        self._depth = 0
-        self._recorded_at = None
-        conn = self._conn
-        if exc is None and self._doomed is not None:
-            exc = TransactionAborted("an append failed part-way and was not rolled back")
-            self._finish(exc)
-            raise exc
-        self._doomed = None
-        try:
-            if exc is not None:
-                self._forget()
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            elif not conn.in_transaction:
-                self._forget()
-                raise TransactionAborted("an error inside it")
-            else:
-                try:
-                    self._guarded(conn.execute, "COMMIT")
-                except BaseException:
-                    self._forget()
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-        finally:
-            self._lock.release()
-
-    def _savepoint(self) -> Iterator[Self]:
-        conn = self._conn
+    def _savepoint(self, owner: T) -> Iterator[T]:
+        conn = self.conn
         if not conn.in_transaction:
             raise TransactionAborted("an earlier error in this transaction")
         self._check_doomed()
-        name = f"ledger_{self._depth}"
+        name = f"ledger_{self.depth}"
         conn.execute(f"SAVEPOINT {name}")
-        self._depth += 1
+        self.depth += 1
         try:
-            yield self
+            yield owner
         except BaseException:
-            self._depth -= 1
-            self._forget()
+            self.depth -= 1
+            self.forget()
             if conn.in_transaction:
                 conn.execute(f"ROLLBACK TO {name}")
                 conn.execute(f"RELEASE {name}")
-                if self._doomed is not None and self._doomed > self._depth:
+                if self._doomed is not None and self._doomed > self.depth:
                     self._doomed = None  # the part-written append is undone
             raise
-        self._depth -= 1
+        self.depth -= 1
         self._check_doomed()
         conn.execute(f"RELEASE {name}")

@@ -1,32 +1,135 @@
-"""`verify`: walk the hash chain, find gaps, and compare projections with a rebuild."""
+"""Checking the hash chain: one event as it is read, the tip, a scrub, and a full verify.
+
+SQLite notices a damaged page but not a changed byte inside a row; the chain does. Each
+event's hash is recomputed from its row and its predecessor's *stored* hash, so a changed
+row breaks its own link (and, if its hash was rewritten too, its successor's).
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from ledger.codec import GENESIS, chain_hash
-from ledger.projection import EVENT_COLUMNS, Projection, clear, compare, snapshot
-from ledger.records import BrokenLink, Gap, Record, VerifyReport
+from sqlite_utils import Database
+
+from ledger.codec import GENESIS, chain_hash, now_text
+from ledger.errors import ChainBroken
+from ledger.projection import EVENT_COLUMNS, Projection, compare, snapshot
+from ledger.records import Anchor, BrokenLink, Gap, Mark, Record, VerifyReport
 from ledger.schema import GUARDS
 
 MAX_GAPS = 100
-Apply = Callable[[sqlite3.Connection, Record], None]
+_PREDECESSOR = "SELECT hash FROM events WHERE position = ?"
+_LAST_TWO = f"SELECT {EVENT_COLUMNS} FROM events ORDER BY position DESC LIMIT 2"
+_MARK = "SELECT position, hash, verified_at FROM verified WHERE scope = ?"
+_RECORD = (
+    "INSERT INTO verified (scope, position, hash, verified_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (scope) DO UPDATE SET position = excluded.position, hash = excluded.hash, "
+    "verified_at = excluded.verified_at"
+)
+Row = tuple[int, str, int, str, str, str, str | None, str]  # in EVENT_COLUMNS order
 
 
-def run(
-    conn: sqlite3.Connection, projections: Sequence[Projection], sqlite_version: str
+def check_link(previous: str | None, row: Row) -> None:
+    """Raise `ChainBroken` unless `row`'s stored hash follows from it and `previous`.
+
+    `previous` is the predecessor's stored hash (None: there is no predecessor row).
+    """
+    position, stream, version, type_, data, recorded_at, key, stored = row
+    if previous is None:
+        if position != 1:
+            raise ChainBroken(position, f"event {position - 1} before it is missing")
+        previous = GENESIS
+    computed = chain_hash(
+        previous, position, stream, version, type_, data.encode(), recorded_at, key
+    )
+    if computed != stored:
+        raise ChainBroken(position, "its content does not give its stored hash")
+
+
+def predecessor(conn: sqlite3.Connection, position: int) -> str | None:
+    """The stored hash of the event before `position` (GENESIS before the first)."""
+    if position == 1:
+        return GENESIS
+    row = conn.execute(_PREDECESSOR, (position - 1,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def checked_tip(conn: sqlite3.Connection) -> tuple[int, str]:
+    """The last position and hash, after checking that event's link (`ChainBroken`)."""
+    rows = conn.execute(_LAST_TWO).fetchall()
+    if not rows:
+        return (0, GENESIS)
+    last = rows[0]
+    before = rows[1][7] if len(rows) > 1 and rows[1][0] == last[0] - 1 else None
+    check_link(GENESIS if last[0] == 1 else before, last)
+    return (last[0], last[7])
+
+
+def walk(
+    conn: sqlite3.Connection,
+    *,
+    after: int = 0,
+    previous: str = GENESIS,
+    rebuild: tuple[sqlite3.Connection, Sequence[Projection]] | None = None,
+) -> tuple[int, tuple[int, str], BrokenLink | None, list[Gap]]:
+    """(events, head, first broken link, gaps) over the events after position `after`.
+
+    `previous` is the stored hash at `after`. With `rebuild`, every event is also applied
+    to those projections on that (other) connection, in the same pass. Stream versions
+    are checked for gaps only in a walk from the start.
+    """
+    expected_position, count = after + 1, 0
+    versions: dict[str, int] | None = {} if after == 0 else None
+    broken: BrokenLink | None = None
+    gaps: list[Gap] = []
+    applies = [p.apply for p in rebuild[1]] if rebuild else []
+    rows = conn.execute(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position", (after,)
+    )
+    for position, stream, version, type_, data, recorded_at, key, stored in rows:
+        count += 1
+        if position != expected_position and len(gaps) < MAX_GAPS:
+            gaps.append(Gap(None, expected_position, position))
+        if versions is not None:
+            last = versions.get(stream, 0)
+            if version != last + 1 and len(gaps) < MAX_GAPS:
+                gaps.append(Gap(stream, last + 1, version))
+            versions[stream] = version
+        body = data.encode()
+        if rebuild:
+            record = Record(position, stream, version, type_, body, recorded_at, key, stored)
+            for apply in applies:
+                apply(rebuild[0], record)
+        if broken is None:
+            computed = chain_hash(
+                previous, position, stream, version, type_, body, recorded_at, key
+            )
+            if computed != stored:
+                broken = BrokenLink(position, computed, stored)
+        previous, expected_position = stored, position + 1
+    return count, (expected_position - 1, previous), broken, gaps
+
+
+def full(
+    conn: sqlite3.Connection,
+    projections: Sequence[Projection],
+    sqlite_version: str,
+    anchor: Anchor | None = None,
 ) -> VerifyReport:
-    """Check the ledger (the caller holds a write transaction, so nothing moves)."""
-    conn.execute("SAVEPOINT ledger_verify")
+    """The whole chain, and every projection against a rebuild into a scratch database.
+
+    The caller holds a read snapshot; the rebuild writes only to an in-memory database,
+    so verifying never takes the write lock and never waits for (or blocks) writers.
+    """
+    scratch = sqlite3.connect(":memory:")
     try:
-        stored = snapshot(conn, projections)
-        clear(conn, projections)
-        events, head, broken, gaps = walk(conn, [projection.apply for projection in projections])
-        diffs = compare(stored, snapshot(conn, projections))
+        for projection in projections:
+            projection.create(Database(scratch))
+        events, head, broken, gaps = walk(conn, rebuild=(scratch, projections))
+        diffs = compare(snapshot(conn, projections), snapshot(scratch, projections))
     finally:
-        conn.execute("ROLLBACK TO ledger_verify")
-        conn.execute("RELEASE ledger_verify")
+        scratch.close()
     present = {
         row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
     }
@@ -40,41 +143,57 @@ def run(
         projections=diffs,
         missing_guards=missing,
         sqlite_version=sqlite_version,
-    )
+        last_full=mark(conn, "full"),
+    ).checked_against(anchor, anchor_found(conn, anchor))
 
 
-def walk(
-    conn: sqlite3.Connection, applies: Sequence[Apply] = ()
-) -> tuple[int, tuple[int, str], BrokenLink | None, list[Gap]]:
-    """(events, head, first broken link, gaps) over the whole events table.
-
-    Every event is also handed to `applies` (projections being rebuilt), in one pass.
-    Each hash is recomputed from the row and its predecessor's *stored* hash, so one
-    tampered row breaks one link (the first is reported) instead of every later one.
-    """
-    previous, expected_position, count = GENESIS, 1, 0
-    versions: dict[str, int] = {}
+def since_last(
+    conn: sqlite3.Connection, sqlite_version: str, anchor: Anchor | None = None
+) -> VerifyReport:
+    """The chain from the last verified position to the head (a scrub)."""
+    start = mark(conn, "chain")
+    after, previous = (0, GENESIS) if start is None else (start.position, start.hash)
     broken: BrokenLink | None = None
-    gaps: list[Gap] = []
-    rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY position")
-    for position, stream, version, type_, data, recorded_at, key, stored in rows:
-        count += 1
-        if position != expected_position and len(gaps) < MAX_GAPS:
-            gaps.append(Gap(None, expected_position, position))
-        last = versions.get(stream, 0)
-        if version != last + 1 and len(gaps) < MAX_GAPS:
-            gaps.append(Gap(stream, last + 1, version))
-        versions[stream] = version
-        body = data.encode()
-        if applies:
-            record = Record(position, stream, version, type_, body, recorded_at, key, stored)
-            for apply in applies:
-                apply(conn, record)
-        if broken is None:
-            computed = chain_hash(
-                previous, position, stream, version, type_, body, recorded_at, key
-            )
-            if computed != stored:
-                broken = BrokenLink(position, computed, stored)
-        previous, expected_position = stored, position + 1
-    return count, (expected_position - 1, previous), broken, gaps
+    if start is not None:
+        found = anchor_found(conn, Anchor(start.position, start.hash))
+        if found != start.hash:  # changed, or gone, since it was verified
+            broken = BrokenLink(start.position, start.hash, found or "")
+    events, head, later, gaps = walk(conn, after=after, previous=previous)
+    broken = broken or later
+    return VerifyReport(
+        ok=broken is None and not gaps,
+        events=events,
+        head=head,
+        broken=broken,
+        gaps=gaps,
+        sqlite_version=sqlite_version,
+        full=False,
+        since=after,
+        last_full=mark(conn, "full"),
+    ).checked_against(anchor, anchor_found(conn, anchor))
+
+
+def anchor_found(conn: sqlite3.Connection, anchor: Anchor | None) -> str | None:
+    """The stored hash at the anchor's position (None: no anchor, or no such event)."""
+    if anchor is None:
+        return None
+    row = conn.execute(_PREDECESSOR, (anchor.position,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def mark(conn: sqlite3.Connection, scope: str) -> Mark | None:
+    """The recorded verification of `scope` ("full" or "chain"), if any."""
+    try:
+        row = conn.execute(_MARK, (scope,)).fetchone()
+    except sqlite3.OperationalError:  # a ledger of schema 1, opened read-only
+        return None
+    return None if row is None else Mark(row[0], row[1], row[2])
+
+
+def record(conn: sqlite3.Connection, report: VerifyReport) -> None:
+    """Remember an ok report's head: as the scrub's start, and (if full) the last full check."""
+    position, hash_ = report.head
+    at = now_text()
+    conn.execute(_RECORD, ("chain", position, hash_, at))
+    if report.full:
+        conn.execute(_RECORD, ("full", position, hash_, at))
