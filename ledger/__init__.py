@@ -8,12 +8,15 @@ from __future__ import annotations
 from ledger.codec import GENESIS
 from ledger.errors import (
     AppendOnlyViolation,
+    ChainBroken,
     ConcurrencyError,
     CorruptRecord,
     DiskFull,
     IdempotencyConflict,
     InvalidAppend,
     LedgerError,
+    LockTimeout,
+    MissingLedger,
     NotALedger,
     OpenError,
     ReadOnlyLedger,
@@ -24,24 +27,30 @@ from ledger.errors import (
 from ledger.flows import FlowsProjection
 from ledger.projection import Projection
 from ledger.records import (
+    Anchor,
     Appended,
     BrokenLink,
     FlowRow,
     Gap,
+    Mark,
     ProjectionDiff,
     Record,
     VerifyReport,
 )
 from ledger.schema import SCHEMA_VERSION
+from ledger.sqlite import WAIT_NOTICE
 from ledger.store import WAL_AUTOCHECKPOINT, Ledger, Synchronous
 
 __all__ = [
     "GENESIS",
     "SCHEMA_VERSION",
+    "WAIT_NOTICE",
     "WAL_AUTOCHECKPOINT",
+    "Anchor",
     "AppendOnlyViolation",
     "Appended",
     "BrokenLink",
+    "ChainBroken",
     "ConcurrencyError",
     "CorruptRecord",
     "DiskFull",
@@ -52,6 +61,9 @@ __all__ = [
     "InvalidAppend",
     "Ledger",
     "LedgerError",
+    "LockTimeout",
+    "Mark",
+    "MissingLedger",
     "NotALedger",
     "OpenError",
     "Projection",

@@ -81,3 +81,71 @@ def test_other_packages_import_only_public_names() -> None:
                             f"{path.relative_to(ROOT)} imports {alias.name} from "
                             f"{node.module}, which does not export it"
                         )
+
+
+# Every place the project opens, reads, writes or removes a file itself, and why it can never
+# be a ledger, its `-wal` or its `-shm`. Closing any descriptor of the database file drops every
+# POSIX lock this process holds on it (SQLite's "How To Corrupt", 2.2): another process then
+# deletes the WAL under us and acknowledged writes are lost. So only SQLite touches those files.
+FILE_ACCESS_ALLOWED = {
+    ("ledger/sqlite.py", "WriteLock.__init__"): "the `<ledger>.lock` sidecar, never SQLite's",
+    ("cli/runtime.py", "read_input"): "a webhook body or import document the user names",
+    ("cli/flows.py", "export"): "the export document the user names (--out)",
+    ("cli/demo.py", "run"): "the demo's own export document",
+    ("bench/restart_worker.py", "peak_rss_mb"): "/proc/self/status",
+    ("bench/ledger_bench.py", "raw_writer"): "the plain-SQLite baseline's own file, before use",
+}
+_FILE_CALLS = {"open", "read_bytes", "read_text", "write_bytes", "write_text", "unlink", "fdopen"}
+_OS_FILE_CALLS = {"remove", "rename", "replace", "truncate", "rmtree", "mmap"}  # os./shutil./mmap.
+_OUR_OPENERS = {"Ledger", "Shop", "cls", "super"}  # Ledger.open(...) and friends go through SQLite
+
+
+def file_access_sites() -> dict[tuple[str, str], int]:
+    """(file, enclosing function) -> count of calls that could open or alter a file."""
+    sites: dict[tuple[str, str], int] = {}
+    for package in (*PACKAGES, "bench"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            for scope, node in _calls(tree, ""):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                owner = func.value if isinstance(func, ast.Attribute) else None
+                os_call = isinstance(owner, ast.Name) and owner.id in {"os", "shutil", "mmap"}
+                if name not in _FILE_CALLS and not (os_call and name in _OS_FILE_CALLS):
+                    continue
+                if isinstance(owner, ast.Name) and owner.id in _OUR_OPENERS:
+                    continue
+                key = (str(path.relative_to(ROOT)), scope)
+                sites[key] = sites.get(key, 0) + 1
+    return sites
+
+
+def _calls(node: ast.AST, scope: str) -> list[tuple[str, ast.Call]]:
+    found: list[tuple[str, ast.Call]] = []
+    for child in ast.iter_child_nodes(node):
+        inner = scope
+        if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            inner = f"{scope}.{child.name}" if scope else child.name
+        if isinstance(child, ast.Call):
+            found.append((scope, child))
+        found.extend(_calls(child, inner))
+    return found
+
+
+def test_only_sqlite_opens_the_database_file() -> None:
+    sites = file_access_sites()
+    unexplained = sorted(set(sites) - set(FILE_ACCESS_ALLOWED))
+    assert not unexplained, (
+        f"file access outside SQLite at {unexplained}: if it can never be a ledger, its -wal "
+        "or -shm, add it to FILE_ACCESS_ALLOWED with the reason"
+    )
+    stale = sorted(set(FILE_ACCESS_ALLOWED) - set(sites))
+    assert not stale, f"FILE_ACCESS_ALLOWED lists sites that no longer exist: {stale}"
+
+
+def test_the_file_access_check_sees_a_header_sniff() -> None:
+    """The check above would have caught the `check_header` that lost acknowledged writes."""
+    tree = ast.parse(
+        "def check_header(path):\n    with path.open('rb') as f:\n        return f.read(16)\n"
+    )
+    assert [scope for scope, call in _calls(tree, "") if getattr(call.func, "attr", "") == "open"]
