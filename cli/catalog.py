@@ -54,7 +54,7 @@ def restock(
 @app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List every product with its price and stock (available, reserved, sold)."""
-    with session(ctx) as shop:
+    with session(ctx, "read") as shop:
         rows = shop.products()
     if wants_json(ctx, as_json):
         emit(rows)

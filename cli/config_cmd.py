@@ -32,7 +32,7 @@ def _show(ctx: typer.Context, config: ShopConfig, as_json: bool, changed: bool |
 @app.command("show")
 def show(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Print the settings in force (the defaults until `config set` records some)."""
-    with session(ctx) as shop:
+    with session(ctx, "read") as shop:
         _show(ctx, shop.config, as_json, None)
 
 

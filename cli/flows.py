@@ -39,7 +39,7 @@ Status = Annotated[
 @app.command("list")
 def list_(ctx: typer.Context, status: Status = None, as_json: JsonOption = False) -> None:
     """List flow instances with what they wait for and their next timer."""
-    with session(ctx) as shop:
+    with session(ctx, "read") as shop:
         rows = shop.engine.flows(status)
     if wants_json(ctx, as_json):
         emit(rows)
@@ -70,7 +70,7 @@ class LoggedEvent(msgspec.Struct, frozen=True, kw_only=True):
 @app.command("show")
 def show(ctx: typer.Context, flow_id: FlowId, as_json: JsonOption = False) -> None:
     """Show a flow's state and its replay log, step by step."""
-    with session(ctx) as shop:
+    with session(ctx, "read") as shop:
         state = shop.engine.status(flow_id)
         log = shop.engine.log(flow_id)
         times = inspect_flow.recorded_times(shop, flow_id)
@@ -125,7 +125,7 @@ def why(ctx: typer.Context, flow_id: FlowId, as_json: JsonOption = False) -> Non
     """One screen on a flow: what it waits for and since when, its next timer, inbox
     events not yet applied, its last error, and whether its log replays against the
     current code."""
-    with session(ctx) as shop:
+    with session(ctx, "read") as shop:
         report = inspect_flow.why(shop, flow_id)
     if wants_json(ctx, as_json):
         emit(report)
@@ -177,7 +177,7 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Export flows (all, or one status) with their orders' events as one JSON document."""
-    with session(ctx) as shop:
+    with session(ctx, "read") as shop:
         count = len(shop.engine.flows(status))
         with working(f"exporting {count} flows"):
             document = shop.export_flows(status=status)
@@ -249,7 +249,7 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     Exits 1 if any log diverges, listing each divergence.
     """
     found: list[Divergence] = []
-    with session(ctx) as shop:
+    with session(ctx, "read") as shop:
         ids = [r.flow_id for r in shop.engine.flows() if r.status not in FINISHED]
         for flow_id in progress(ids, "replaying"):
             found.extend(shop.engine.check_replay([flow_id]))

@@ -51,7 +51,7 @@ def tail(
     With --json: one JSON array, or with --follow one JSON object per line.
     """
     as_json = wants_json(ctx, as_json)
-    with session(ctx) as shop:
+    with session(ctx, "read") as shop:
         head = shop.ledger.head()[0]
         records = list(shop.ledger.read_all(after=max(0, head - lines)))
         if as_json and not follow:
@@ -79,7 +79,7 @@ def _show(records: list[Record], as_json: bool, last: int) -> int:
 @app.command("verify")
 def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Walk the hash chain and compare every projection with a rebuild; exit 1 if not ok."""
-    with session(ctx) as shop, working("verifying the ledger"):
+    with session(ctx, "check") as shop, working("verifying the ledger"):
         report = shop.ledger.verify()
     if wants_json(ctx, as_json):
         emit(report)

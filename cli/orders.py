@@ -109,7 +109,7 @@ def cancel(ctx: typer.Context, order_id: OrderId, as_json: JsonOption = False) -
 @app.command("show")
 def show(ctx: typer.Context, order_id: OrderId, as_json: JsonOption = False) -> None:
     """Show an order: status, quote and timeline."""
-    with session(ctx) as shop:
+    with session(ctx, "read") as shop:
         view: OrderView = shop.order(order_id)
     if wants_json(ctx, as_json):
         emit(view)
@@ -127,7 +127,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """List orders, oldest first."""
-    with session(ctx) as shop:
+    with session(ctx, "read") as shop:
         rows = shop.orders(status)
     if wants_json(ctx, as_json):
         emit(rows)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import msgspec
 import typer
@@ -18,6 +18,7 @@ from flowlib import Clock, FlowError, utc_now
 from ledger import LedgerError, ReadOnlyLedger
 
 T = TypeVar("T")
+Access = Literal["write", "read", "check"]
 DOMAIN_ERRORS = (CommerceError, LedgerError, FlowError)
 DEFAULT_DB = "orderflow.db"
 
@@ -63,19 +64,43 @@ def guarded(ctx: typer.Context) -> Iterator[None]:
         fail(str(exc))
 
 
-def open_shop(path: Path, *, clock: Clock = utc_now) -> Shop:
-    """Open the shop at `path`, naming a missing directory as such."""
-    parent = path.absolute().parent
-    if not parent.is_dir():
-        raise ReadOnlyLedger(str(path.absolute()), f"directory {parent} does not exist")
-    return Shop.open(path, clock=clock)
+def open_shop(
+    path: Path, *, clock: Clock = utc_now, access: Access = "write", notify: bool = False
+) -> Shop:
+    """Open the shop at `path` for `access`, naming a missing file or directory as such.
+
+    "read" never creates or writes anything; "check" (verify) needs an existing file and
+    writes only where it can (to record the verification). With `notify`, a write that
+    waits for the lock says so on stderr, naming the holder.
+    """
+    absolute = path.absolute()
+    if access == "write" and not absolute.parent.is_dir():
+        raise ReadOnlyLedger(str(absolute), f"directory {absolute.parent} does not exist")
+    readonly = access == "read" or (access == "check" and not absolute.exists())
+    try:
+        shop = Shop.open(path, clock=clock, readonly=readonly)
+    except ReadOnlyLedger:
+        if access != "check":
+            raise
+        shop = Shop.open(path, clock=clock, readonly=True)  # verify it, without recording
+    if notify:
+        shop.ledger.on_wait = _waiting
+    return shop
+
+
+def _waiting(holder: str) -> None:
+    who = f" (held by {holder})" if holder else ""
+    typer.echo(f"waiting for the ledger's write lock{who}...", err=True)
 
 
 @contextmanager
-def session(ctx: typer.Context) -> Iterator[Shop]:
-    """The shop on the `--db` file for one command, closed afterwards; errors are guarded."""
+def session(ctx: typer.Context, access: Access = "write") -> Iterator[Shop]:
+    """The shop on the `--db` file for one command, closed afterwards; errors are guarded.
+
+    Read commands pass "read": they open read-only, never create a file, and never wait.
+    """
     with guarded(ctx):
-        shop = open_shop(state(ctx).db)
+        shop = open_shop(state(ctx).db, access=access, notify=sys.stderr.isatty())
         try:
             yield shop
         finally:

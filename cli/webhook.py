@@ -111,7 +111,7 @@ def event(
     as_json: JsonOption = False,
 ) -> None:
     """Print a Stripe-shaped event body for an order (the fake provider's), to sign and deliver."""
-    with session(ctx) as shop:
+    with session(ctx, "read") as shop:
         row = shop.order(order_id).order
         livemode = shop.config.livemode
     if row.intent_id is None:

@@ -79,9 +79,21 @@ class Shop:
         provider: PaymentProvider | None = None,
         clock: Clock = utc_now,
         config: ShopConfig | None = None,
+        readonly: bool = False,
+        busy_timeout: float = 60.0,
     ) -> Shop:
-        """Open (or create) the shop's ledger file."""
-        ledger = Ledger.open(path, synchronous=synchronous, projections=[CommerceProjection()])
+        """Open (or create) the shop's ledger file; once per process, for every thread.
+
+        `readonly` never creates or writes anything (a missing file is `MissingLedger`);
+        a write that waits `busy_timeout` seconds for the lock raises `LockTimeout`.
+        """
+        ledger = Ledger.open(
+            path,
+            synchronous=synchronous,
+            projections=[CommerceProjection()],
+            readonly=readonly,
+            busy_timeout=busy_timeout,
+        )
         return cls(ledger, provider=provider, clock=clock, config=config)
 
     def close(self) -> None:

@@ -471,6 +471,8 @@ def _check_path(path: Path, readonly: bool) -> None:
     if path.is_dir():
         raise NotALedger(str(path), "it is a directory")
     if readonly:
+        if not path.parent.is_dir():
+            raise MissingLedger(str(path), f"directory {path.parent} does not exist")
         if not path.exists():
             raise MissingLedger(str(path), "there is no such file (reading never creates one)")
         return

@@ -35,15 +35,51 @@ def test_not_a_database(tmp_path):
 def test_read_only_database_directory(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
-    make_run(CliRunner(), folder / "shop.db")("catalog", "list")  # create it
+    run = make_run(CliRunner(), folder / "shop.db")
+    run("catalog", "add", "MUG", "--name", "Mug", "--price", "1.00", "--currency", "EUR")
     folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
         if os.access(folder, os.W_OK):
             pytest.skip("running as root: a 0o500 directory is still writable")
-        result = make_run(CliRunner(), folder / "shop.db")("catalog", "list", code=1)
+        result = run("catalog", "restock", "MUG", "1", code=1)
         assert "not writable" in error_line(result)
     finally:
         folder.chmod(stat.S_IRWXU)
+
+
+def test_read_commands_work_on_a_read_only_file_and_writes_are_refused(tmp_path):
+    path = tmp_path / "shop.db"
+    run = make_run(CliRunner(), path)
+    run("catalog", "add", "MUG", "--name", "Mug", "--price", "1.00", "--currency", "EUR")
+    path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    try:
+        assert "MUG" in run("catalog", "list").stdout
+        run("order", "list")
+        run("ledger", "tail")
+        assert "ledger ok" in run("ledger", "verify").stdout
+        assert "not writable" in error_line(run("catalog", "restock", "MUG", "1", code=1))
+    finally:
+        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["order", "list"],
+        ["order", "show", "o1"],
+        ["catalog", "list"],
+        ["flows", "list"],
+        ["flows", "why", "o1"],
+        ["ledger", "tail"],
+        ["ledger", "verify"],
+        ["config", "show"],
+    ],
+)
+def test_read_commands_never_create_a_ledger(tmp_path, command):
+    path = tmp_path / "typo.db"
+    line = error_line(make_run(CliRunner(), path)(*command, code=1))
+    assert str(path) in line and "no such file" in line
+    assert list(tmp_path.iterdir()) == []  # no ledger, no lock file, no -wal
 
 
 def test_debug_re_raises(shop_db):
@@ -63,11 +99,15 @@ def test_usage_errors_exit_2(run):
 
 def test_database_from_the_environment(tmp_path, monkeypatch):
     path = tmp_path / "env.db"
-    result = CliRunner().invoke(app, ["catalog", "list"], env={"ORDERFLOW_DB": str(path)})
+    add = ["catalog", "add", "MUG", "--name", "Mug", "--price", "1.00", "--currency", "EUR"]
+    result = CliRunner().invoke(app, add, env={"ORDERFLOW_DB": str(path)})
     assert result.exit_code == 0 and path.exists()
+    result = CliRunner().invoke(app, ["catalog", "list"], env={"ORDERFLOW_DB": str(path)})
+    assert result.exit_code == 0 and "MUG" in result.stdout
 
 
 def test_default_database_in_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["catalog", "list"], env={"ORDERFLOW_DB": None})
+    add = ["catalog", "add", "MUG", "--name", "Mug", "--price", "1.00", "--currency", "EUR"]
+    result = CliRunner().invoke(app, add, env={"ORDERFLOW_DB": None})
     assert result.exit_code == 0 and (tmp_path / "orderflow.db").exists()

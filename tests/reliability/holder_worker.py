@@ -22,9 +22,12 @@ def main(path: str) -> None:
             first.restock("MUG", int(args[0]))
             print("ok", flush=True)
         elif command == "stock":
-            seen = [shop.ledger.db.execute(
-                "SELECT available FROM products WHERE sku = 'MUG'"
-            ).fetchone()[0] for shop in (first, second)]
+            seen = [
+                shop.ledger.db.execute(
+                    "SELECT available FROM products WHERE sku = 'MUG'"
+                ).fetchone()[0]
+                for shop in (first, second)
+            ]
             print(" ".join(map(str, seen)), flush=True)
         elif command == "quit":
             break

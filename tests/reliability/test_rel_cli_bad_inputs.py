@@ -200,6 +200,10 @@ def test_cli_bad_file(tmp_path: Path, make, fragment: str, command: list[str]) -
     make(db)
     before = sha256_file(db)
     result = _cli(db, *command, cwd=tmp_path)
+    if make is _read_only and command[0] == "order":  # reading needs no write access
+        assert result.returncode == 0 and result.stdout == "(none)\n", result.stderr
+        assert sha256_file(db) == before
+        return
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert result.stderr.startswith("error: cannot open ledger") and fragment in result.stderr
     assert "Traceback" not in result.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from commerce import Money, Shop
+from commerce import Shop
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent / "orderflow"

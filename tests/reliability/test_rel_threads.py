@@ -55,7 +55,7 @@ def deliveries(db: Path) -> list[tuple[bytes, str, int]]:
 
 
 def post(port: int, body: bytes, signature: str) -> tuple[int, dict[str, str]]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request("POST", "/webhooks/stripe", body, {"Stripe-Signature": signature})
         response = conn.getresponse()
