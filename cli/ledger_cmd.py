@@ -10,7 +10,7 @@ import typer
 
 from cli import render
 from cli.runtime import JsonOption, emit, session, wants_json, working
-from ledger import Record
+from ledger import Anchor, Record, VerifyReport
 
 app = typer.Typer(help="The append-only event ledger: tail, verify, rebuild.", no_args_is_help=True)
 
@@ -77,31 +77,77 @@ def _show(records: list[Record], as_json: bool, last: int) -> int:
 
 
 @app.command("verify")
-def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Walk the hash chain and compare every projection with a rebuild; exit 1 if not ok."""
+def verify(
+    ctx: typer.Context,
+    since_last: Annotated[
+        bool,
+        typer.Option(
+            "--since-last",
+            help="Only the chain after the last verified position (a scrub): fast on any size.",
+        ),
+    ] = False,
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            metavar="POSITION:HASH",
+            help="A head noted earlier outside this file (as printed here): it must still be "
+            "in the chain. Catches lost trailing events, e.g. a deleted -wal.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Walk the hash chain and compare every projection with a rebuild; exit 1 if not ok.
+
+    Example: orderflow ledger verify --expect-head 1200:3f2a...e9
+    """
+    try:
+        anchor = Anchor.parse(expect_head) if expect_head is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--expect-head") from exc
     with session(ctx, "check") as shop, working("verifying the ledger"):
-        report = shop.ledger.verify()
+        ledger = shop.ledger
+        report = (
+            ledger.scrub(expect_head=anchor) if since_last else ledger.verify(expect_head=anchor)
+        )
     if wants_json(ctx, as_json):
         emit(report)
     else:
-        typer.echo(
-            f"ledger {'ok' if report.ok else 'NOT OK'}: {report.events} events, "
-            f"head {report.head[0]} {report.head[1][:16]}, SQLite {report.sqlite_version}"
-        )
-        if report.broken:
-            typer.echo(f"  broken hash chain at position {report.broken.position}")
-        for gap in report.gaps:
-            where = f"stream {gap.stream}" if gap.stream else "positions"
-            typer.echo(f"  gap in {where}: expected {gap.expected}, found {gap.found}")
-        for diff in report.projections:
-            typer.echo(
-                f"  projection {diff.projection} table {diff.table}: "
-                f"{diff.missing} missing, {diff.unexpected} unexpected rows"
-            )
-        for guard in report.missing_guards:
-            typer.echo(f"  missing append-only guard {guard}")
+        _print_report(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _print_report(report: VerifyReport) -> None:
+    scope = f"events after {report.since}" if not report.full else "events"
+    typer.echo(
+        f"ledger {'ok' if report.ok else 'NOT OK'}: {report.events} {scope}, "
+        f"head {report.head[0]}:{report.head[1]}, SQLite {report.sqlite_version}"
+    )
+    last = report.last_full
+    typer.echo(
+        f"  last full verification: {render.age(last.at)} ago, up to position {last.position}"
+        if last
+        else "  last full verification: never"
+    )
+    if report.broken:
+        typer.echo(f"  broken hash chain at position {report.broken.position}")
+    for gap in report.gaps:
+        where = f"stream {gap.stream}" if gap.stream else "positions"
+        typer.echo(f"  gap in {where}: expected {gap.expected}, found {gap.found}")
+    for diff in report.projections:
+        typer.echo(
+            f"  projection {diff.projection} table {diff.table}: "
+            f"{diff.missing} missing, {diff.unexpected} unexpected rows"
+        )
+    for guard in report.missing_guards:
+        typer.echo(f"  missing append-only guard {guard}")
+    if report.anchor and report.anchor_found != report.anchor.hash:
+        found = "no event there" if report.anchor_found is None else "a different hash"
+        typer.echo(
+            f"  expected head {report.anchor.position} not in the chain ({found}): "
+            "events were lost or rewritten"
+        )
 
 
 @app.command("rebuild")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -33,6 +33,17 @@ def when(value: datetime | str | None) -> str:
         return "-"
     text = value.isoformat() if isinstance(value, datetime) else value
     return text[:19].replace("T", " ") + ("Z" if text.endswith(("Z", "+00:00")) else "")
+
+
+def age(at: str, now: datetime | None = None) -> str:
+    """How long ago the ISO instant `at` was, in its largest whole unit ("3 days")."""
+    then = datetime.fromisoformat(at)
+    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
