@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from commerce.errors import InvalidConfig
+from commerce.limits import MAX_PAYMENT_TIMEOUT, MIN_PAYMENT_TIMEOUT
 from commerce.pricing import check_rate
 from ledger import Ledger
 
@@ -21,8 +22,15 @@ class ShopConfig(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         check_rate(self.tax_rate_bp)
         timeout = self.payment_timeout_seconds
-        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-            raise InvalidConfig("payment_timeout_seconds", timeout, "must be whole seconds >= 1")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int)
+            or not MIN_PAYMENT_TIMEOUT <= timeout <= MAX_PAYMENT_TIMEOUT
+        ):
+            bounds = f"{MIN_PAYMENT_TIMEOUT}..{MAX_PAYMENT_TIMEOUT}"
+            raise InvalidConfig(
+                "payment_timeout_seconds", timeout, f"must be whole seconds in {bounds}"
+            )
 
 
 class ShopConfigured(msgspec.Struct, frozen=True, kw_only=True, tag=True):

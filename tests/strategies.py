@@ -18,7 +18,7 @@ COMMON_CURRENCIES = ("EUR", "USD", "GBP", "JPY", "KRW", "BHD", "KWD", "TND")
 currencies = st.sampled_from(COMMON_CURRENCIES)
 any_currency = st.sampled_from(sorted(EXPONENTS))
 skus = st.from_regex(r"[A-Z][A-Z0-9-]{0,7}", fullmatch=True)
-tax_rates_bp = st.integers(min_value=0, max_value=30_000)
+tax_rates_bp = st.integers(min_value=0, max_value=10_000)  # MAX_TAX_RATE_BP: 100%
 
 
 def money(
