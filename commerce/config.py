@@ -43,15 +43,29 @@ _decode = msgspec.json.Decoder(ShopConfigured).decode
 
 
 def recorded_config(ledger: Ledger) -> ShopConfig | None:
-    """The settings last recorded in the ledger, if any."""
+    """The settings last recorded in the ledger, if any.
+
+    Settings recorded before today's bounds that fall outside them are an `InvalidConfig`
+    (`Shop.open(path, config=...)` still opens the file, to `configure` new ones).
+    """
     records = ledger.records(CONFIG_STREAM)
-    return _decode(records[-1].data).config if records else None
+    if not records:
+        return None
+    try:
+        return _decode(records[-1].data).config
+    except msgspec.ValidationError as exc:
+        where = f"recorded at position {records[-1].position}"
+        raise InvalidConfig("the shop settings", where, str(exc)) from exc
 
 
 def record_config(ledger: Ledger, config: ShopConfig) -> bool:
     """Record `config` as the shop's settings; False if they were already in force."""
     with ledger.transaction():
-        if recorded_config(ledger) == config:
+        try:
+            current = recorded_config(ledger)
+        except InvalidConfig:
+            current = None  # recorded out of today's bounds: these replace them
+        if current == config:
             return False
         ledger.append(CONFIG_STREAM, [ShopConfigured(config=config)])
     return True

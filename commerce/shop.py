@@ -103,7 +103,8 @@ class Shop:
         if not sku.strip() or not name.strip():
             raise InvalidOrder("a product needs a non-empty SKU and name")
         if not 0 <= price.amount <= MAX_PRICE:
-            raise InvalidMoney(str(price), price.currency, f"a unit price must be 0..{MAX_PRICE}")
+            highest = Money(MAX_PRICE, price.currency)
+            raise InvalidMoney(str(price), price.currency, f"a unit price is 0 to {highest}")
         _check_quantity(sku, stock, allow_zero=True)
         with self.ledger.transaction():
             if self._product_exists(sku):
