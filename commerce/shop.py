@@ -25,7 +25,7 @@ from commerce.events import CouponAdded, ProductAdded, Restocked, StockLine
 from commerce.flows import ORDER_FLOW
 from commerce.handlers import OrderHandlers
 from commerce.limits import MAX_PRICE, MAX_QUANTITY, MAX_STOCK
-from commerce.money import Money
+from commerce.money import Money, check_amount
 from commerce.payments import FakeProvider, PaymentProvider
 from commerce.pricing import Coupon
 from commerce.projections import CommerceProjection
@@ -213,10 +213,13 @@ class Shop:
     ) -> SettleResult:
         """Record a payment for the order directly (trusted callers: no signature)."""
         row = views.order_row(self.ledger, order_id)
+        paid = row.total if amount is None else check_amount(amount, row.currency)
+        if paid < 0:
+            raise InvalidMoney(amount, row.currency, "a payment cannot be negative")
         return self._direct(
             row,
             SUCCEEDED,
-            amount if amount is not None else row.total,
+            paid,
             event_id or f"direct:{order_id}",
             "",
         )

@@ -79,3 +79,31 @@ def test_the_payment_timeout_case_end_to_end(tmp_path: Path, orderflow_bin: Path
     (mug,) = json.loads(run("--json", "catalog", "list"))
     assert (mug["available"], mug["reserved"]) == (10, 0)
     assert "ok" in run("ledger", "verify")
+
+
+LONG = "9" * 5000  # past what Python's int() will even parse by default (4300 digits)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [*COUPON, "--percent-off", LONG],
+        [*COUPON, "--amount-off", LONG, "--currency", "EUR"],
+        [*ADD, "--price", LONG],
+        [*ADD, "--price", "1", "--stock", LONG],
+        ["catalog", "restock", "MUG", LONG],
+        ["order", "start", "--item", f"MUG={LONG}"],
+        ["config", "set", "--tax-rate-bp", LONG],
+        ["config", "set", "--payment-timeout", LONG],
+    ],
+    ids=["percent-off", "amount-off", "price", "stock", "restock", "quantity", "tax", "timeout"],
+)
+def test_numbers_too_long_to_parse_are_refused_without_a_traceback(
+    shop_db: Run, db: Path, args: list[str]
+) -> None:
+    before = head(db)
+    result = shop_db(*args, code=None)
+    assert result.exit_code in (1, 2), (result.exit_code, result.exception)
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.stderr and len(result.stderr) < 2000
+    assert head(db) == before

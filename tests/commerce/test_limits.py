@@ -34,6 +34,11 @@ from commerce.config import CONFIG_STREAM
 HUGE = 10**30  # past every bound, and past SQLite's 64-bit integers
 
 
+def _order(shop: Shop) -> str:
+    """The id of an order awaiting payment (started before the ledger is compared)."""
+    return shop.orders("awaiting_payment")[0].order_id
+
+
 @pytest.mark.parametrize(
     ("action", "error", "fragment"),
     [
@@ -46,13 +51,17 @@ HUGE = 10**30  # past every bound, and past SQLite's 64-bit integers
         (lambda s: s.add_product("B", "B", Money(HUGE // 10**12, "JPY")), InvalidMoney, "99999999"),
         (lambda s: s.add_product("B", "B", Money(-1, "EUR")), InvalidMoney, "a unit price is 0 to"),
         (lambda s: s.configure(ShopConfig(tax_rate_bp=HUGE)), InvalidTaxRate, "0..10000"),
+        (lambda s: s.settle(_order(s), amount=HUGE), InvalidMoney, "beyond the supported range"),
+        (lambda s: s.settle(_order(s), amount=-5), InvalidMoney, "a payment cannot be negative"),
     ],
     ids=["line-quantity", "line-quantity-huge", "restock-huge", "restock-past-max-stock",
-         "opening-stock-huge", "price", "price-huge", "price-negative", "tax-rate"],
+         "opening-stock-huge", "price", "price-huge", "price-negative", "tax-rate",
+         "settle-huge", "settle-negative"],
 )  # fmt: skip
 def test_past_a_bound_is_typed_and_writes_nothing(
     stocked: Shop, action: Callable[[Shop], Any], error: type[Exception], fragment: str
 ) -> None:
+    stocked.start_order([("TEE", 1)], order_id="o1")
     with unchanged(stocked), pytest.raises(error) as caught:
         action(stocked)
     assert fragment in str(caught.value)
