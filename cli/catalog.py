@@ -106,4 +106,10 @@ def _basis_points(percent: str | None) -> int | None:
         raise typer.BadParameter(
             f"{percent!r} is not a percentage like 10 or 12.5", param_hint="--percent-off"
         )
-    return int(whole) * 100 + int(frac.ljust(2, "0") or 0)
+    try:
+        return int(whole) * 100 + int(frac.ljust(2, "0") or 0)
+    except ValueError as exc:  # more digits than int() reads (4300): as click says for ints
+        raise typer.BadParameter(
+            f"{percent[:20]!r}... ({len(percent)} characters) is not a percentage",
+            param_hint="--percent-off",
+        ) from exc

@@ -8,7 +8,7 @@ import msgspec
 import typer
 
 from cli.runtime import JsonOption, emit, session, wants_json
-from commerce import ShopConfig
+from commerce import MAX_PAYMENT_TIMEOUT, MAX_TAX_RATE_BP, MIN_PAYMENT_TIMEOUT, ShopConfig
 
 app = typer.Typer(
     help="The shop's settings (test or live mode, tax, payment timeout), kept in the ledger.",
@@ -41,11 +41,18 @@ def set_(
     ctx: typer.Context,
     tax_rate_bp: Annotated[
         int | None,
-        typer.Option("--tax-rate-bp", min=0, help="Exclusive tax in basis points (2000 = 20%)."),
+        typer.Option(
+            "--tax-rate-bp",
+            help=f"Exclusive tax in basis points, 0..{MAX_TAX_RATE_BP} (2000 = 20%).",
+        ),
     ] = None,
     payment_timeout: Annotated[
         int | None,
-        typer.Option("--payment-timeout", min=1, help="Seconds an order may wait for payment."),
+        typer.Option(
+            "--payment-timeout",
+            help="Seconds an order may wait for payment, "
+            f"{MIN_PAYMENT_TIMEOUT}..{MAX_PAYMENT_TIMEOUT} (30 days).",
+        ),
     ] = None,
     live: Annotated[
         bool | None,

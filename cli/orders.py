@@ -22,7 +22,8 @@ def parse_item(text: str) -> tuple[str, int]:
     except ValueError:
         quantity = None
     if not sep or not sku or quantity is None:
-        raise typer.BadParameter(f"{text!r} is not SKU=QTY (e.g. MUG=2)", param_hint="--item")
+        shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text)} characters)"
+        raise typer.BadParameter(f"{shown} is not SKU=QTY (e.g. MUG=2)", param_hint="--item")
     return sku, quantity
 
 

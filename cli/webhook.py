@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cli import render
-from cli.runtime import JsonOption, emit, fail, read_input, session, wants_json
-from commerce import FakeProvider, PaymentIntent, sign
+from cli.runtime import JsonOption, emit, fail, guarded, read_input, session, wants_json
+from commerce import MAX_BODY, BodyTooLarge, FakeProvider, PaymentIntent, sign
 
 SECRET_ENV = "ORDERFLOW_WEBHOOK_SECRET"
 app = typer.Typer(
@@ -50,6 +52,23 @@ def _secret(secret: str | None) -> str:
     return secret
 
 
+def read_delivery(source: str) -> bytes:
+    """FILE's bytes, or stdin's for "-", never reading past `MAX_BODY` + 1 (`BodyTooLarge`)."""
+    if source == "-":
+        body = sys.stdin.buffer.read(MAX_BODY + 1)
+    else:
+        try:
+            with Path(source).open("rb") as file:
+                body = file.read(MAX_BODY + 1)
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot read {source}: {exc.strerror}", param_hint="FILE"
+            ) from exc
+    if len(body) > MAX_BODY:
+        raise BodyTooLarge(len(body), MAX_BODY, at_least=True)
+    return body
+
+
 @app.command("deliver")
 def deliver(
     ctx: typer.Context,
@@ -66,10 +85,11 @@ def deliver(
     """Verify and settle one webhook delivery, exactly as a web handler would.
 
     Every answer exits 0, including "already settled" and "ignored"; a bad signature or
-    a malformed event exits 1.
+    a malformed event exits 1. At most the body cap plus one byte is read.
     """
     key = _secret(secret)
-    body = read_input(source)
+    with guarded(ctx):
+        body = read_delivery(source)
     with session(ctx) as shop:
         result = shop.settle_webhook(body, signature, secret=key, tolerance=tolerance)
     if wants_json(ctx, as_json):

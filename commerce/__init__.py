@@ -38,6 +38,16 @@ from commerce.errors import (
     UnknownProduct,
     provider_error,
 )
+from commerce.limits import (
+    MAX_BODY,
+    MAX_JSON_DEPTH,
+    MAX_PAYMENT_TIMEOUT,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MAX_STOCK,
+    MAX_TAX_RATE_BP,
+    MIN_PAYMENT_TIMEOUT,
+)
 from commerce.money import Money, format_money, from_major, parse_money, to_major
 from commerce.payments import FakeProvider, PaymentIntent, PaymentProvider, Refund
 from commerce.pricing import Coupon, Line, Quote, QuoteLine, TaxRate, quote
@@ -55,6 +65,14 @@ from commerce.views import OrderRow, OrderView, ProductRow, TimelineEntry
 from commerce.webhooks import Settler, SettleResult
 
 __all__ = [
+    "MAX_BODY",
+    "MAX_JSON_DEPTH",
+    "MAX_PAYMENT_TIMEOUT",
+    "MAX_PRICE",
+    "MAX_QUANTITY",
+    "MAX_STOCK",
+    "MAX_TAX_RATE_BP",
+    "MIN_PAYMENT_TIMEOUT",
     "AnyStripeEvent",
     "BadSignature",
     "BodyTooLarge",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from commerce.errors import InvalidConfig
+from commerce.limits import MAX_PAYMENT_TIMEOUT, MIN_PAYMENT_TIMEOUT
 from commerce.pricing import check_rate
 from ledger import Ledger
 
@@ -21,8 +22,15 @@ class ShopConfig(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         check_rate(self.tax_rate_bp)
         timeout = self.payment_timeout_seconds
-        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-            raise InvalidConfig("payment_timeout_seconds", timeout, "must be whole seconds >= 1")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int)
+            or not MIN_PAYMENT_TIMEOUT <= timeout <= MAX_PAYMENT_TIMEOUT
+        ):
+            bounds = f"{MIN_PAYMENT_TIMEOUT}..{MAX_PAYMENT_TIMEOUT}"
+            raise InvalidConfig(
+                "payment_timeout_seconds", timeout, f"must be whole seconds in {bounds}"
+            )
 
 
 class ShopConfigured(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -35,15 +43,29 @@ _decode = msgspec.json.Decoder(ShopConfigured).decode
 
 
 def recorded_config(ledger: Ledger) -> ShopConfig | None:
-    """The settings last recorded in the ledger, if any."""
+    """The settings last recorded in the ledger, if any.
+
+    Settings recorded before today's bounds that fall outside them are an `InvalidConfig`
+    (`Shop.open(path, config=...)` still opens the file, to `configure` new ones).
+    """
     records = ledger.records(CONFIG_STREAM)
-    return _decode(records[-1].data).config if records else None
+    if not records:
+        return None
+    try:
+        return _decode(records[-1].data).config
+    except msgspec.ValidationError as exc:
+        where = f"recorded at position {records[-1].position}"
+        raise InvalidConfig("the shop settings", where, str(exc)) from exc
 
 
 def record_config(ledger: Ledger, config: ShopConfig) -> bool:
     """Record `config` as the shop's settings; False if they were already in force."""
     with ledger.transaction():
-        if recorded_config(ledger) == config:
+        try:
+            current = recorded_config(ledger)
+        except InvalidConfig:
+            current = None  # recorded out of today's bounds: these replace them
+        if current == config:
             return False
         ledger.append(CONFIG_STREAM, [ShopConfigured(config=config)])
     return True

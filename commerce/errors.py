@@ -8,11 +8,11 @@ CommerceError
  + CurrencyMismatch       two currencies met where one was required
  + InvalidOrder           an order's lines cannot be quoted
     + EmptyOrder          no lines
-    + InvalidQuantity     quantity zero, negative or not an integer
+    + InvalidQuantity     a quantity or stock level not a whole number within its bounds
     + DuplicateSku        the same SKU on several lines (rejected, never merged)
  + CouponRejected         unknown, expired, below minimum, wrong currency, badly defined
- + InvalidTaxRate         a tax rate that is not a whole number of basis points >= 0
- + InvalidConfig          shop settings that cannot work (a payment timeout under a second)
+ + InvalidTaxRate         a tax rate that is not whole basis points in 0..MAX_TAX_RATE_BP
+ + InvalidConfig          shop settings that cannot work (a payment timeout out of bounds)
  + UnknownProduct         no such SKU in the catalog
  + OutOfStock             one or more SKUs short: (sku, wanted, available) each
  + UnknownOrder           no order with that id
@@ -48,15 +48,18 @@ class CommerceError(Exception):
     """Root of every error commerce raises."""
 
 
+def _shown(value: object) -> str:
+    """`repr(value)`, cut short when long (a user's number may have thousands of digits)."""
+    shown = repr(value)
+    return f"{shown[:50]}... ({len(shown)} chars)" if len(shown) > 60 else shown
+
+
 class InvalidMoney(CommerceError, ValueError):
     """An amount that cannot be read as exact minor units of its currency."""
 
     def __init__(self, value: object, currency: str, reason: str) -> None:
         self.value, self.currency, self.reason = value, currency, reason
-        shown = repr(value)
-        if len(shown) > 60:
-            shown = f"{shown[:50]}... ({len(shown)} chars)"
-        super().__init__(f"invalid {currency} amount {shown}: {reason}")
+        super().__init__(f"invalid {currency} amount {_shown(value)}: {reason}")
 
 
 class FloatNotAllowed(InvalidMoney, TypeError):
@@ -98,11 +101,13 @@ class EmptyOrder(InvalidOrder):
 
 
 class InvalidQuantity(InvalidOrder):
-    """A quantity that is zero, negative or not an integer."""
+    """A quantity that is not a whole number within its bounds (`commerce.limits`)."""
 
-    def __init__(self, sku: str, quantity: object) -> None:
-        self.sku, self.quantity = sku, quantity
-        super().__init__(f"invalid quantity {quantity!r} for {sku!r}: need a whole number >= 1")
+    def __init__(
+        self, sku: str, quantity: object, reason: str = "need a whole number >= 1"
+    ) -> None:
+        self.sku, self.quantity, self.reason = sku, quantity, reason
+        super().__init__(f"invalid quantity {_shown(quantity)} for {sku!r}: {reason}")
 
 
 class DuplicateSku(InvalidOrder):
@@ -123,11 +128,13 @@ class CouponRejected(CommerceError, ValueError):
 
 
 class InvalidTaxRate(CommerceError, ValueError):
-    """A tax rate that is not a whole number of basis points >= 0."""
+    """A tax rate that is not whole basis points within the bounds."""
 
-    def __init__(self, rate_bp: object) -> None:
-        self.rate_bp = rate_bp
-        super().__init__(f"invalid tax rate {rate_bp!r}: need whole basis points >= 0")
+    def __init__(self, rate_bp: object, maximum: int) -> None:
+        self.rate_bp, self.maximum = rate_bp, maximum
+        super().__init__(
+            f"invalid tax rate {_shown(rate_bp)}: need whole basis points in 0..{maximum}"
+        )
 
 
 class InvalidConfig(CommerceError, ValueError):
@@ -135,7 +142,7 @@ class InvalidConfig(CommerceError, ValueError):
 
     def __init__(self, setting: str, value: object, reason: str) -> None:
         self.setting, self.value, self.reason = setting, value, reason
-        super().__init__(f"{setting} {value!r}: {reason}")
+        super().__init__(f"{setting} {_shown(value)}: {reason}")
 
 
 class UnknownProduct(CommerceError):
@@ -226,11 +233,16 @@ class MalformedEvent(CommerceError):
 
 
 class BodyTooLarge(CommerceError):
-    """A webhook body over the size limit, rejected before parsing."""
+    """A webhook body over the size limit, rejected before parsing.
 
-    def __init__(self, size: int, limit: int) -> None:
-        self.size, self.limit = size, limit
-        super().__init__(f"webhook body is {size} bytes, over the {limit}-byte limit")
+    `at_least` says `size` is only what was read before giving up (a stream is never read
+    past the limit), not the whole body.
+    """
+
+    def __init__(self, size: int, limit: int, *, at_least: bool = False) -> None:
+        self.size, self.limit, self.at_least = size, limit, at_least
+        shown = f"at least {size}" if at_least else f"{size}"
+        super().__init__(f"webhook body is {shown} bytes, over the {limit}-byte limit")
 
 
 class ProviderError(CommerceError, StepFailed):

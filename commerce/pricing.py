@@ -31,7 +31,8 @@ from commerce.errors import (
     InvalidQuantity,
     InvalidTaxRate,
 )
-from commerce.money import Money, check_amount, exponent
+from commerce.limits import MAX_TAX_RATE_BP
+from commerce.money import MAX_AMOUNT, Money, check_amount, exponent
 
 BP_SCALE = 10_000
 """Basis points in one whole: 10000 bp = 100%."""
@@ -105,8 +106,8 @@ def _coupon_problem(c: Coupon) -> str | None:
         exponent(c.currency)
     for name in ("amount_off", "min_subtotal"):
         value = getattr(c, name)
-        if value is not None and (not _whole(value) or value < 0):
-            return f"{name} must be whole minor units >= 0"
+        if value is not None and (not _whole(value) or not 0 <= value <= MAX_AMOUNT):
+            return f"{name} must be whole minor units in 0..{MAX_AMOUNT}"
     if c.expires_at is not None and c.expires_at.utcoffset() is None:
         return "expires_at must be timezone-aware"
     return None
@@ -123,9 +124,9 @@ class TaxRate(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check_rate(rate_bp: int) -> int:
-    """`rate_bp` if it is whole basis points >= 0, else `InvalidTaxRate`."""
-    if isinstance(rate_bp, bool) or not isinstance(rate_bp, int) or rate_bp < 0:
-        raise InvalidTaxRate(rate_bp)
+    """`rate_bp` if it is whole basis points in 0..`MAX_TAX_RATE_BP`, else `InvalidTaxRate`."""
+    if not _whole(rate_bp) or not 0 <= rate_bp <= MAX_TAX_RATE_BP:
+        raise InvalidTaxRate(rate_bp, MAX_TAX_RATE_BP)
     return rate_bp
 
 

@@ -15,6 +15,7 @@ from commerce.config import ShopConfig, record_config, recorded_config
 from commerce.errors import (
     DuplicateSku,
     EmptyOrder,
+    InvalidMoney,
     InvalidOrder,
     InvalidQuantity,
     InvalidTransition,
@@ -23,7 +24,8 @@ from commerce.errors import (
 from commerce.events import CouponAdded, ProductAdded, Restocked, StockLine
 from commerce.flows import ORDER_FLOW
 from commerce.handlers import OrderHandlers
-from commerce.money import Money
+from commerce.limits import MAX_PRICE, MAX_QUANTITY, MAX_STOCK
+from commerce.money import Money, check_amount
 from commerce.payments import FakeProvider, PaymentProvider
 from commerce.pricing import Coupon
 from commerce.projections import CommerceProjection
@@ -112,6 +114,9 @@ class Shop:
         """Add `sku` to the catalog at `price`, with `stock` units available."""
         if not sku.strip() or not name.strip():
             raise InvalidOrder("a product needs a non-empty SKU and name")
+        if not 0 <= price.amount <= MAX_PRICE:
+            highest = Money(MAX_PRICE, price.currency)
+            raise InvalidMoney(str(price), price.currency, f"a unit price is 0 to {highest}")
         _check_quantity(sku, stock, allow_zero=True)
         with self.ledger.transaction():
             if self._product_exists(sku):
@@ -128,8 +133,7 @@ class Shop:
         """Add `quantity` units of `sku`."""
         _check_quantity(sku, quantity)
         with self.ledger.transaction():
-            if not self._product_exists(sku):
-                raise UnknownProduct(sku)
+            _check_stock(sku, quantity, self._held(sku))
             self.ledger.append(f"sku:{sku}", [Restocked(sku=sku, quantity=quantity)])
         return views.product(self.ledger, sku)
 
@@ -146,6 +150,15 @@ class Shop:
             self.ledger.db.execute("SELECT 1 FROM products WHERE sku = ?", (sku,)).fetchone()
             is not None
         )
+
+    def _held(self, sku: str) -> int:
+        """The units of `sku` the shop holds (available and reserved); `UnknownProduct`."""
+        row = self.ledger.db.execute(
+            "SELECT available + reserved FROM products WHERE sku = ?", (sku,)
+        ).fetchone()
+        if row is None:
+            raise UnknownProduct(sku)
+        return int(row[0])
 
     # -- orders ------------------------------------------------------------------------
 
@@ -212,10 +225,13 @@ class Shop:
     ) -> SettleResult:
         """Record a payment for the order directly (trusted callers: no signature)."""
         row = views.order_row(self.ledger, order_id)
+        paid = row.total if amount is None else check_amount(amount, row.currency)
+        if paid < 0:
+            raise InvalidMoney(amount, row.currency, "a payment cannot be negative")
         return self._direct(
             row,
             SUCCEEDED,
-            amount if amount is not None else row.total,
+            paid,
             event_id or f"direct:{order_id}",
             "",
         )
@@ -276,13 +292,20 @@ class Shop:
 
 
 def _check_quantity(sku: str, quantity: object, *, allow_zero: bool = False) -> int:
+    least = 0 if allow_zero else 1
     if (
         isinstance(quantity, bool)
         or not isinstance(quantity, int)
-        or quantity < (0 if allow_zero else 1)
+        or not least <= quantity <= MAX_QUANTITY
     ):
-        raise InvalidQuantity(sku, quantity)
+        raise InvalidQuantity(sku, quantity, f"need a whole number in {least}..{MAX_QUANTITY}")
     return quantity
+
+
+def _check_stock(sku: str, quantity: int, held: int) -> None:
+    if held + quantity > MAX_STOCK:
+        reason = f"{sku} would hold {held + quantity} units, over the limit of {MAX_STOCK}"
+        raise InvalidQuantity(sku, quantity, reason)
 
 
 def _lines(items: Sequence[tuple[str, int]]) -> list[StockLine]:

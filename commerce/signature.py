@@ -1,9 +1,10 @@
 """Stripe-style webhook signatures: `t=<unix>,v1=<hex HMAC-SHA256 of "t." + body>`.
 
 `verify` works on the raw body bytes, exactly as received, and decides before any JSON is
-parsed. It accepts several `v1` entries (Stripe sends two while a secret is being rolled),
-ignores other schemes (`v0`), compares in constant time, and then checks the timestamp
-against the tolerance both ways (a clock ahead of ours is as suspect as a replay).
+parsed; a body over `MAX_BODY` is refused before it is hashed. It accepts several `v1`
+entries (Stripe sends two while a secret is being rolled), ignores other schemes (`v0`),
+compares in constant time, and then checks the timestamp against the tolerance both ways
+(a clock ahead of ours is as suspect as a replay).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from commerce.bodies import check_size
 from commerce.errors import (
     SignatureExpired,
     SignatureMalformed,
@@ -32,8 +34,9 @@ def _bytes(body: bytes) -> bytes:
 def _digest(body: bytes, secret: str, timestamp: int) -> str:
     if not isinstance(secret, str) or not secret:
         raise ValueError("the webhook signing secret must be non-empty text")
-    payload = f"{timestamp}.".encode() + _bytes(body)
-    return hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode(), hashlib.sha256)
+    mac.update(_bytes(body))
+    return mac.hexdigest()
 
 
 def sign(body: bytes, secret: str, timestamp: int) -> str:
@@ -87,11 +90,13 @@ def verify(
     """Check `header` signs `body` with `secret` within `tolerance` seconds of `now`.
 
     Returns the signed timestamp. Raises a `BadSignature` subclass: `SignatureMissing`,
-    `SignatureMalformed`, `SignatureMismatch` or `SignatureExpired`.
+    `SignatureMalformed`, `SignatureMismatch` or `SignatureExpired`; and `BodyTooLarge`
+    for a body over `MAX_BODY`, before hashing it.
     """
     if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
         raise ValueError(f"tolerance must be whole seconds >= 0, got {tolerance!r}")
     timestamp, signatures = parse_header(header)
+    check_size(body)
     expected = _digest(body, secret, timestamp).encode()
     matched = False
     for candidate in signatures:

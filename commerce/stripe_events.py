@@ -19,11 +19,10 @@ from typing import Annotated, TypedDict
 
 import msgspec
 
-from commerce.errors import BodyTooLarge, MalformedEvent, UnknownCurrency
+from commerce.bodies import check_body
+from commerce.errors import MalformedEvent, UnknownCurrency
+from commerce.limits import MAX_BODY as MAX_BODY  # re-exported: where it used to live
 from commerce.money import MAX_AMOUNT, Money, normalise_currency
-
-MAX_BODY = 1024 * 1024
-"""The largest webhook body accepted, in bytes (1 MiB; Stripe's are a few KiB)."""
 
 _Id = Annotated[str, msgspec.Meta(min_length=1)]
 _IntentId = Annotated[str, msgspec.Meta(pattern="^pi_[A-Za-z0-9_]+$")]
@@ -204,12 +203,12 @@ def decode_event(body: bytes) -> AnyStripeEvent:
     """Decode a webhook body (raw bytes) into the fields commerce needs.
 
     Raises `BodyTooLarge` before parsing a body over `MAX_BODY`, and `MalformedEvent`
-    (naming the field) for invalid JSON, missing fields and wrong types.
+    (naming the field) for invalid JSON, missing fields and wrong types, and for a body
+    that is not strict JSON (`commerce.bodies.check_body`).
     """
     if not isinstance(body, bytes | bytearray | memoryview):
         raise TypeError(f"the body must be raw bytes, not {type(body).__name__}")
-    if len(body) > MAX_BODY:
-        raise BodyTooLarge(len(body), MAX_BODY)
+    check_body(body)
     try:
         head = _head.decode(body)
         if head.type.startswith("payment_intent."):

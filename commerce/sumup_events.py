@@ -14,9 +14,9 @@ from typing import TypeVar
 
 import msgspec
 
-from commerce.errors import BodyTooLarge, InvalidMoney, MalformedEvent, UnknownCurrency
+from commerce.bodies import check_body
+from commerce.errors import InvalidMoney, MalformedEvent, UnknownCurrency
 from commerce.money import Money, from_major
-from commerce.stripe_events import MAX_BODY
 
 LEGACY_TYPE = "CHECKOUT_STATUS_CHANGED"
 T = TypeVar("T")
@@ -68,8 +68,7 @@ class _Checkout(msgspec.Struct, frozen=True):
 
 
 def _decode(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
-    if len(body) > MAX_BODY:
-        raise BodyTooLarge(len(body), MAX_BODY)
+    check_body(body)
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:

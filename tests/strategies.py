@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ COMMON_CURRENCIES = ("EUR", "USD", "GBP", "JPY", "KRW", "BHD", "KWD", "TND")
 currencies = st.sampled_from(COMMON_CURRENCIES)
 any_currency = st.sampled_from(sorted(EXPONENTS))
 skus = st.from_regex(r"[A-Z][A-Z0-9-]{0,7}", fullmatch=True)
-tax_rates_bp = st.integers(min_value=0, max_value=30_000)
+tax_rates_bp = st.integers(min_value=0, max_value=10_000)  # MAX_TAX_RATE_BP: 100%
 
 
 def money(
@@ -98,3 +99,98 @@ def deliveries(
     tick: st.SearchStrategy[tuple[str, ...]] = st.just(("tick",))
     item = st.one_of(delivery, delivery, delivery, tick)  # ticks are rarer
     return st.lists(item, max_size=max_size)
+
+
+# -- mutated webhook bodies (tests/commerce/test_bodies_fuzz.py) --------------------------
+
+INVALID_UTF8 = (b"\xff", b"\x80", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82", b"\xf4\x90\x80\x80")
+"""A stray byte, a lone continuation byte, an overlong, a surrogate, a cut-short sequence,
+and a code point past U+10FFFF."""
+
+
+JsonPath = tuple[str | int, ...]
+
+
+def _objects(node: object, path: JsonPath = ()) -> list[JsonPath]:
+    """The path (keys and indexes) of every object in a decoded JSON document."""
+    if isinstance(node, list):
+        return [found for i, item in enumerate(node) for found in _objects(item, (*path, i))]
+    if not isinstance(node, dict):
+        return []
+    found = [path]
+    for key, value in node.items():
+        found += _objects(value, (*path, key))
+    return found
+
+
+def _append(obj: bytes, member: bytes) -> bytes:
+    """The JSON object text `obj` with the raw `"key":value` text `member` added last."""
+    inner = obj.rstrip()[:-1]
+    return inner + (b"," if inner.rstrip() != b"{" else b"") + member + b"}"
+
+
+def add_member(body: bytes, path: JsonPath, member: bytes) -> bytes:
+    """`body` with the raw JSON text `member` added to the object at `path`."""
+    if not path:
+        return _append(body, member)
+    doc = json.loads(body)
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    spliced = _append(json.dumps(parent[path[-1]]).encode(), member)
+    parent[path[-1]] = "\x00INNER\x00"
+    return json.dumps(doc).encode().replace(b'"\\u0000INNER\\u0000"', spliced)
+
+
+@st.composite
+def _structural(draw: st.DrawFn, body: bytes) -> bytes:
+    """One change made through the JSON structure, at any object of the (pristine) body."""
+    doc = json.loads(body)
+    paths = _objects(doc)
+    if not paths:
+        return body
+    path = draw(st.sampled_from(paths))
+    node = doc
+    for key in path:
+        node = node[key]
+    kind = draw(st.sampled_from(("none", "utf8", "deep", "duplicate", "extra")))
+    if kind == "utf8":  # inside a string nobody reads
+        member = b'"note":"caf' + draw(st.sampled_from(INVALID_UTF8)) + b'"'
+    elif kind == "deep":
+        depth = draw(st.integers(1, 3000))
+        member = b'"deep":' + b"[" * depth + b"]" * depth
+    elif kind == "duplicate" and node:
+        key = draw(st.sampled_from(sorted(node)))
+        value = draw(st.sampled_from([node[key], "evt_other", 1, None]))
+        member = json.dumps(key).encode() + b":" + json.dumps(value).encode()
+    elif kind == "extra":
+        member = b'"extra":{"ok":[1,"\\u00e9"]}'  # harmless: the body still settles
+    else:
+        return body
+    return add_member(body, path, member)
+
+
+@st.composite
+def _bytewise(draw: st.DrawFn, body: bytes) -> bytes:
+    """One change to the bytes: a flip, a cut, or invalid UTF-8 inserted anywhere."""
+    at = draw(st.integers(0, max(len(body) - 1, 0)))
+    kind = draw(st.sampled_from(("flip", "truncate", "utf8")))
+    if kind == "flip" and body:
+        return body[:at] + bytes([body[at] ^ draw(st.integers(1, 255))]) + body[at + 1 :]
+    if kind == "truncate":
+        return body[:at]
+    return body[:at] + draw(st.sampled_from(INVALID_UTF8)) + body[at:]
+
+
+def mutated(body: bytes) -> st.SearchStrategy[bytes]:
+    """`body` changed once through its structure (invalid UTF-8 in an unused string, deep
+    nesting, a repeated key in any object, a harmless field, or nothing), then 0-2 times
+    byte by byte (flips, truncation, invalid UTF-8 anywhere)."""
+
+    def bytewise(current: bytes, steps: int) -> st.SearchStrategy[bytes]:
+        result = st.just(current)
+        for _ in range(steps):
+            result = result.flatmap(_bytewise)
+        return result
+
+    return st.tuples(_structural(body), st.integers(0, 2)).flatmap(lambda t: bytewise(*t))

@@ -90,6 +90,7 @@ def test_other_packages_import_only_public_names() -> None:
 FILE_ACCESS_ALLOWED = {
     ("ledger/sqlite.py", "WriteLock.__init__"): "the `<ledger>.lock` sidecar, never SQLite's",
     ("cli/runtime.py", "read_input"): "a webhook body or import document the user names",
+    ("cli/webhook.py", "read_delivery"): "a webhook body the user names (cap + 1 bytes)",
     ("cli/flows.py", "export"): "the export document the user names (--out)",
     ("cli/demo.py", "run"): "the demo's own export document",
     ("bench/restart_worker.py", "peak_rss_mb"): "/proc/self/status",

@@ -33,6 +33,16 @@ def test_live_mode_refuses_test_mode_webhooks(shop_db, as_json, tmp_path):
     assert as_json(*deliver)["outcome"] == "settled"
 
 
-def test_bad_settings_are_usage_errors(shop_db):
-    assert "--payment-timeout" in shop_db("config", "set", "--payment-timeout", "0", code=2).stderr
-    assert "--tax-rate-bp" in shop_db("config", "set", "--tax-rate-bp", "-5", code=2).stderr
+def test_settings_out_of_bounds_are_refused_with_one_line(shop_db, as_json):
+    cases = {
+        ("--payment-timeout", "0"): "payment_timeout_seconds 0: must be whole seconds in 1..",
+        ("--payment-timeout", "2592001"): "in 1..2592000",
+        ("--payment-timeout", "999999999999"): "payment_timeout_seconds 999999999999",
+        ("--tax-rate-bp", "-5"): "invalid tax rate -5: need whole basis points in 0..10000",
+        ("--tax-rate-bp", "10001"): "invalid tax rate 10001",
+        ("--tax-rate-bp", "9" * 30): "need whole basis points in 0..10000",
+    }
+    for args, fragment in cases.items():
+        assert fragment in error_line(shop_db("config", "set", *args, code=1))
+    assert as_json("config", "show")["config"]["payment_timeout_seconds"] == 1800  # unchanged
+    assert shop_db("config", "set", "--tax-rate-bp", "abc", code=2).exit_code == 2  # not a number
