@@ -135,7 +135,9 @@ class _Waiter:
 
     def slice(self) -> float:
         """How long one blocking attempt may take before the next `tick`."""
-        return WAIT_NOTICE / 4
+        if self.deadline is None:
+            return WAIT_NOTICE / 4
+        return max(0.0, min(WAIT_NOTICE / 4, self.deadline - time.monotonic()))
 
     def pause(self) -> float:
         """The next pause between polls: doubling to 1 ms (a quick hand-over), 10 ms later."""

@@ -20,6 +20,7 @@ from ledger.errors import (
     ChainBroken,
     ConcurrencyError,
     CorruptRecord,
+    LockTimeout,
     MissingLedger,
     NotALedger,
     OpenError,
@@ -176,8 +177,7 @@ class Ledger:
         for _, session in sessions[:-1]:
             session.close()
         if sessions:
-            with self._lock:
-                sessions[-1][1].close()
+            _close_last(sessions[-1][1], self._lock)
         self._lock.close()
 
     def __enter__(self) -> Self:
@@ -396,9 +396,23 @@ class Ledger:
         return report
 
     def _remember(self, report: VerifyReport) -> None:
-        if report.ok and not self.readonly and report.events:
-            with self.transaction():
-                self._s.guarded(verify.record, self._s.conn, report)
+        """Record an ok report if the write lock is free now: checking never waits."""
+        if not report.ok or self.readonly or not report.events:
+            return
+        session = self._s
+        if session.depth:
+            session.guarded(verify.record, session.conn, report)
+            return
+        try:
+            session.begin(timeout=0.0)
+        except LockTimeout:
+            return  # a writer is busy; the next check records it
+        try:
+            session.guarded(verify.record, session.conn, report)
+        except BaseException as exc:
+            session.finish(exc)
+            raise
+        session.finish(None)
 
     def rebuild(self) -> int:
         """Regenerate every projection table from the events; returns the events applied.
@@ -459,6 +473,24 @@ class Ledger:
             for apply in self._applies:
                 apply(conn, record)
         return Appended(stream, first, len(rows), version)
+
+
+def _close_last(session: Session, lock: WriteLock) -> None:
+    """Close this ledger's last connection, under the write lock if it is free.
+
+    The last connection to the file anywhere checkpoints as it closes, so that runs
+    under the lock. If another process holds the lock it has the file open, so SQLite
+    does not checkpoint on this close, and waiting for it would only delay a reader.
+    """
+    try:
+        lock.acquire(timeout=0.0)
+    except LockTimeout:
+        session.close()
+        return
+    try:
+        session.close()
+    finally:
+        lock.release()
 
 
 def _check_tip(session: Session) -> None:

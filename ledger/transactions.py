@@ -113,20 +113,24 @@ class Session:
                 raise
             raise typed from exc
 
-    def begin(self) -> None:
-        """Lock, `BEGIN IMMEDIATE`, and keep the cached tip only if no one else committed."""
+    def begin(self, timeout: float | None = None) -> None:
+        """Lock, `BEGIN IMMEDIATE`, and keep the cached tip only if no one else committed.
+
+        Waits at most `timeout` seconds (default: the busy timeout), else `LockTimeout`.
+        """
         if self.readonly:
             raise ReadOnlyLedger(self.path, "it was opened read-only")
         started = time.monotonic()
-        self.lock.acquire(self.busy_timeout, self.on_wait)
+        timeout = self.busy_timeout if timeout is None else timeout
+        self.lock.acquire(timeout, self.on_wait)
         try:
-            self._begin_immediate(started)
+            self._begin_immediate(started, timeout)
             seen = self.guarded(self.conn.execute, "PRAGMA data_version").fetchone()[0]
             if seen != self._seen or len(self.versions) > _MAX_CACHED_STREAMS:
                 self.forget()
-                self._seen = seen
                 if self.check_tip is not None:
                     self.check_tip(self)
+                self._seen = seen  # only once the tip passed: a broken one is checked again
         except BaseException:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
@@ -134,7 +138,7 @@ class Session:
             raise
         self.depth = 1
 
-    def _begin_immediate(self, started: float) -> None:
+    def _begin_immediate(self, started: float, timeout: float) -> None:
         """`BEGIN IMMEDIATE`, waiting out a writer outside orderflow (it holds no lock of ours)."""
         told = False
         while True:
@@ -148,7 +152,7 @@ class Session:
                         raise
                     raise typed from exc
                 waited = time.monotonic() - started
-                if waited >= self.busy_timeout:
+                if waited >= timeout:
                     holder = "a connection outside orderflow"
                     raise LockTimeout(self.path, waited, holder) from exc
                 if not told and self.on_wait is not None and waited >= WAIT_NOTICE:

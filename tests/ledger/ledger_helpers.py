@@ -71,3 +71,21 @@ def file_digest(path: Path) -> str:
 def raw(path: Path) -> sqlite3.Connection:
     """A plain sqlite3 connection (autocommit), as a tamperer would use."""
     return sqlite3.connect(path, isolation_level=None)
+
+
+def tamper(path: Path, *statements: str, keep_guards: bool = False) -> None:
+    """Change the file behind the ledger's back (through SQLite), as an attacker would.
+
+    The append-only triggers are dropped first (and put back with `keep_guards`, so only
+    the hash chain can tell).
+    """
+    conn = raw(path)
+    guards = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    conn.execute("DROP TRIGGER IF EXISTS events_refuse_update")
+    conn.execute("DROP TRIGGER IF EXISTS events_refuse_delete")
+    for statement in statements:
+        conn.execute(statement)
+    if keep_guards:
+        for (sql,) in guards:
+            conn.execute(sql)
+    conn.close()

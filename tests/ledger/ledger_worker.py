@@ -4,6 +4,8 @@
   stream (shared ones retried on ConcurrencyError), then print "done".
 - `race PATH STREAM`: read the stream's version, print "ready", wait for a line on stdin,
   append with that expected version, print "won" or "conflict".
+- `hold PATH`: open a write transaction (taking the write lock), append one event, print
+  "holding", and commit only when a line arrives on stdin.
 - `loop PATH`: start flows and append their steps forever (FULL sync), printing
   "acked POSITION STREAM VERSION" after each commit; killed with SIGKILL by the test.
 """
@@ -82,11 +84,20 @@ def loop(path: str) -> None:
             n += 1
 
 
+def hold(path: str) -> None:
+    with Ledger.open(path) as ledger, ledger.transaction():
+        ledger.append("held", [Deposited("held", 1)])
+        print("holding", flush=True)
+        sys.stdin.readline()
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "spread":
         spread(args[0], args[1], int(args[2]))
     elif mode == "race":
         race(args[0], args[1])
+    elif mode == "hold":
+        hold(args[0])
     else:
         loop(args[0])

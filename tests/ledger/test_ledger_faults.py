@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ledger_helpers import Deposited, raw, state
+from ledger_helpers import Deposited, raw, state, tamper
 
 from ledger import AppendOnlyViolation, BrokenLink, DiskFull, Gap, Ledger
 from ledger.codec import chain_hash
@@ -65,15 +65,6 @@ def test_disk_full_inside_a_transaction_rolls_it_all_back(ledger: Ledger) -> Non
     assert ledger.verify().ok
 
 
-def _tamper(path: Path, *statements: str) -> None:
-    conn = raw(path)
-    conn.execute("DROP TRIGGER events_refuse_update")
-    conn.execute("DROP TRIGGER events_refuse_delete")
-    for statement in statements:
-        conn.execute(statement)
-    conn.close()
-
-
 def _seed(path: Path) -> None:
     with Ledger.open(path) as ledger:
         for n in range(5):
@@ -90,7 +81,7 @@ def test_clean_ledger_verifies(path: Path) -> None:
 
 def test_changed_body_is_the_first_broken_link(path: Path) -> None:
     _seed(path)
-    _tamper(path, """UPDATE events SET data = replace(data, '"amount":3', '"amount":300')""")
+    tamper(path, """UPDATE events SET data = replace(data, '"amount":3', '"amount":300')""")
     with Ledger.open(path) as ledger:
         report = ledger.verify()
     assert not report.ok
@@ -109,7 +100,7 @@ def test_changed_body_with_rehashed_row_breaks_the_next_link(path: Path) -> None
     (_, _, _, _, _, _, _, previous), (position, stream, version, type_, data, at, key, _) = rows
     forged_data = data.replace('"amount":3', '"amount":300')
     forged = chain_hash(previous, position, stream, version, type_, forged_data.encode(), at, key)
-    _tamper(path, f"UPDATE events SET data = '{forged_data}', hash = '{forged}' WHERE position = 4")
+    tamper(path, f"UPDATE events SET data = '{forged_data}', hash = '{forged}' WHERE position = 4")
     with Ledger.open(path) as ledger:
         report = ledger.verify()
     assert report.broken is not None and report.broken.position == 5
@@ -117,7 +108,7 @@ def test_changed_body_with_rehashed_row_breaks_the_next_link(path: Path) -> None
 
 def test_deleted_event_shows_as_gaps(path: Path) -> None:
     _seed(path)
-    _tamper(path, "DELETE FROM events WHERE position = 3")
+    tamper(path, "DELETE FROM events WHERE position = 3")
     with Ledger.open(path) as ledger:
         report = ledger.verify()
     assert not report.ok and report.events == 4
