@@ -11,7 +11,8 @@ from cli.runtime import JsonOption, emit, session, wants_json
 from commerce import ShopConfig
 
 app = typer.Typer(
-    help="The shop's settings (test or live mode, tax, payment timeout), kept in the ledger.",
+    help="The shop's settings (test or live mode, tax, payment and review timeouts), kept in "
+    "the ledger.",
     no_args_is_help=True,
 )
 
@@ -27,6 +28,7 @@ def _show(ctx: typer.Context, config: ShopConfig, as_json: bool, changed: bool |
         f"tax rate         {config.tax_rate_bp / 100:g}% ({config.tax_rate_bp} bp, exclusive)"
     )
     typer.echo(f"payment timeout  {config.payment_timeout_seconds} s")
+    typer.echo(f"review timeout   {config.review_timeout_seconds} s (then held payments refund)")
 
 
 @app.command("show")
@@ -47,6 +49,10 @@ def set_(
         int | None,
         typer.Option("--payment-timeout", min=1, help="Seconds an order may wait for payment."),
     ] = None,
+    review_timeout: Annotated[
+        int | None,
+        typer.Option("--review-timeout", min=1, help="Seconds a payment may stay held for review."),
+    ] = None,
     live: Annotated[
         bool | None,
         typer.Option("--live/--test", help="Accept live-mode or test-mode provider events."),
@@ -64,6 +70,8 @@ def set_(
             changes["tax_rate_bp"] = tax_rate_bp
         if payment_timeout is not None:
             changes["payment_timeout_seconds"] = payment_timeout
+        if review_timeout is not None:
+            changes["review_timeout_seconds"] = review_timeout
         if live is not None:
             changes["livemode"] = live
         config = msgspec.structs.replace(shop.config, **changes)

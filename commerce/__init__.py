@@ -25,6 +25,7 @@ from commerce.errors import (
     InvalidTransition,
     LiveModeMismatch,
     MalformedEvent,
+    OrderConflict,
     OutOfStock,
     ProviderError,
     ProviderUnavailable,
@@ -46,20 +47,32 @@ from commerce.signature import sign, verify
 from commerce.stripe_events import (
     AnyStripeEvent,
     ChargeRefunded,
+    ChargeSucceeded,
+    CheckoutCompleted,
     IgnoredEvent,
     IntentEvent,
     StripeEvent,
     decode_event,
 )
-from commerce.views import OrderRow, OrderView, ProductRow, TimelineEntry
+from commerce.views import (
+    ORDER_STATUSES,
+    OrderRow,
+    OrderView,
+    ParkedEvent,
+    ProductRow,
+    TimelineEntry,
+)
 from commerce.webhooks import Settler, SettleResult
 
 __all__ = [
+    "ORDER_STATUSES",
     "AnyStripeEvent",
     "BadSignature",
     "BodyTooLarge",
     "CardDeclined",
     "ChargeRefunded",
+    "ChargeSucceeded",
+    "CheckoutCompleted",
     "CommerceError",
     "Coupon",
     "CouponRejected",
@@ -81,9 +94,11 @@ __all__ = [
     "LiveModeMismatch",
     "MalformedEvent",
     "Money",
+    "OrderConflict",
     "OrderRow",
     "OrderView",
     "OutOfStock",
+    "ParkedEvent",
     "PaymentIntent",
     "PaymentProvider",
     "ProductRow",

@@ -12,17 +12,20 @@ CONFIG_STREAM = "shop:config"
 
 
 class ShopConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Live or test mode, the exclusive tax rate, and how long an order may wait for payment."""
+    """Live or test mode, the exclusive tax rate, how long an order may wait for payment,
+    and how long a payment may stay held for review before it is refunded."""
 
     livemode: bool = False
     tax_rate_bp: int = 0
     payment_timeout_seconds: int = 1800
+    review_timeout_seconds: int = 14 * 24 * 3600
 
     def __post_init__(self) -> None:
         check_rate(self.tax_rate_bp)
-        timeout = self.payment_timeout_seconds
-        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-            raise InvalidConfig("payment_timeout_seconds", timeout, "must be whole seconds >= 1")
+        for setting in ("payment_timeout_seconds", "review_timeout_seconds"):
+            timeout = getattr(self, setting)
+            if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+                raise InvalidConfig(setting, timeout, "must be whole seconds >= 1")
 
 
 class ShopConfigured(msgspec.Struct, frozen=True, kw_only=True, tag=True):

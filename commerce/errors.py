@@ -10,6 +10,7 @@ CommerceError
     + EmptyOrder          no lines
     + InvalidQuantity     quantity zero, negative or not an integer
     + DuplicateSku        the same SKU on several lines (rejected, never merged)
+    + OrderConflict       an order id already used for other lines
  + CouponRejected         unknown, expired, below minimum, wrong currency, badly defined
  + InvalidTaxRate         a tax rate that is not a whole number of basis points >= 0
  + InvalidConfig          shop settings that cannot work (a payment timeout under a second)
@@ -164,11 +165,21 @@ class UnknownOrder(CommerceError):
 
 
 class InvalidTransition(CommerceError):
-    """An order cannot move from its current state by this event or command."""
+    """An order (or the `subject` named) cannot move from its state by this event or command."""
 
-    def __init__(self, order_id: str, state: str, action: str) -> None:
+    def __init__(self, order_id: str, state: str, action: str, *, subject: str = "order") -> None:
         self.order_id, self.state, self.action = order_id, state, action
-        super().__init__(f"order {order_id!r} is {state}: cannot {action}")
+        super().__init__(f"{subject} {order_id!r} is {state}: cannot {action}")
+
+
+class OrderConflict(InvalidOrder):
+    """An order id that exists already with other lines (or coupon); the old order stands."""
+
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+        super().__init__(
+            f"order {order_id!r} exists with other lines: choose another id, or repeat the same"
+        )
 
 
 class LiveModeMismatch(CommerceError):

@@ -10,11 +10,15 @@ def test_settings_are_recorded_and_used_by_later_commands(shop_db, as_json):
         "livemode": False,
         "tax_rate_bp": 0,
         "payment_timeout_seconds": 1800,
+        "review_timeout_seconds": 14 * 24 * 3600,
     }
     recorded = as_json("config", "set", "--tax-rate-bp", "2000", "--payment-timeout", "600")
     assert recorded["changed"] is True and recorded["config"]["tax_rate_bp"] == 2000
     assert as_json("config", "set", "--tax-rate-bp", "2000")["changed"] is False
     assert as_json("config", "show")["config"]["payment_timeout_seconds"] == 600  # kept
+    assert (
+        as_json("config", "set", "--review-timeout", "60")["config"]["review_timeout_seconds"] == 60
+    )
     view = as_json("order", "start", "--item", "MUG=2", "--order-id", "o1")
     assert (view["quote"]["subtotal"], view["quote"]["tax"]) == (2500, 500)
     text = shop_db("config", "show").stdout
@@ -36,3 +40,4 @@ def test_live_mode_refuses_test_mode_webhooks(shop_db, as_json, tmp_path):
 def test_bad_settings_are_usage_errors(shop_db):
     assert "--payment-timeout" in shop_db("config", "set", "--payment-timeout", "0", code=2).stderr
     assert "--tax-rate-bp" in shop_db("config", "set", "--tax-rate-bp", "-5", code=2).stderr
+    assert "--review-timeout" in shop_db("config", "set", "--review-timeout", "0", code=2).stderr
