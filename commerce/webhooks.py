@@ -306,7 +306,7 @@ class Settler:
             return self._supersede(
                 order_id, event.event_id, event.event_type, event.intent_id, why, "ignored"
             )
-        full = event.amount_refunded >= amount
+        full = event.fully_refunded or event.amount_refunded >= amount  # the charge, or all
         recorded = RefundRecorded(
             order_id=order_id,
             intent_id=event.intent_id or "",
