@@ -283,7 +283,7 @@ class ShopMachine(RuleBasedStateMachine):
         if forgery == "secret":
             header = sign(body, "whsec_wrong", self.clock.unix)
         elif forgery == "tamper":
-            body = body.replace(b'"amount":', b'"amount":1', 1)
+            body = body.replace(b"{", b"{ ", 1)  # any change to the signed bytes
         elif forgery == "missing":
             header = None
         else:
