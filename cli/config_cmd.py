@@ -8,10 +8,17 @@ import msgspec
 import typer
 
 from cli.runtime import JsonOption, emit, session, wants_json
-from commerce import MAX_PAYMENT_TIMEOUT, MAX_TAX_RATE_BP, MIN_PAYMENT_TIMEOUT, ShopConfig
+from commerce import (
+    MAX_PAYMENT_TIMEOUT,
+    MAX_REVIEW_TIMEOUT,
+    MAX_TAX_RATE_BP,
+    MIN_PAYMENT_TIMEOUT,
+    ShopConfig,
+)
 
 app = typer.Typer(
-    help="The shop's settings (test or live mode, tax, payment timeout), kept in the ledger.",
+    help="The shop's settings (test or live mode, tax, payment and review timeouts), kept in "
+    "the ledger.",
     no_args_is_help=True,
 )
 
@@ -27,6 +34,7 @@ def _show(ctx: typer.Context, config: ShopConfig, as_json: bool, changed: bool |
         f"tax rate         {config.tax_rate_bp / 100:g}% ({config.tax_rate_bp} bp, exclusive)"
     )
     typer.echo(f"payment timeout  {config.payment_timeout_seconds} s")
+    typer.echo(f"review timeout   {config.review_timeout_seconds} s (then held payments refund)")
 
 
 @app.command("show")
@@ -54,6 +62,14 @@ def set_(
             f"{MIN_PAYMENT_TIMEOUT}..{MAX_PAYMENT_TIMEOUT} (30 days).",
         ),
     ] = None,
+    review_timeout: Annotated[
+        int | None,
+        typer.Option(
+            "--review-timeout",
+            help="Seconds a payment may stay held for review before it is refunded, "
+            f"{MIN_PAYMENT_TIMEOUT}..{MAX_REVIEW_TIMEOUT} (180 days).",
+        ),
+    ] = None,
     live: Annotated[
         bool | None,
         typer.Option("--live/--test", help="Accept live-mode or test-mode provider events."),
@@ -71,6 +87,8 @@ def set_(
             changes["tax_rate_bp"] = tax_rate_bp
         if payment_timeout is not None:
             changes["payment_timeout_seconds"] = payment_timeout
+        if review_timeout is not None:
+            changes["review_timeout_seconds"] = review_timeout
         if live is not None:
             changes["livemode"] = live
         config = msgspec.structs.replace(shop.config, **changes)

@@ -161,21 +161,22 @@ def first_shop(shop: Shop, clock: SimulatedClock, story: Story) -> tuple[list[st
 
 def second_shop(
     shop: Shop, clock: SimulatedClock, story: Story, document: bytes, survivor: str
-) -> None:
-    """Import the export into the fresh file and pay the survivor there."""
+) -> str:
+    """Import the export into the fresh file and pay the survivor there; the import's receipt."""
     story.step("6. a fresh database: import, then pay the survivor there")
     report = shop.import_flows(document)
     story.doc["imported"] = report
-    story.say(f"imported {', '.join(report.imported) or 'nothing'}")
+    story.say(f"imported {', '.join(report.imported) or 'nothing'} (receipt {report.receipt})")
     row = shop.order(survivor).order
     body, header = signed(row, PAID, f"evt_demo_{survivor}_paid", clock())
     deliver(shop, story, body, header, "C's payment in the new file")
+    return report.receipt
 
 
-def finish_move(shop: Shop, story: Story, document: bytes, survivor: str) -> None:
-    """Retire the moved flow in the first file, so only the second one acts on it."""
+def finish_move(shop: Shop, story: Story, document: bytes, survivor: str, receipt: str) -> None:
+    """Retire the moved flow in the first file (with the import's receipt as proof)."""
     story.step("7. finish the move: retire the survivor in the first file")
-    retired = shop.retire_moved(document)
+    retired = shop.retire_moved(document, receipt=receipt)
     story.doc["retired"] = retired
     status = shop.order(survivor).order.status
     story.say(f"retired {', '.join(retired) or 'nothing'}: in the first file it is now {status}")
@@ -206,11 +207,11 @@ def run(db: Path | None, story: Story) -> bool:
         ids, document = first_shop(shop, clock, story)
         export.write_bytes(document)
     with open_shop(second, clock=clock) as shop:
-        second_shop(shop, clock, story, document, ids[2])
+        receipt = second_shop(shop, clock, story, document, ids[2])
         moved = (str(second), shop.order(ids[2]))
         report_second = shop.ledger.verify()
     with open_shop(first, clock=clock) as shop:
-        finish_move(shop, story, document, ids[2])
+        finish_move(shop, story, document, ids[2], receipt)
         views = [(str(first), shop.order(order_id)) for order_id in ids[:2]] + [moved]
         report_first = shop.ledger.verify()
     timelines(story, views)

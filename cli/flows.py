@@ -27,11 +27,21 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 FlowId = Annotated[str, typer.Argument(help="The flow's id (an order's flow has the order's id).")]
+FLOW_STATUSES = ("running", "waiting", "completed", "failed", "cancelled", "stuck", "moved")
+
+
+def _check_status(value: str | None) -> str | None:
+    if value is not None and value not in FLOW_STATUSES:
+        raise typer.BadParameter(f"unknown status {value!r} (known: {', '.join(FLOW_STATUSES)})")
+    return value
+
+
 Status = Annotated[
     str | None,
     typer.Option(
         "--status",
-        help="Only this status: running, waiting, completed, failed, cancelled or stuck.",
+        help="Only this status: running, waiting, completed, failed, cancelled, stuck or moved.",
+        callback=_check_status,
     ),
 ]
 
@@ -213,6 +223,7 @@ def import_(
     typer.echo(f"imported {len(report.imported)} flow(s), {len(report.unchanged)} already there")
     for flow_id in report.imported:
         typer.echo(f"  + {flow_id}")
+    typer.echo(f"receipt {report.receipt}  (give it to `flows retire --receipt` in the source)")
 
 
 @app.command("retire")
@@ -222,24 +233,96 @@ def retire(
         str,
         typer.Argument(metavar="FILE", help="The document the flows were exported in, or -."),
     ],
+    receipt: Annotated[
+        str | None,
+        typer.Option("--receipt", help="The receipt `flows import` printed on the other side."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Retire without a receipt (you checked the import).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and list what would be retired; write nothing.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Finish a move: end here the flows a document moved, once they were imported elsewhere.
 
-    A move is `flows export FILE` here, `flows import FILE` on the other database, then
-    `flows retire FILE` here: the moved orders become `moved`, the stock they held leaves
-    this database with them, and their webhooks are ignored here. Refused, with nothing
+    A move is `flows export FILE` here, `flows import FILE` on the other database (it
+    prints a receipt), then `flows retire FILE --receipt R` here: the moved orders become
+    `moved`, the stock they held leaves this database with them, and their webhooks are
+    ignored here. Without --receipt it is refused unless --force. Refused, with nothing
     written, if any of them changed here since the export. Repeating it changes nothing.
     """
     document = read_input(source)
     with session(ctx) as shop, working("retiring moved flows"):
-        retired = shop.retire_moved(document)
+        retired = shop.retire_moved(document, receipt=receipt, force=force, dry_run=dry_run)
     if wants_json(ctx, as_json):
-        emit({"retired": retired})
+        emit({"retired": retired, "dry_run": dry_run} if dry_run else {"retired": retired})
         return
-    typer.echo(f"retired {len(retired)} moved flow(s)")
+    verb = "would retire" if dry_run else "retired"
+    typer.echo(f"{verb} {len(retired)} moved flow(s)")
     for flow_id in retired:
         typer.echo(f"  - {flow_id}")
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    flow_id: Annotated[str | None, typer.Argument(help="The stuck flow's id.")] = None,
+    all_stuck: Annotated[bool, typer.Option("--all-stuck", help="Every stuck flow.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """After a code fix: replay stuck flows against the installed code and continue them.
+
+    Each one's parked payments are applied (or refunded, or held for review). Exits 1 if
+    any still diverges (it stays stuck, nothing written for it).
+    """
+    if (flow_id is None) == (not all_stuck):
+        raise typer.BadParameter("give a flow id or --all-stuck (not both)")
+    with session(ctx) as shop:
+        ids = [flow_id] if flow_id else [r.flow_id for r in shop.engine.flows("stuck")]
+        outcomes = [inspect_flow.resume(shop, i) for i in ids]
+    if wants_json(ctx, as_json):
+        emit({"resumed": outcomes})
+    else:
+        _print_resumed(outcomes)
+    if any(o.error for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _print_resumed(outcomes: list[inspect_flow.Resumed]) -> None:
+    if not outcomes:
+        typer.echo("no stuck flows")
+    for o in outcomes:
+        if o.error:
+            typer.echo(f"STILL STUCK {o.flow_id}: {o.error}")
+            continue
+        typer.echo(f"resumed {o.flow_id}: {o.status}")
+        for r in o.applied:
+            typer.echo(f"  parked {r.event_id}: {r.outcome.replace('_', ' ')}: {r.reason}")
+
+
+@app.command("parked")
+def parked(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List payment events recorded but not yet applied to any order's flow."""
+    with session(ctx) as shop:
+        rows = shop.parked()
+    if wants_json(ctx, as_json):
+        emit(rows)
+        return
+    render.table(
+        ["EVENT", "TYPE", "ORDER", "INTENT", "PAYMENT"],
+        [
+            (
+                r.event_id,
+                r.event_type or "-",
+                r.order_id or "-",
+                r.intent_id,
+                render.summary(msgspec.to_builtins(r.notice), r.notice.currency),
+            )
+            for r in rows
+        ],
+    )
 
 
 @app.command("check")

@@ -7,7 +7,8 @@ from typing import Any
 
 import msgspec
 
-from commerce import Shop, UnknownOrder
+from commerce import SettleResult, Shop, UnknownOrder
+from flowlib import NondeterminismError
 from flowlib import stream_of as flow_stream
 
 
@@ -38,6 +39,24 @@ class Why(msgspec.Struct, frozen=True, kw_only=True):
     divergence: str | None
     order_status: str | None
     last_payment_failure: str | None = None
+
+
+class Resumed(msgspec.Struct, frozen=True, kw_only=True):
+    """What `flows resume` did for one flow: its status and the parked events applied."""
+
+    flow_id: str
+    status: str
+    applied: list[SettleResult] = []
+    error: str | None = None
+
+
+def resume(shop: Shop, flow_id: str) -> Resumed:
+    """Resume one stuck flow; a flow that still diverges is reported, not raised."""
+    try:
+        state, applied = shop.resume_flow(flow_id)
+    except NondeterminismError as exc:
+        return Resumed(flow_id=flow_id, status="stuck", error=str(exc))
+    return Resumed(flow_id=flow_id, status=state.status, applied=applied)
 
 
 def recorded_times(shop: Shop, flow_id: str) -> list[str]:

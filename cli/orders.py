@@ -8,10 +8,18 @@ import typer
 
 from cli import render
 from cli.runtime import JsonOption, emit, session, wants_json
-from commerce import OrderView, parse_money
+from commerce import ORDER_STATUSES, OrderView, parse_money
 
-app = typer.Typer(help="Start, settle and inspect orders.", no_args_is_help=True)
+app = typer.Typer(help="Start, settle, review and inspect orders.", no_args_is_help=True)
 OrderId = Annotated[str, typer.Argument(help="The order's id (ord_...).")]
+
+
+def check_status(value: str | None) -> str | None:
+    """An order status, or a usage error naming the known ones."""
+    if value is not None and value not in ORDER_STATUSES:
+        known = ", ".join(ORDER_STATUSES)
+        raise typer.BadParameter(f"unknown status {value!r} (known: {known})")
+    return value
 
 
 def parse_item(text: str) -> tuple[str, int]:
@@ -98,13 +106,47 @@ def fail(
 
 @app.command("cancel")
 def cancel(ctx: typer.Context, order_id: OrderId, as_json: JsonOption = False) -> None:
-    """Cancel an order still awaiting payment; its stock is released."""
+    """Cancel an order still awaiting payment; its stock is released.
+
+    Cancelling a cancelled order again exits 0 and says so.
+    """
     with session(ctx) as shop:
+        already = shop.order(order_id).order.status == "cancelled"
         view = shop.cancel_order(order_id)
     if wants_json(ctx, as_json):
         emit(view)
         return
+    if already:
+        typer.echo(f"order {order_id} is already cancelled")
+        return
     typer.echo(f"order {order_id} is {view.order.status}; its stock is released")
+
+
+@app.command("review")
+def review(
+    ctx: typer.Context,
+    order_id: OrderId,
+    accept: Annotated[
+        bool, typer.Option("--accept", help="Keep the payment and fulfil (stock still held).")
+    ] = False,
+    refund: Annotated[
+        bool, typer.Option("--refund", help="Give the payment back and release the stock.")
+    ] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the timeline).")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Decide an order held for review (needs_review): --accept or --refund."""
+    if accept == refund:
+        raise typer.BadParameter("give exactly one of --accept and --refund")
+    with session(ctx) as shop:
+        view = shop.review(order_id, "accept" if accept else "refund", reason=reason)
+    if wants_json(ctx, as_json):
+        emit(view)
+        return
+    o = view.order
+    typer.echo(f"order {order_id} is {o.status.replace('_', ' ')}")
+    paid, refunded = render.money(o.paid, o.currency), render.money(o.refunded, o.currency)
+    typer.echo(f"  paid {paid}, refunded {refunded}")
 
 
 @app.command("show")
@@ -123,7 +165,11 @@ def list_(
     ctx: typer.Context,
     status: Annotated[
         str | None,
-        typer.Option("--status", help="Only this status, e.g. awaiting_payment or fulfilled."),
+        typer.Option(
+            "--status",
+            help="Only this status, e.g. awaiting_payment, needs_review or fulfilled.",
+            callback=check_status,
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -5,32 +5,36 @@ from __future__ import annotations
 import msgspec
 
 from commerce.errors import InvalidConfig
-from commerce.limits import MAX_PAYMENT_TIMEOUT, MIN_PAYMENT_TIMEOUT
+from commerce.limits import MAX_PAYMENT_TIMEOUT, MAX_REVIEW_TIMEOUT, MIN_PAYMENT_TIMEOUT
 from commerce.pricing import check_rate
 from ledger import Ledger
 
 CONFIG_STREAM = "shop:config"
+_TIMEOUT_BOUNDS = {
+    "payment_timeout_seconds": (MIN_PAYMENT_TIMEOUT, MAX_PAYMENT_TIMEOUT),
+    "review_timeout_seconds": (MIN_PAYMENT_TIMEOUT, MAX_REVIEW_TIMEOUT),
+}
 
 
 class ShopConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Live or test mode, the exclusive tax rate, and how long an order may wait for payment."""
+    """Live or test mode, the exclusive tax rate, how long an order may wait for payment,
+    and how long a payment may stay held for review before it is refunded."""
 
     livemode: bool = False
     tax_rate_bp: int = 0
     payment_timeout_seconds: int = 1800
+    review_timeout_seconds: int = 14 * 24 * 3600
 
     def __post_init__(self) -> None:
         check_rate(self.tax_rate_bp)
-        timeout = self.payment_timeout_seconds
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int)
-            or not MIN_PAYMENT_TIMEOUT <= timeout <= MAX_PAYMENT_TIMEOUT
-        ):
-            bounds = f"{MIN_PAYMENT_TIMEOUT}..{MAX_PAYMENT_TIMEOUT}"
-            raise InvalidConfig(
-                "payment_timeout_seconds", timeout, f"must be whole seconds in {bounds}"
-            )
+        for setting, (low, high) in _TIMEOUT_BOUNDS.items():
+            timeout = getattr(self, setting)
+            if (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, int)
+                or not low <= timeout <= high
+            ):
+                raise InvalidConfig(setting, timeout, f"must be whole seconds in {low}..{high}")
 
 
 class ShopConfigured(msgspec.Struct, frozen=True, kw_only=True, tag=True):

@@ -10,6 +10,7 @@ CommerceError
     + EmptyOrder          no lines
     + InvalidQuantity     a quantity or stock level not a whole number within its bounds
     + DuplicateSku        the same SKU on several lines (rejected, never merged)
+    + OrderConflict       an order id already used for other lines
  + CouponRejected         unknown, expired, below minimum, wrong currency, badly defined
  + InvalidTaxRate         a tax rate that is not whole basis points in 0..MAX_TAX_RATE_BP
  + InvalidConfig          shop settings that cannot work (a payment timeout out of bounds)
@@ -171,11 +172,21 @@ class UnknownOrder(CommerceError):
 
 
 class InvalidTransition(CommerceError):
-    """An order cannot move from its current state by this event or command."""
+    """An order (or the `subject` named) cannot move from its state by this event or command."""
 
-    def __init__(self, order_id: str, state: str, action: str) -> None:
+    def __init__(self, order_id: str, state: str, action: str, *, subject: str = "order") -> None:
         self.order_id, self.state, self.action = order_id, state, action
-        super().__init__(f"order {order_id!r} is {state}: cannot {action}")
+        super().__init__(f"{subject} {order_id!r} is {state}: cannot {action}")
+
+
+class OrderConflict(InvalidOrder):
+    """An order id that exists already with other lines (or coupon); the old order stands."""
+
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+        super().__init__(
+            f"order {order_id!r} exists with other lines: choose another id, or repeat the same"
+        )
 
 
 class LiveModeMismatch(CommerceError):

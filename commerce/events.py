@@ -139,7 +139,10 @@ class OrderFulfilled(CommerceEvent, frozen=True):
 
 
 class PaymentDisputed(CommerceEvent, frozen=True):
-    """A payment that does not match the quote: kept, not fulfilled, for a person to review."""
+    """A payment that does not match the quote: kept, not fulfilled, for a person to review.
+
+    `held_at` starts the review hold's expiry (older events: when it was recorded).
+    """
 
     order_id: str
     intent_id: str
@@ -147,6 +150,24 @@ class PaymentDisputed(CommerceEvent, frozen=True):
     amount: int
     currency: str
     reason: str
+    held_at: datetime | None = None
+
+
+class ReviewResolved(CommerceEvent, frozen=True):
+    """Someone (or the hold's expiry) decided a review hold: `accept` fulfils, `refund` refunds."""
+
+    order_id: str
+    decision: str
+    reason: str
+
+
+class PaymentIntentAdopted(CommerceEvent, frozen=True):
+    """A payment intent orderflow did not create, paid for this order: kept, so it dedupes."""
+
+    order_id: str
+    intent_id: str
+    amount: int
+    currency: str
 
 
 class OrderClosed(CommerceEvent, frozen=True):
@@ -260,4 +281,6 @@ AnyCommerceEvent = (
     | WebhookConflict
     | WebhookParked
     | WebhookUnparked
+    | ReviewResolved
+    | PaymentIntentAdopted
 )

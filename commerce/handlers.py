@@ -33,7 +33,7 @@ from commerce.events import (
     WebhookUnparked,
 )
 from commerce.money import Money
-from commerce.payments import PaymentIntent, PaymentProvider, Refund
+from commerce.payments import PaymentIntent, PaymentProvider, Refund, bounded_key
 from commerce.pricing import Coupon, Line, Quote, quote
 from commerce.requests import (
     CloseOrder,
@@ -147,7 +147,7 @@ class OrderHandlers:
         """Ask the provider for the order's payment intent (no transaction is open)."""
         amount = Money(request.amount, request.currency)
         return self.provider.create_intent(
-            request.order_id, amount, idempotency_key=ctx.idempotency_key
+            request.order_id, amount, idempotency_key=bounded_key(ctx.idempotency_key)
         )
 
     def record_intent(self, request: RecordIntent, ctx: StepContext) -> None:
@@ -200,16 +200,10 @@ class OrderHandlers:
 
     def hold_for_review(self, request: HoldForReview, ctx: StepContext) -> None:
         """Keep a payment that does not match, with the reservation, for a person to review."""
-        n, order_id = request.notice, request.order_id
-        disputed = PaymentDisputed(
-            order_id=order_id,
-            intent_id=n.intent_id,
-            event_id=n.event_id,
-            amount=n.amount,
-            currency=n.currency,
-            reason=request.reason,
+        order_id = request.order_id
+        events = hold_events(
+            order_id, request.notice, request.reason, ctx.now, record_payment=request.record_payment
         )
-        events = (_received(order_id, n), disputed) if request.record_payment else (disputed,)
         self._record(order_id, *events)
 
     def close_order(self, request: CloseOrder, ctx: StepContext) -> None:
@@ -230,7 +224,8 @@ class OrderHandlers:
     def issue_refund(self, request: IssueRefund, ctx: StepContext) -> Refund:
         """Give the money back through the provider (no transaction is open)."""
         amount = Money(request.amount, request.currency)
-        return self.provider.refund(request.intent_id, amount, idempotency_key=ctx.idempotency_key)
+        key = bounded_key(ctx.idempotency_key)
+        return self.provider.refund(request.intent_id, amount, idempotency_key=key)
 
     def record_refund(self, request: RecordRefund, ctx: StepContext) -> None:
         """Record the refund we issued."""
@@ -254,3 +249,19 @@ def _received(order_id: str, n: PaymentNotice) -> PaymentReceived:
         amount=n.amount,
         currency=n.currency,
     )
+
+
+def hold_events(
+    order_id: str, n: PaymentNotice, reason: str, now: datetime, *, record_payment: bool = True
+) -> list[CommerceEvent]:
+    """The events that hold a payment for review (recording it first, unless it already is)."""
+    disputed = PaymentDisputed(
+        order_id=order_id,
+        intent_id=n.intent_id,
+        event_id=n.event_id,
+        amount=n.amount,
+        currency=n.currency,
+        reason=reason,
+        held_at=now,
+    )
+    return [_received(order_id, n), disputed] if record_payment else [disputed]

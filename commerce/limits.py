@@ -32,5 +32,9 @@ MIN_PAYMENT_TIMEOUT = 1
 MAX_PAYMENT_TIMEOUT = 30 * 24 * 3600
 """The longest time an order may wait for payment, in seconds (30 days)."""
 
+MAX_REVIEW_TIMEOUT = 180 * 24 * 3600
+"""The longest a payment may stay held for review before it is refunded (180 days: about
+as long as card networks let a payment be refunded at all)."""
+
 MAX_TAX_RATE_BP = 10_000
 """The highest exclusive tax rate, in basis points (10000 bp = 100%)."""

@@ -68,6 +68,17 @@ class PaymentProvider(Protocol):
     def refund(self, intent_id: str, amount: Money, *, idempotency_key: str) -> Refund: ...
 
 
+MAX_IDEMPOTENCY_KEY = 255
+"""Stripe's limit on an idempotency key's length."""
+
+
+def bounded_key(key: str) -> str:
+    """`key` itself if it fits `MAX_IDEMPOTENCY_KEY`, else a stable digest of it that does."""
+    if len(key) <= MAX_IDEMPOTENCY_KEY:
+        return key
+    return f"{key[:120]}~sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 def derive_id(prefix: str, key: str) -> str:
     """`prefix` + the first 24 hex digits of sha256(`key`): stable across processes."""
     return prefix + hashlib.sha256(key.encode()).hexdigest()[:24]

@@ -28,6 +28,7 @@ from commerce.events import (
     OrderMovedOut,
     OrderPlaced,
     PaymentDisputed,
+    PaymentIntentAdopted,
     PaymentIntentCreated,
     PaymentReceived,
     ProductAdded,
@@ -202,16 +203,25 @@ def _refund_issued(conn: sqlite3.Connection, e: RefundIssued) -> None:
 def _refund_recorded(conn: sqlite3.Connection, e: RefundRecorded) -> None:
     # A refund reported before the payment itself leaves the intent open: the payment, when
     # it comes, is then settled knowing what was already given back.
+    # A part refunded of a payment held for review leaves it held: a person still decides.
     status = "refunded" if e.full else "partially_refunded"
     conn.execute(
-        "UPDATE orders SET refunded = ?, status = CASE WHEN status IN"
-        " ('fulfilled', 'needs_review', 'refunded', 'partially_refunded') THEN ? ELSE status END"
-        " WHERE order_id = ?",
-        (e.amount_refunded, status, e.order_id),
+        "UPDATE orders SET refunded = :refunded, status = CASE"
+        " WHEN status = 'needs_review' AND NOT :full THEN status WHEN status IN"
+        " ('fulfilled', 'needs_review', 'refunded', 'partially_refunded') THEN :status"
+        " ELSE status END WHERE order_id = :order",
+        {"refunded": e.amount_refunded, "full": e.full, "status": status, "order": e.order_id},
     )
     conn.execute(
         "UPDATE payment_intents SET status = ? WHERE intent_id = ? AND status != 'open'",
         (status, e.intent_id),
+    )
+
+
+def _intent_adopted(conn: sqlite3.Connection, e: PaymentIntentAdopted) -> None:
+    conn.execute(
+        "INSERT INTO payment_intents VALUES (?, ?, ?, ?, 'open')",
+        (e.intent_id, e.order_id, e.amount, e.currency),
     )
 
 
@@ -243,6 +253,7 @@ _APPLY: dict[type, Apply] = {
     StockReleased: _stock("reserved", "available"),
     StockCommitted: _stock("reserved", "sold"),
     PaymentIntentCreated: _intent_created,  # type: ignore[dict-item]
+    PaymentIntentAdopted: _intent_adopted,  # type: ignore[dict-item]
     PaymentReceived: _payment_received,  # type: ignore[dict-item]
     OrderFulfilled: _fulfilled,  # type: ignore[dict-item]
     PaymentDisputed: _disputed,  # type: ignore[dict-item]

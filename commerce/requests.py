@@ -91,7 +91,7 @@ class HoldForReview(Request[None], frozen=True):
 
 
 class CloseOrder(Request[None], frozen=True):
-    """Release the reserved stock and close the order as expired, cancelled or failed."""
+    """Release the reserved stock and close the order as expired, cancelled, failed or refunded."""
 
     order_id: str
     lines: list[StockLine]

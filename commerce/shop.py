@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from commerce import review as holds
 from commerce import transfer, views
 from commerce.config import ShopConfig, record_config, recorded_config
 from commerce.errors import (
@@ -19,6 +20,7 @@ from commerce.errors import (
     InvalidOrder,
     InvalidQuantity,
     InvalidTransition,
+    OrderConflict,
     UnknownProduct,
 )
 from commerce.events import CouponAdded, ProductAdded, Restocked, StockLine
@@ -26,13 +28,23 @@ from commerce.flows import ORDER_FLOW
 from commerce.handlers import OrderHandlers
 from commerce.limits import MAX_PRICE, MAX_QUANTITY, MAX_STOCK
 from commerce.money import Money, check_amount
+from commerce.notices import FAILED, SUCCEEDED
 from commerce.payments import FakeProvider, PaymentProvider
 from commerce.pricing import Coupon
 from commerce.projections import CommerceProjection
 from commerce.requests import PlaceOrder
 from commerce.stripe_events import IntentEvent
-from commerce.webhooks import FAILED, SUCCEEDED, Settler, SettleResult
-from flowlib import REGISTRY, Clock, Engine, Fired, ImportReport, utc_now
+from commerce.webhooks import Settler, SettleResult
+from flowlib import (
+    REGISTRY,
+    Clock,
+    Engine,
+    Fired,
+    FlowStarted,
+    FlowState,
+    ImportReport,
+    utc_now,
+)
 from ledger import Ledger, Synchronous
 
 
@@ -120,7 +132,7 @@ class Shop:
         _check_quantity(sku, stock, allow_zero=True)
         with self.ledger.transaction():
             if self._product_exists(sku):
-                raise InvalidTransition(sku, "in the catalog", "add it again")
+                raise InvalidTransition(sku, "in the catalog", "add it again", subject="product")
             events: list[Any] = [
                 ProductAdded(sku=sku, name=name, unit_price=price.amount, currency=price.currency)
             ]
@@ -172,8 +184,9 @@ class Shop:
         """Quote, reserve and create the payment intent; the order then awaits payment.
 
         Bad input (unknown SKU, bad quantity, duplicate SKU lines, unknown coupon, too little
-        stock) raises a `CommerceError` and writes nothing. An existing `order_id` is
-        returned as it stands; the order is never started twice.
+        stock) raises a `CommerceError` and writes nothing. An existing `order_id` with the
+        same lines and coupon is returned as it stands (the order is never started twice);
+        with others it is an `OrderConflict`, as Stripe treats a reused idempotency key.
         """
         lines = _lines(items)
         order_id = order_id or f"ord_{secrets.token_hex(8)}"
@@ -184,16 +197,42 @@ class Shop:
             payment_timeout_seconds=self.config.payment_timeout_seconds,
         )
         self.engine.start(ORDER_FLOW, place, flow_id=order_id)
+        if not _same_order(self.engine, order_id, place):  # flow arguments never change
+            raise OrderConflict(order_id)
         return self.order(order_id)
 
     def cancel_order(
         self, order_id: str, reason: str = "cancelled by the merchant"
     ) -> views.OrderView:
-        """Cancel an order still awaiting payment: its stock is released."""
-        row = views.order_row(self.ledger, order_id)
-        if row.status not in ("placed", "awaiting_payment"):  # placed: the intent is retried
-            raise InvalidTransition(order_id, row.status, "cancel it")
-        self.engine.cancel(order_id, reason)
+        """Cancel an order still awaiting payment: its stock is released.
+
+        The check and the cancellation are one transaction, so a payment settled at the same
+        moment either comes first (`InvalidTransition`) or finds the order cancelled (and is
+        refunded). Cancelling a cancelled order again changes nothing.
+        """
+        with self.ledger.transaction():
+            row = views.order_row(self.ledger, order_id)
+            if row.status == "cancelled":
+                return self.order(order_id)
+            if row.status not in ("placed", "awaiting_payment"):  # placed: the intent is retried
+                raise InvalidTransition(order_id, row.status, "cancel it")
+            self.engine.cancel(order_id, reason)
+        return self.order(order_id)
+
+    def review(
+        self, order_id: str, decision: holds.Decision, *, reason: str = ""
+    ) -> views.OrderView:
+        """Decide a payment held for review: `accept` fulfils the order, `refund` refunds it.
+
+        Accepting needs the order's stock still held; refunding gives back what was paid
+        (less any refund already recorded) and releases the stock. `InvalidTransition` if
+        the order is not held for review.
+        """
+        why = reason or f"review decided: {decision}"
+        with self.ledger.transaction():
+            flow_id = holds.resolve(self.ledger, self.engine, order_id, decision, reason=why)
+        if flow_id is not None:
+            self.engine.run_effects(flow_id)  # the refund call, nothing locked
         return self.order(order_id)
 
     def order(self, order_id: str) -> views.OrderView:
@@ -270,8 +309,47 @@ class Shop:
     # -- time and moves ----------------------------------------------------------------
 
     def fire_timers(self, now: datetime | None = None) -> list[Fired]:
-        """Fire due payment timeouts, retries and expired provider-call leases."""
-        return self.engine.fire_due_timers(now)
+        """Fire due payment timeouts, retries and provider-call leases, and expire review holds.
+
+        Parked payments that a flow can take now (its code was fixed) are applied first, so
+        a timeout never overtakes a payment that came before it.
+        """
+        now = now or self.clock()
+        self.apply_parked()
+        fired = self.engine.fire_due_timers(now)
+        timeout = self.config.review_timeout_seconds
+        for order_id in holds.expired(self.ledger, now, timeout):
+            why = f"the review hold expired after {timeout} s: refunded"
+            with self.ledger.transaction():
+                flow_id = holds.resolve(self.ledger, self.engine, order_id, "refund", reason=why)
+            state = self.engine.run_effects(flow_id) if flow_id else self.engine.status(order_id)
+            fired.append(Fired(flow_id=state.flow_id, mode="review-expiry", status=state.status))
+        return fired
+
+    # -- parked payments and stuck flows ------------------------------------------------
+
+    def parked(self) -> list[views.ParkedEvent]:
+        """Payment events recorded but not yet applied to any order's flow, oldest first."""
+        return views.parked(self.ledger)
+
+    def apply_parked(self, order_id: str | None = None) -> list[SettleResult]:
+        """Apply every parked event (or the order's) that can be decided now; what each did."""
+        results = []
+        for event in views.parked(self.ledger, order_id):
+            result = self.settler.apply_parked(event.event_id)
+            if result is not None:
+                results.append(result)
+        return results
+
+    def resume_flow(self, flow_id: str) -> tuple[FlowState, list[SettleResult]]:
+        """Take back a stuck flow once the code is fixed, then apply the events it missed.
+
+        Raises `NondeterminismError` (nothing written) if its log still diverges.
+        """
+        self.engine.recover(flow_id)
+        order_id = transfer.order_of(self.engine, flow_id)
+        applied = self.apply_parked(order_id) if order_id else []
+        return self.engine.status(flow_id), applied
 
     def export_flows(self, *, status: str | None = None) -> bytes:
         """The flows (all, or those with `status`), with their orders, as one document."""
@@ -281,14 +359,32 @@ class Shop:
         """Import a document from `export_flows` (checked and dry-run first; all or nothing)."""
         return transfer.import_shop(self.ledger, self.engine, data)
 
-    def retire_moved(self, data: bytes, *, reason: str = "moved to another ledger") -> list[str]:
+    def retire_moved(
+        self,
+        data: bytes,
+        *,
+        receipt: str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        reason: str = "moved to another ledger",
+    ) -> list[str]:
         """After `import_flows` elsewhere: end here the flows the document moved; ids retired.
 
-        Their orders become `moved` and the stock they held leaves this ledger with them.
-        Refused (`RetireRefused`, nothing written) if any of them changed here since the
-        export; webhooks that still reach this ledger for them are then ignored.
+        Their orders become `moved` (with any of their flows) and the stock they held leaves
+        this ledger with them. It needs the `receipt` the import reported, or `force=True`;
+        `dry_run` checks and reports without writing. Refused (`RetireRefused`, nothing
+        written) if any of them changed here since the export; webhooks that still reach
+        this ledger for them are then ignored. Repeating it changes nothing.
         """
-        return transfer.retire_shop(self.ledger, self.engine, data, reason=reason)
+        return transfer.retire_shop(
+            self.ledger,
+            self.engine,
+            data,
+            reason=reason,
+            receipt=receipt,
+            force=force,
+            dry_run=dry_run,
+        )
 
 
 def _check_quantity(sku: str, quantity: object, *, allow_zero: bool = False) -> int:
@@ -306,6 +402,19 @@ def _check_stock(sku: str, quantity: int, held: int) -> None:
     if held + quantity > MAX_STOCK:
         reason = f"{sku} would hold {held + quantity} units, over the limit of {MAX_STOCK}"
         raise InvalidQuantity(sku, quantity, reason)
+
+
+def _same_order(engine: Engine, order_id: str, place: PlaceOrder) -> bool:
+    """Whether the order's flow was started for these lines and coupon."""
+    started = engine.log(order_id)[0]
+    if not isinstance(started, FlowStarted) or started.name != ORDER_FLOW:
+        return False
+    (placed,) = msgspec.json.decode(started.args, type=tuple[PlaceOrder])
+    return (_units(placed.lines), placed.coupon) == (_units(place.lines), place.coupon)
+
+
+def _units(lines: Sequence[StockLine]) -> list[tuple[str, int]]:
+    return sorted((line.sku, line.quantity) for line in lines)
 
 
 def _lines(items: Sequence[tuple[str, int]]) -> list[StockLine]:

@@ -1,20 +1,22 @@
 """Decode Stripe webhook bodies into the few fields commerce acts on.
 
 `decode_event(body)` gives an `IntentEvent` (any `payment_intent.*`), a `ChargeRefunded`
-(`charge.refunded`), or an `IgnoredEvent` (any other type, still with id, type and
-livemode). Bodies over `MAX_BODY` bytes are refused before parsing; any other problem is
-a `MalformedEvent` naming the JSON path (`$.data.object.amount`).
+(`charge.refunded`), a `ChargeSucceeded` (`charge.succeeded`), a `CheckoutCompleted`
+(`checkout.session.completed`), or an `IgnoredEvent` (any other type, still with id, type
+and livemode). Bodies over `MAX_BODY` bytes are refused before parsing; any other problem
+is a `MalformedEvent` naming the JSON path (`$.data.object.amount`).
 
-Ids we route on are checked: a payment intent id must start with "pi_". A
-`charge.refunded` whose `payment_intent` has another prefix (pay-rails' fixture says
-"pm_1234", a payment method id) is refused as malformed rather than routed nowhere; one
-with `payment_intent: null` (a charge made without an intent) decodes with
-`intent_id=None`, for the settler to ignore. Currencies come back upper-case and must be
-known ISO 4217 codes.
+Ids are decoded as the provider sent them, whatever their shape: an authentic event whose
+`payment_intent` is not a payment intent id (pay-rails' fixture says "pm_1234", a payment
+method id) is well formed, and the settler records it as an orphan rather than answering
+400 (which Stripe would retry for days). `payment_intent: null` (a charge made without an
+intent, a Checkout session in setup mode) decodes as `intent_id=None`. Currencies come
+back upper-case and must be known ISO 4217 codes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, TypedDict
 
 import msgspec
@@ -25,7 +27,6 @@ from commerce.limits import MAX_BODY as MAX_BODY  # re-exported: where it used t
 from commerce.money import MAX_AMOUNT, Money, normalise_currency
 
 _Id = Annotated[str, msgspec.Meta(min_length=1)]
-_IntentId = Annotated[str, msgspec.Meta(pattern="^pi_[A-Za-z0-9_]+$")]
 _Amount = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)]
 _Currency = Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{3}$")]
 
@@ -75,11 +76,34 @@ class ChargeRefunded(StripeEvent, frozen=True):
         return self.refunded or self.amount_refunded >= self.amount
 
 
+class ChargeSucceeded(StripeEvent, frozen=True):
+    """A `charge.succeeded` event: `amount_captured` of the charge's intent was paid."""
+
+    charge_id: str
+    intent_id: str | None
+    amount: int
+    amount_captured: int
+    currency: str
+    order_id: str | None = None
+
+
+class CheckoutCompleted(StripeEvent, frozen=True):
+    """A `checkout.session.completed` event; `payment_status` "paid" means money arrived."""
+
+    session_id: str
+    intent_id: str | None
+    payment_status: str
+    mode: str | None = None
+    amount_total: int | None = None
+    currency: str | None = None
+    order_id: str | None = None
+
+
 class IgnoredEvent(StripeEvent, frozen=True):
     """An event type commerce does not act on."""
 
 
-AnyStripeEvent = IntentEvent | ChargeRefunded | IgnoredEvent
+AnyStripeEvent = IntentEvent | ChargeRefunded | ChargeSucceeded | CheckoutCompleted | IgnoredEvent
 
 
 class _Head(msgspec.Struct, frozen=True):
@@ -100,7 +124,7 @@ class _Error(msgspec.Struct, frozen=True):
 
 
 class _Intent(msgspec.Struct, frozen=True, kw_only=True):
-    id: _IntentId
+    id: _Id
     amount: _Amount
     amount_received: _Amount
     currency: _Currency
@@ -111,12 +135,24 @@ class _Intent(msgspec.Struct, frozen=True, kw_only=True):
 
 class _Charge(msgspec.Struct, frozen=True, kw_only=True):
     id: _Id
-    payment_intent: _IntentId | None = None
+    payment_intent: _Id | None = None
     amount: _Amount
     amount_refunded: _Amount
     refunded: bool
     currency: _Currency
     metadata: _Metadata | None = None
+    amount_captured: _Amount | None = None
+
+
+class _Session(msgspec.Struct, frozen=True, kw_only=True):
+    id: _Id
+    payment_intent: _Id | None = None
+    payment_status: _Id
+    mode: str | None = None
+    amount_total: _Amount | None = None
+    currency: _Currency | None = None
+    metadata: _Metadata | None = None
+    client_reference_id: str | None = None
 
 
 class _IntentData(msgspec.Struct, frozen=True):
@@ -127,8 +163,16 @@ class _ChargeData(msgspec.Struct, frozen=True):
     object: _Charge
 
 
+class _SessionData(msgspec.Struct, frozen=True):
+    object: _Session
+
+
 class _IntentBody(msgspec.Struct, frozen=True):
     data: _IntentData
+
+
+class _SessionBody(msgspec.Struct, frozen=True):
+    data: _SessionData
 
 
 class _ChargeBody(msgspec.Struct, frozen=True):
@@ -138,6 +182,7 @@ class _ChargeBody(msgspec.Struct, frozen=True):
 _head = msgspec.json.Decoder(_Head)
 _intent = msgspec.json.Decoder(_IntentBody)
 _charge = msgspec.json.Decoder(_ChargeBody)
+_session = msgspec.json.Decoder(_SessionBody)
 
 
 def _currency(code: str) -> str:
@@ -181,6 +226,41 @@ def _charge_event(head: _Head, body: bytes) -> ChargeRefunded:
     )
 
 
+def _charge_succeeded(head: _Head, body: bytes) -> ChargeSucceeded:
+    charge = _charge.decode(body).data.object
+    captured = charge.amount if charge.amount_captured is None else charge.amount_captured
+    return ChargeSucceeded(
+        **_common(head),
+        charge_id=charge.id,
+        intent_id=charge.payment_intent,
+        amount=charge.amount,
+        amount_captured=captured,
+        currency=_currency(charge.currency),
+        order_id=_order_id(charge.metadata),
+    )
+
+
+def _checkout_completed(head: _Head, body: bytes) -> CheckoutCompleted:
+    session = _session.decode(body).data.object
+    return CheckoutCompleted(
+        **_common(head),
+        session_id=session.id,
+        intent_id=session.payment_intent,
+        payment_status=session.payment_status,
+        mode=session.mode,
+        amount_total=session.amount_total,
+        currency=_currency(session.currency) if session.currency else None,
+        order_id=_order_id(session.metadata) or session.client_reference_id,
+    )
+
+
+_BY_TYPE: dict[str, Callable[[_Head, bytes], AnyStripeEvent]] = {
+    "charge.refunded": _charge_event,
+    "charge.succeeded": _charge_succeeded,
+    "checkout.session.completed": _checkout_completed,
+}
+
+
 class _Common(TypedDict):
     event_id: str
     event_type: str
@@ -213,8 +293,9 @@ def decode_event(body: bytes) -> AnyStripeEvent:
         head = _head.decode(body)
         if head.type.startswith("payment_intent."):
             return _intent_event(head, body)
-        if head.type == "charge.refunded":
-            return _charge_event(head, body)
+        decode = _BY_TYPE.get(head.type)
+        if decode is not None:
+            return decode(head, body)
         return IgnoredEvent(**_common(head))
     except msgspec.ValidationError as exc:
         raise MalformedEvent(str(exc)) from exc

@@ -25,15 +25,21 @@ from commerce.events import (
     OrderMovedOut,
     ProductAdded,
     Restocked,
-    StockCommitted,
-    StockLine,
     StockReleased,
     StockRemoved,
     StockReserved,
 )
-from commerce.flows import LATE_PAYMENT_FLOW, ORDER_FLOW
+from commerce.flows import LATE_PAYMENT_FLOW, ORDER_FLOW, REVIEW_REFUND_FLOW
 from commerce.handlers import order_stream
-from flowlib import Engine, FlowStarted, ImportRejected, ImportReport, RetireRefused
+from commerce.review import held_stock
+from flowlib import (
+    Engine,
+    FlowDocument,
+    FlowStarted,
+    ImportRejected,
+    ImportReport,
+    RetireRefused,
+)
 from ledger import Ledger
 
 FORMAT: Literal["orderflow.shop"] = "orderflow.shop"
@@ -71,7 +77,7 @@ def _fingerprint(products: list[ProductAdded], streams: list[StreamCopy]) -> str
 def export_shop(ledger: Ledger, engine: Engine, *, status: str | None = None) -> bytes:
     """The flows with `status` (default all) and the orders, stock and parked events they need."""
     flow_ids = [row.flow_id for row in engine.flows(status)]
-    order_ids = sorted({o for flow_id in flow_ids if (o := _order_of(engine, flow_id)) is not None})
+    order_ids = sorted({o for flow_id in flow_ids if (o := order_of(engine, flow_id)) is not None})
     streams = [
         StreamCopy(stream=s, events=ledger.read(s, AnyCommerceEvent))
         for s in _streams(ledger, order_ids)
@@ -95,13 +101,14 @@ def export_shop(ledger: Ledger, engine: Engine, *, status: str | None = None) ->
     return _encode(document)
 
 
-def _order_of(engine: Engine, flow_id: str) -> str | None:
+def order_of(engine: Engine, flow_id: str) -> str | None:
+    """The order a flow belongs to (an order's own, a late payment's, a review refund's)."""
     started = engine.log(flow_id)[0]
     if not isinstance(started, FlowStarted):
         return None
     if started.name == ORDER_FLOW:
         return flow_id
-    if started.name == LATE_PAYMENT_FLOW:
+    if started.name in (LATE_PAYMENT_FLOW, REVIEW_REFUND_FLOW):
         return str(msgspec.json.decode(started.args)[0])
     return None
 
@@ -201,24 +208,65 @@ def _copy_with_stock(ledger: Ledger, copy: StreamCopy) -> None:
         ledger.append(f"sku:{sku}", [removed])
 
 
-def retire_shop(ledger: Ledger, engine: Engine, data: bytes, *, reason: str) -> list[str]:
+class _DryRun(Exception):
+    """Ends a dry run's transaction (rolled back) with what it would have retired."""
+
+    def __init__(self, retired: list[str]) -> None:
+        super().__init__("dry run")
+        self.retired = retired
+
+
+def retire_shop(
+    ledger: Ledger,
+    engine: Engine,
+    data: bytes,
+    *,
+    reason: str,
+    receipt: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+) -> list[str]:
     """The last step of a move: retire here the flows a document carried; the ids retired.
 
-    All in one transaction. An order whose events changed here since the export is refused
-    (`RetireRefused`), as is a flow whose log did; repeating a retirement changes nothing.
+    All in one transaction. It needs the `receipt` of the import elsewhere, or `force`.
+    An order whose events changed here since the export is refused (`RetireRefused`), as
+    is a flow whose log did. Every order with a moved flow is marked moved, once: repeating
+    a retirement changes nothing. `dry_run` does all the checks and writes nothing.
     """
     document = decode_shop_document(data)
+    if receipt is None and not force:
+        raise RetireRefused(
+            "the document", "give the receipt its import printed (proof it arrived), or force it"
+        )
     copies = {copy.stream: copy for copy in document.streams if copy.stream.startswith("order:")}
-    with ledger.transaction():
-        for copy in copies.values():
-            _check_unchanged(ledger, copy)
-        retired = engine.retire_moved(bytes(document.flows), reason=reason)
-        for flow_id in retired:
-            order = copies.get(order_stream(flow_id))
-            if order is not None:
-                event = OrderMovedOut(order_id=flow_id, lines=_held(order), reason=reason)
-                ledger.append(order.stream, [event], expected_version=len(order.events))
+    try:
+        with ledger.transaction():
+            for copy in copies.values():
+                _check_unchanged(ledger, copy)
+            flows = bytes(document.flows)
+            retired = engine.retire_moved(flows, reason=reason, receipt=receipt)
+            for order_id in _moved_orders(engine, flows):
+                _move_order(ledger, copies.get(order_stream(order_id)), order_id, reason)
+            if dry_run:
+                raise _DryRun(retired)
+    except _DryRun as done:
+        return done.retired
     return retired
+
+
+def _moved_orders(engine: Engine, flows: bytes) -> list[str]:
+    """The orders of the document's flows that ended here as moved."""
+    ids = [flow.flow_id for flow in msgspec.json.decode(flows, type=FlowDocument).flows]
+    moved = {order_of(engine, i) for i in ids if engine.status(i).status == "moved"}
+    return sorted(order_id for order_id in moved if order_id is not None)
+
+
+def _move_order(ledger: Ledger, copy: StreamCopy | None, order_id: str, reason: str) -> None:
+    here = ledger.read(order_stream(order_id), AnyCommerceEvent)
+    if copy is None or (here and isinstance(here[-1], OrderMovedOut)):
+        return  # not carried by the document, or moved before
+    event = OrderMovedOut(order_id=order_id, lines=held_stock(copy.events), reason=reason)
+    ledger.append(copy.stream, [event], expected_version=len(here))
 
 
 def _check_unchanged(ledger: Ledger, copy: StreamCopy) -> None:
@@ -228,13 +276,3 @@ def _check_unchanged(ledger: Ledger, copy: StreamCopy) -> None:
     if _encode(here) != _encode(copy.events):
         order = copy.stream.removeprefix("order:")
         raise RetireRefused(order, "its order changed here since the export")
-
-
-def _held(copy: StreamCopy) -> list[StockLine]:
-    """The lines the order still holds reserved (reserved, less released and committed)."""
-    reserved, released = _stock_moves(copy)
-    for event in copy.events:
-        if isinstance(event, StockCommitted):
-            released.update({line.sku: line.quantity for line in event.lines})
-    held = reserved - released
-    return [StockLine(sku, quantity) for sku, quantity in sorted(held.items())]

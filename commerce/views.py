@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from commerce.errors import UnknownOrder, UnknownProduct
-from commerce.events import AnyCommerceEvent, OrderPlaced
+from commerce.events import AnyCommerceEvent, OrderPlaced, PaymentNotice
 from commerce.handlers import order_stream
 from commerce.money import Money, format_money
 from commerce.pricing import Quote
@@ -61,6 +61,30 @@ class OrderView(msgspec.Struct, frozen=True, kw_only=True):
     quote: Quote
     timeline: list[TimelineEntry]
 
+
+class ParkedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A payment event recorded but not yet applied to any order's flow."""
+
+    event_id: str
+    event_type: str
+    intent_id: str
+    order_id: str | None
+    notice: PaymentNotice
+
+
+ORDER_STATUSES: tuple[str, ...] = (
+    "placed",
+    "awaiting_payment",
+    "needs_review",
+    "fulfilled",
+    "partially_refunded",
+    "refunded",
+    "expired",
+    "cancelled",
+    "failed",
+    "moved",
+)
+"""Every status an order can have."""
 
 _ORDER_COLUMNS = "order_id, status, currency, total, paid, refunded, intent_id, placed_at"
 _PRODUCT_COLUMNS = "sku, name, unit_price, currency, available, reserved, sold"
@@ -128,3 +152,31 @@ def order_view(ledger: Ledger, order_id: str) -> OrderView:
     if quote is None:
         raise UnknownOrder(order_id)
     return OrderView(order=row, quote=quote, timeline=timeline)
+
+
+_decode_notice = msgspec.json.Decoder(PaymentNotice).decode
+
+
+def parked(ledger: Ledger, order_id: str | None = None) -> list[ParkedEvent]:
+    """Parked events (all, or the order's: named by it or on its intents), oldest first."""
+    sql = (
+        "SELECT p.event_id, coalesce(w.event_type, ''), p.intent_id,"
+        " coalesce(p.order_id, i.order_id), p.notice FROM parked p"
+        " LEFT JOIN webhooks w ON w.event_id = p.event_id"
+        " LEFT JOIN payment_intents i ON i.intent_id = p.intent_id"
+    )
+    params: tuple[str, ...] = ()
+    if order_id is not None:
+        sql += " WHERE p.order_id = ? OR i.order_id = ?"
+        params = (order_id, order_id)
+    rows = ledger.db.execute(sql + " ORDER BY p.rowid", params).fetchall()
+    return [
+        ParkedEvent(
+            event_id=r[0],
+            event_type=r[1],
+            intent_id=r[2],
+            order_id=r[3],
+            notice=_decode_notice(r[4]),
+        )
+        for r in rows
+    ]

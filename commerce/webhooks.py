@@ -19,24 +19,31 @@ import msgspec
 
 from commerce.errors import LiveModeMismatch
 from commerce.events import (
+    AnyCommerceEvent,
+    PaymentIntentAdopted,
     PaymentNotice,
     PaymentSuperseded,
     RefundRecorded,
+    StockReleased,
     WebhookConflict,
     WebhookParked,
     WebhookReceived,
+    WebhookUnparked,
 )
 from commerce.flows import LATE_PAYMENT_FLOW
-from commerce.handlers import order_stream
+from commerce.handlers import hold_events, order_stream
+from commerce.money import Money
+from commerce.notices import CANCELED, orphan_reason, payment_notice
 from commerce.requests import AwaitPayment
+from commerce.review import held_stock
 from commerce.signature import verify
 from commerce.stripe_events import AnyStripeEvent, ChargeRefunded, IntentEvent, decode_event
 from flowlib import Engine, FlowError
 from ledger import Ledger
 
 Outcome = Literal["settled", "already_settled", "recorded", "refunded", "ignored"]
-SUCCEEDED, FAILED = "payment_intent.succeeded", "payment_intent.payment_failed"
 PAID = ("succeeded", "refunded", "partially_refunded")
+_notice = msgspec.json.Decoder(PaymentNotice).decode
 
 
 class SettleResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +68,14 @@ class _Decision(msgspec.Struct, frozen=True):
 def _moved(order_id: str, intent_id: str | None) -> _Decision:
     reason = "the order moved to another ledger: deliver its events there"
     return _Decision("ignored", reason, order_id, intent_id)
+
+
+class _StillParked(Exception):
+    """A parked event that still cannot be applied: its savepoint is undone."""
+
+
+def _money(amount: int, currency: str) -> str:
+    return str(Money(amount, currency))
 
 
 def late_flow_id(intent_id: str) -> str:
@@ -149,11 +164,14 @@ class Settler:
         return self._result(event.event_id, _Decision("recorded", reason, order_id))
 
     def _decide(self, event: AnyStripeEvent) -> _Decision:
-        if isinstance(event, IntentEvent) and event.event_type in (SUCCEEDED, FAILED):
-            return self._payment(event)
         if isinstance(event, ChargeRefunded):
             return self._refund(event)
-        return _Decision("ignored", f"event type {event.event_type} is not acted on")
+        if isinstance(event, IntentEvent) and event.event_type == CANCELED:
+            return self._canceled(event)
+        notice = payment_notice(event)
+        if isinstance(notice, PaymentNotice):
+            return self._payment(notice, event.event_type, getattr(event, "order_id", None))
+        return _Decision("ignored", notice or f"event type {event.event_type} is not acted on")
 
     def _intent(self, intent_id: str | None) -> tuple[str, int, str, str] | None:
         row = self.ledger.db.execute(
@@ -162,35 +180,53 @@ class Settler:
         ).fetchone()
         return None if row is None else (row[0], row[1], row[2], row[3])
 
-    def _payment(self, event: IntentEvent) -> _Decision:
-        succeeded = event.event_type == SUCCEEDED
-        notice = PaymentNotice(
-            event_id=event.event_id,
-            intent_id=event.intent_id,
-            succeeded=succeeded,
-            amount=event.amount_received if succeeded else event.amount,
-            currency=event.currency,
-            reason=event.error_message or event.error_code or "",
-        )
-        intent = self._intent(event.intent_id)
+    def _payment(self, notice: PaymentNotice, event_type: str, hint: str | None) -> _Decision:
+        orphan = orphan_reason(notice.intent_id)
+        if orphan is not None:
+            return _Decision("recorded", orphan, None, notice.intent_id)
+        intent = self._intent(notice.intent_id)
         if intent is None:
-            return self._park(event.order_id, notice, "its payment intent is not known yet")
+            return self._unknown_intent(notice, hint)
         order_id, _, _, status = intent
         order_status, refunded = self._order(order_id)
         if order_status == "moved":
-            return _moved(order_id, event.intent_id)
+            return _moved(order_id, notice.intent_id)
         if status in PAID:
-            outcome: Outcome = "already_settled" if succeeded else "ignored"
+            outcome: Outcome = "already_settled" if notice.succeeded else "ignored"
             why = f"the payment intent is already {status}"
-            return self._supersede(order_id, event, event.intent_id, why, outcome)
-        if succeeded and refunded >= notice.amount:
+            return self._supersede(
+                order_id, notice.event_id, event_type, notice.intent_id, why, outcome
+            )
+        if notice.succeeded and 0 < notice.amount <= refunded:
             why = "the payment was refunded in full before it was settled"
-            self.engine.cancel(order_id, why)  # no-op unless the order still waits
+            if not self._cancel(order_id, why):
+                return self._park(order_id, notice, "the order's flow cannot take it now")
             return self._late_payment(order_id, notice, refunded, why)
-        return self._resume(order_id, event, notice, refunded)
+        return self._resume(order_id, event_type, notice, refunded)
+
+    def _unknown_intent(self, notice: PaymentNotice, hint: str | None) -> _Decision:
+        """A payment on an intent we do not know: park it, or hold it on the order it names."""
+        status = self._order_status(hint) if hint else None
+        if hint is None or status in (None, "placed"):  # placed: its intent may still come
+            return self._park(hint, notice, "its payment intent is not known yet")
+        if status == "moved":
+            return _moved(hint, notice.intent_id)
+        why = f"payment intent {notice.intent_id} was not created by orderflow for this order"
+        if not notice.succeeded:
+            return _Decision("ignored", f"a failed attempt: {why}", hint, notice.intent_id)
+        if status == "awaiting_payment" and not self._cancel(hint, f"paid elsewhere: {why}"):
+            return self._park(hint, notice, "the order's flow cannot take it now")
+        adopted = PaymentIntentAdopted(
+            order_id=hint,
+            intent_id=notice.intent_id,
+            amount=notice.amount,
+            currency=notice.currency,
+        )
+        self.ledger.append(order_stream(hint), [adopted])
+        return self._hold(hint, notice, why)
 
     def _resume(
-        self, order_id: str, event: IntentEvent, notice: PaymentNotice, refunded: int
+        self, order_id: str, event_type: str, notice: PaymentNotice, refunded: int
     ) -> _Decision:
         try:
             resumed = self.engine.resume(order_id, notice, awaiting=AwaitPayment)
@@ -210,13 +246,17 @@ class Settler:
             return self._park(order_id, notice, f"the order's flow is {resumed.status}")
         if not notice.succeeded:
             why = f"payment attempt failed after the order was {status}"
-            return self._supersede(order_id, event, notice.intent_id, why, "ignored")
+            return self._supersede(
+                order_id, notice.event_id, event_type, notice.intent_id, why, "ignored"
+            )
         return self._late_payment(order_id, notice, refunded, f"the order was {status}")
 
     def _late_payment(
         self, order_id: str, notice: PaymentNotice, refunded: int, why: str
     ) -> _Decision:
         """Record a payment the order can no longer take, and give back what is not yet."""
+        if notice.amount <= 0:
+            return self._hold(order_id, notice, f"a payment of {notice.amount} after {why}")
         flow_id = late_flow_id(notice.intent_id)
         self.engine.start(
             LATE_PAYMENT_FLOW, order_id, notice, refunded, flow_id=flow_id, defer_effects=True
@@ -229,42 +269,111 @@ class Settler:
             late_flow=flow_id,
         )
 
-    def _refund(self, event: ChargeRefunded) -> _Decision:
-        intent = self._intent(event.intent_id)
+    def _canceled(self, event: IntentEvent) -> _Decision:
+        """`payment_intent.canceled`: close an order still awaiting payment on that intent."""
+        orphan = orphan_reason(event.intent_id)
+        intent = None if orphan else self._intent(event.intent_id)
         if intent is None:
-            return _Decision(
-                "ignored",
-                f"refund for unknown payment intent {event.intent_id}",
-                None,
-                event.intent_id,
+            why = orphan or f"cancellation of unknown payment intent {event.intent_id}"
+            return _Decision("recorded" if orphan else "ignored", why, None, event.intent_id)
+        order_id, _, _, status = intent
+        order_status = self._order_status(order_id)
+        if order_status == "moved":
+            return _moved(order_id, event.intent_id)
+        if order_status != "awaiting_payment" or status != "open":
+            why = f"the order is {order_status} and its payment intent {status}"
+            return self._supersede(
+                order_id, event.event_id, event.event_type, event.intent_id, why, "ignored"
             )
+        if not self._cancel(order_id, "the payment intent was canceled at the provider"):
+            why = "the order's flow cannot take the cancellation now: cancel the order by hand"
+            return _Decision("recorded", why, order_id, event.intent_id)
+        why = "payment intent canceled: the order is cancelled and its stock released"
+        return _Decision("recorded", why, order_id, event.intent_id)
+
+    def _refund(self, event: ChargeRefunded) -> _Decision:
+        orphan = orphan_reason(event.intent_id)
+        intent = None if orphan else self._intent(event.intent_id)
+        if intent is None:
+            why = orphan or f"refund for unknown payment intent {event.intent_id}"
+            return _Decision("recorded" if orphan else "ignored", why, None, event.intent_id)
         order_id, amount, currency, status = intent
         order_status, done = self._order(order_id)
         if order_status == "moved":
             return _moved(order_id, event.intent_id)
         if event.amount_refunded <= done or status in ("refunded",):
-            why = f"refunds of {done} were already recorded"
-            return self._supersede(order_id, event, event.intent_id, why, "ignored")
-        full = event.amount_refunded >= amount
-        self.ledger.append(
-            order_stream(order_id),
-            [
-                RefundRecorded(
-                    order_id=order_id,
-                    intent_id=event.intent_id or "",
-                    event_id=event.event_id,
-                    amount_refunded=event.amount_refunded,
-                    currency=currency,
-                    full=full,
-                )
-            ],
+            why = f"refunds of {_money(done, currency)} were already recorded"
+            return self._supersede(
+                order_id, event.event_id, event.event_type, event.intent_id, why, "ignored"
+            )
+        full = event.fully_refunded or event.amount_refunded >= amount  # the charge, or all
+        recorded = RefundRecorded(
+            order_id=order_id,
+            intent_id=event.intent_id or "",
+            event_id=event.event_id,
+            amount_refunded=event.amount_refunded,
+            currency=currency,
+            full=full,
         )
+        self.ledger.append(order_stream(order_id), [recorded, *self._release_held(order_id, full)])
+        given = _money(event.amount_refunded, currency)
+        if status == "open":
+            why = f"refund of {given} recorded before its payment; the order is {order_status}"
+            return _Decision("recorded", why, order_id, event.intent_id)
         reason = (
             "refunded in full"
             if full
-            else f"partially refunded ({event.amount_refunded} of {amount})"
+            else f"partially refunded ({given} of {_money(amount, currency)})"
         )
         return _Decision("refunded", reason, order_id, event.intent_id)
+
+    def _release_held(self, order_id: str, full: bool) -> list[StockReleased]:
+        """A full refund of a payment held for review releases the stock the order holds."""
+        if not full or self._order_status(order_id) != "needs_review":
+            return []
+        held = held_stock(self.ledger.read(order_stream(order_id), AnyCommerceEvent))
+        reason = "refunded in full while held for review"
+        return [StockReleased(order_id=order_id, lines=held, reason=reason)] if held else []
+
+    # -- parked events ---------------------------------------------------------------
+
+    def apply_parked(self, event_id: str) -> SettleResult | None:
+        """Decide a parked event again, as if delivered now; None if it must stay parked.
+
+        It ends applied (its order's flow took it), refunded (the order had closed) or
+        held for review; one whose order is still unknown, or whose flow still cannot take
+        it, stays parked and nothing is written.
+        """
+        with self.ledger.transaction():
+            row = self.ledger.db.execute(
+                "SELECT p.intent_id, p.order_id, p.notice, w.event_type FROM parked p"
+                " LEFT JOIN webhooks w ON w.event_id = p.event_id WHERE p.event_id = ?",
+                (event_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            try:
+                decision = self._redecide(event_id, *row)
+            except _StillParked:
+                return None
+        if decision.late_flow is not None:
+            self.engine.run_effects(decision.late_flow)
+        return self._result(event_id, decision)
+
+    def _redecide(
+        self, event_id: str, intent_id: str, hint: str | None, raw: str, event_type: str | None
+    ) -> _Decision:
+        known = self._intent(intent_id)
+        order_id = known[0] if known else hint
+        if order_id is None:
+            raise _StillParked
+        with self.ledger.transaction():  # a savepoint: undone if the event stays parked
+            unparked = WebhookUnparked(event_id=event_id, intent_id=intent_id, order_id=order_id)
+            self.ledger.append(order_stream(order_id), [unparked])
+            decision = self._payment(_notice(raw), event_type or "parked", hint)
+            if decision.parked:
+                raise _StillParked
+        return decision
 
     # -- recording -------------------------------------------------------------------
 
@@ -275,10 +384,24 @@ class Settler:
         reason = f"parked: {why}"
         return _Decision("recorded", reason, order_id, notice.intent_id, parked=(parked,))
 
+    def _hold(self, order_id: str, notice: PaymentNotice, why: str) -> _Decision:
+        """Record the payment on the order and hold it for a person to review."""
+        self.ledger.append(order_stream(order_id), hold_events(order_id, notice, why, self.clock()))
+        return _Decision("recorded", f"held for review: {why}", order_id, notice.intent_id)
+
+    def _cancel(self, order_id: str, why: str) -> bool:
+        """Cancel the order's flow if it still waits; False if its flow cannot be run now."""
+        try:
+            self.engine.cancel(order_id, why)
+        except FlowError:
+            return False
+        return True
+
     def _supersede(
         self,
         order_id: str,
-        event: AnyStripeEvent,
+        event_id: str,
+        event_type: str,
         intent_id: str | None,
         why: str,
         outcome: Outcome,
@@ -286,8 +409,8 @@ class Settler:
         superseded = PaymentSuperseded(
             order_id=order_id,
             intent_id=intent_id or "",
-            event_id=event.event_id,
-            event_type=event.event_type,
+            event_id=event_id,
+            event_type=event_type,
             reason=why,
         )
         self.ledger.append(order_stream(order_id), [superseded])

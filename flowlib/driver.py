@@ -32,6 +32,7 @@ from flowlib.log import (
     Failed,
     FlowEnded,
     FlowEvent,
+    FlowRecovered,
     FlowStarted,
     FlowStuck,
     FlowSummary,
@@ -39,7 +40,7 @@ from flowlib.log import (
     advance,
     stream_of,
 )
-from flowlib.replay import Instance, encode, replay
+from flowlib.replay import Instance, encode, finished, replay
 from flowlib.requests import FirstOf, Request, tag_of
 from flowlib.steps import (
     Call,
@@ -203,9 +204,36 @@ class Engine:
             self.store.append(stream, [moved], expected_version=len(events))
         return True
 
-    def retire_moved(self, document: bytes, *, reason: str = "moved") -> list[str]:
-        """Retire every instance of an export document (all in one transaction); the ids retired."""
-        flows = transfer.decode_document(document).flows
+    def recover(self, flow_id: str) -> FlowState:
+        """Take back a stuck instance whose log replays against the code now registered.
+
+        It then waits (or runs on) exactly where it was; one that still diverges raises
+        `NondeterminismError` (and stays stuck). An instance that is not stuck is left as is.
+        """
+        with self._operation(flow_id) as (inst, tx):
+            if self._state(flow_id).status != "stuck":
+                return self._after(inst, [])
+            pending = inst.pending
+            recovered = FlowRecovered(
+                status="running" if pending is None else pending.status,
+                awaits=list(pending.awaits) if pending else [],
+                due=pending.due if pending else None,
+            )
+            calls = self.steps.drive(inst, tx, [recovered])
+        return self._after(inst, calls)
+
+    def retire_moved(
+        self, document: bytes, *, reason: str = "moved", receipt: str | None = None
+    ) -> list[str]:
+        """Retire every instance of an export document (all in one transaction); the ids retired.
+
+        With `receipt` (what `import_` reported where the document was imported), a receipt
+        for another document is refused (`RetireRefused`, nothing written).
+        """
+        parsed = transfer.decode_document(document)
+        if receipt is not None and receipt != transfer.receipt(parsed):
+            raise RetireRefused("the document", "the receipt is not from importing this document")
+        flows = parsed.flows
         with self.store.transaction():
             return [
                 flow.flow_id
@@ -255,8 +283,8 @@ class Engine:
     def result(self, flow_id: str) -> Any:
         """The finished flow's return value; raises `StepFailed` if it failed or was cancelled."""
         events = self._events(flow_id)
-        ended, started = events[-1], events[0]
-        if not isinstance(ended, FlowEnded) or not isinstance(started, FlowStarted):
+        ended, started = finished(events), events[0]
+        if ended is None or not isinstance(started, FlowStarted):
             raise FlowError(
                 f"flow {flow_id!r} has not finished (it is {self._state(flow_id).status})"
             )
@@ -354,8 +382,8 @@ class Engine:
         with self.store.transaction():
             events = self.store.read(stream, AnyFlowEvent)
             last = events[-1] if events else None
-            if isinstance(last, FlowStuck) and last.seq == exc.step:
-                return
+            if (isinstance(last, FlowStuck) and last.seq == exc.step) or finished(events):
+                return  # marked before, or finished: a finished flow's outcome is final
             summary = _summary(exc.flow_id, events)
             stuck = FlowStuck(
                 seq=exc.step,

@@ -2,7 +2,8 @@
 
 A stream opens with `FlowStarted`; each step `seq` is either recorded at once
 (`StepDone`) or opened by `StepPending` and closed by `StepAnswered`. `FlowEnded` closes
-the stream; `FlowStuck` marks a diverged instance without touching its steps.
+the stream; `FlowStuck` marks a diverged instance without touching its steps, and
+`FlowRecovered` takes it back once its log replays against the code again.
 
 Events that change an instance's summary always write `status` (never omitted), and may
 carry `awaits` and `due` (absent means none): a store keeps its flow index from those
@@ -115,7 +116,17 @@ class FlowStuck(FlowEvent, omit_defaults=False, frozen=True):
     due: datetime | None = None
 
 
-AnyFlowEvent = FlowStarted | StepDone | StepPending | StepAnswered | FlowEnded | FlowStuck
+class FlowRecovered(FlowEvent, omit_defaults=False, frozen=True):
+    """A stuck instance replays against the code again: it waits (or runs) as before."""
+
+    status: Status
+    awaits: list[str] = []
+    due: datetime | None = None
+
+
+AnyFlowEvent = (
+    FlowStarted | StepDone | StepPending | StepAnswered | FlowEnded | FlowStuck | FlowRecovered
+)
 
 
 class FlowSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -46,10 +46,14 @@ class _Header(msgspec.Struct):
 
 
 class ImportReport(msgspec.Struct, frozen=True, kw_only=True):
-    """What an import wrote: new instances, and ones already there with the same log."""
+    """What an import wrote: new instances, and ones already there with the same log.
+
+    `receipt` proves the document was imported: the source's retire takes it.
+    """
 
     imported: list[str]
     unchanged: list[str]
+    receipt: str = ""
 
 
 class Divergence(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,6 +74,14 @@ def encode_log(events: list[AnyFlowEvent]) -> bytes:
 def fingerprint(events: list[AnyFlowEvent]) -> str:
     """SHA-256 over the log's exact JSON."""
     return hashlib.sha256(encode_log(events)).hexdigest()
+
+
+def receipt(document: FlowDocument) -> str:
+    """The receipt an import of `document` reports (derived from its flows' fingerprints)."""
+    digest = hashlib.sha256(b"orderflow import receipt\n")
+    for flow in document.flows:
+        digest.update(f"{flow.flow_id}\0{flow.fingerprint}\n".encode())
+    return "rcpt_" + digest.hexdigest()[:32]
 
 
 def export_flows(store: Store, flow_ids: Iterable[str]) -> bytes:
@@ -130,7 +142,7 @@ def import_flows(store: Store, registry: Registry, data: bytes) -> ImportReport:
                 raise ImportRejected(
                     "an instance with this id and a different log exists", flow.flow_id
                 )
-    return ImportReport(imported=imported, unchanged=unchanged)
+    return ImportReport(imported=imported, unchanged=unchanged, receipt=receipt(document))
 
 
 def _dry_run(flow: ExportedFlow, registry: Registry) -> None:
@@ -148,7 +160,7 @@ def check_replay(store: Store, registry: Registry, flow_ids: Iterable[str]) -> l
     for flow_id in flow_ids:
         events = store.read(stream_of(flow_id), AnyFlowEvent)
         try:
-            inst = replay(flow_id, events, registry)
+            inst = replay(flow_id, events, registry, check_finished=True)
         except NondeterminismError as exc:
             found.append(
                 Divergence(

@@ -10,11 +10,15 @@ def test_settings_are_recorded_and_used_by_later_commands(shop_db, as_json):
         "livemode": False,
         "tax_rate_bp": 0,
         "payment_timeout_seconds": 1800,
+        "review_timeout_seconds": 14 * 24 * 3600,
     }
     recorded = as_json("config", "set", "--tax-rate-bp", "2000", "--payment-timeout", "600")
     assert recorded["changed"] is True and recorded["config"]["tax_rate_bp"] == 2000
     assert as_json("config", "set", "--tax-rate-bp", "2000")["changed"] is False
     assert as_json("config", "show")["config"]["payment_timeout_seconds"] == 600  # kept
+    assert (
+        as_json("config", "set", "--review-timeout", "60")["config"]["review_timeout_seconds"] == 60
+    )
     view = as_json("order", "start", "--item", "MUG=2", "--order-id", "o1")
     assert (view["quote"]["subtotal"], view["quote"]["tax"]) == (2500, 500)
     text = shop_db("config", "show").stdout
@@ -38,6 +42,8 @@ def test_settings_out_of_bounds_are_refused_with_one_line(shop_db, as_json):
         ("--payment-timeout", "0"): "payment_timeout_seconds 0: must be whole seconds in 1..",
         ("--payment-timeout", "2592001"): "in 1..2592000",
         ("--payment-timeout", "999999999999"): "payment_timeout_seconds 999999999999",
+        ("--review-timeout", "0"): "review_timeout_seconds 0: must be whole seconds in 1..",
+        ("--review-timeout", "99999999999"): "review_timeout_seconds 99999999999",
         ("--tax-rate-bp", "-5"): "invalid tax rate -5: need whole basis points in 0..10000",
         ("--tax-rate-bp", "10001"): "invalid tax rate 10001",
         ("--tax-rate-bp", "9" * 30): "need whole basis points in 0..10000",

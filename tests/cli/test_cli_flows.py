@@ -87,10 +87,16 @@ def test_a_move_is_export_import_retire(waiting, as_json, tmp_path, run_on):
     target = tmp_path / "flows.json"
     as_json("flows", "export", str(target), "--status", "waiting")
     other = run_on(tmp_path / "other.db")
-    other("flows", "import", str(target))
-    assert as_json("flows", "retire", str(target)) == {"retired": ["o1", "o2"]}
+    receipt = json.loads(other("flows", "import", str(target), "--json").stdout)["receipt"]
+    assert receipt in other("flows", "import", str(target)).stdout  # printed for people too
+    assert "receipt" in error_line(waiting("flows", "retire", str(target), code=1))
+    dry = as_json("flows", "retire", str(target), "--receipt", receipt, "--dry-run")
+    assert dry == {"retired": ["o1", "o2"], "dry_run": True}
+    assert {o["status"] for o in as_json("order", "list")} == {"awaiting_payment"}
+    retire = ("flows", "retire", str(target), "--receipt", receipt)
+    assert as_json(*retire) == {"retired": ["o1", "o2"]}
     assert {o["status"] for o in as_json("order", "list")} == {"moved"}
-    assert "retired 0 moved flow(s)" in waiting("flows", "retire", str(target)).stdout
+    assert "retired 0 moved flow(s)" in waiting(*retire).stdout
     settled = json.loads(other("order", "settle", "o1", "--json").stdout)
     assert settled["order_status"] == "fulfilled"
     ignored = as_json("order", "settle", "o2")
@@ -102,7 +108,7 @@ def test_retire_refuses_a_flow_that_changed_since_the_export(waiting, as_json, t
     as_json("flows", "export", str(target), "--status", "waiting")
     waiting("order", "fail", "o1")
     assert "changed here since the export" in error_line(
-        waiting("flows", "retire", str(target), code=1)
+        waiting("flows", "retire", str(target), "--force", code=1)
     )
     assert {o["status"] for o in as_json("order", "list")} == {"awaiting_payment"}
 

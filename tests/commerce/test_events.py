@@ -42,6 +42,8 @@ def test_the_tag_set_is_pinned() -> None:
         "WebhookConflict",
         "WebhookParked",
         "WebhookUnparked",
+        "ReviewResolved",
+        "PaymentIntentAdopted",
     ]
     for cls in EVENTS:
         assert cls.__struct_config__.tag == cls.__name__

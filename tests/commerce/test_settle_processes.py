@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 from shop_helpers import ShopClock, body_for, check_all, count_events, stock, stocked_shop
 
-from commerce import Shop
+from commerce import Money, Shop
 
 WORKER = Path(__file__).with_name("settle_worker.py")
 
 
-def race(tmp_path: Path, db: Path, jobs: list[list[str]]) -> list[dict[str, object]]:
+def race(
+    tmp_path: Path, db: Path, jobs: list[list[str]], worker: Path = WORKER
+) -> list[dict[str, object]]:
     go = tmp_path / "go"
     procs, readies = [], []
     for i, job in enumerate(jobs):
@@ -24,7 +26,7 @@ def race(tmp_path: Path, db: Path, jobs: list[list[str]]) -> list[dict[str, obje
         readies.append(ready)
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(WORKER), str(db), str(go), str(ready), *job],
+                [sys.executable, str(worker), str(db), str(go), str(ready), *job],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
@@ -92,4 +94,31 @@ def test_two_processes_settle_directly_at_once(
     assert sorted(str(r["outcome"]) for r in results) == ["already_settled", "settled"]
     with _after(shared, shop_clock) as shop:
         assert count_events(shop, "OrderFulfilled") == 1
+        check_all(shop)
+
+
+RACE_WORKER = Path(__file__).with_name("race_worker.py")
+
+
+def test_cancel_racing_a_payment_in_another_process_never_returns_ok_unless_cancelled(
+    tmp_path: Path,
+) -> None:
+    """Issue 11 case 5: the check and the cancel are one transaction, so a cancel that
+    returns normally really cancelled; the loser of the race gets `InvalidTransition`."""
+    db, count = tmp_path / "race.db", 120
+    with Shop.open(db) as shop:
+        shop.add_product("MUG", "Mug", Money(1250, "EUR"), stock=count)
+        for i in range(count):
+            shop.start_order([("MUG", 1)], order_id=f"o{i}")
+    settled, cancelled = race(
+        tmp_path, db, [["settle", str(count)], ["cancel", str(count)]], worker=RACE_WORKER
+    )
+    with Shop.open(db) as shop:
+        for order_id, answer in cancelled.items():
+            final = shop.order(order_id).order.status
+            if answer == "cancelled":  # the cancel won: a payment after it is given back
+                assert final in ("cancelled", "refunded"), (order_id, final)
+                assert settled[order_id] in ("cancelled", "refunded"), settled[order_id]
+            else:  # the payment won
+                assert (answer, final) == ("refused:fulfilled", "fulfilled"), (order_id, answer)
         check_all(shop)

@@ -30,10 +30,13 @@ SUCCEEDED, FAILED, REFUNDED = (
 ORDERS = {"o0": 1, "o1": 2, "o2": 3}  # order id -> MUG quantity (1250 EUR each)
 
 
-def _send(shop: Shop, order_id: str, kind: str, event_id: str, partial: bool) -> str:
+def _body(shop: Shop, order_id: str, kind: str, event_id: str, partial: bool) -> bytes:
     refunded = 100 if partial and kind == REFUNDED else None
-    body = body_for(shop, order_id, kind, event_id=event_id, created=0, amount_refunded=refunded)
-    return deliver(shop, body).outcome
+    return body_for(shop, order_id, kind, event_id=event_id, created=0, amount_refunded=refunded)
+
+
+def _send(shop: Shop, order_id: str, kind: str, event_id: str, partial: bool) -> str:
+    return deliver(shop, _body(shop, order_id, kind, event_id, partial)).outcome
 
 
 def run(actions: list[tuple[str, ...]]) -> None:
@@ -161,7 +164,9 @@ def test_refund_delivered_before_the_payment(partial: bool) -> None:
         with Shop.open(Path(tmp) / "reorder.db", clock=clock) as shop:
             stocked_shop(shop)
             shop.start_order([("MUG", 2)], order_id="o1")
-            assert _send(shop, "o1", REFUNDED, "evt_r", partial) == "refunded"
+            first = deliver(shop, _body(shop, "o1", REFUNDED, "evt_r", partial))
+            assert first.outcome == "recorded"  # not "refunded": nothing was paid yet
+            assert "before its payment" in first.reason
             assert shop.order("o1").order.status == "awaiting_payment"
             result = deliver(shop, body_for(shop, "o1", SUCCEEDED, event_id="evt_s"))
             row = shop.order("o1").order

@@ -28,6 +28,7 @@ from commerce import (
     InvalidQuantity,
     InvalidTransition,
     Money,
+    OrderConflict,
     OutOfStock,
     Shop,
     ShopConfig,
@@ -121,16 +122,30 @@ def test_start_order_makes_an_id_when_none_given(stocked: Shop) -> None:
 
 
 def test_an_existing_order_id_never_starts_twice(stocked: Shop) -> None:
-    first = stocked.start_order([("MUG", 2)], order_id="o1")
+    first = stocked.start_order([("MUG", 2), ("TEE", 1)], order_id="o1")
     calls = list(stocked.provider.calls)  # type: ignore[attr-defined]
     with unchanged(stocked):
-        again = stocked.start_order([("TEE", 3)], order_id="o1")
+        again = stocked.start_order([("TEE", 1), ("MUG", 2)], order_id="o1")  # same lines
     assert again.order == first.order
     assert again.quote == first.quote
     assert stock(stocked, "MUG") == (8, 2, 0)
-    assert stock(stocked, "TEE") == (5, 0, 0)
     assert stocked.provider.calls == calls  # type: ignore[attr-defined]
     assert count_events(stocked, "OrderPlaced") == 1
+
+
+@pytest.mark.parametrize(
+    ("items", "coupon"),
+    [([("TEE", 3)], None), ([("MUG", 3), ("TEE", 1)], None), ([("MUG", 2), ("TEE", 1)], "TEN")],
+    ids=["other-sku", "other-quantity", "other-coupon"],
+)
+def test_an_existing_order_id_with_other_lines_is_a_conflict(
+    stocked: Shop, items: list[tuple[str, int]], coupon: str | None
+) -> None:
+    """Stripe's idempotency-key rule: the same key with other parameters is an error."""
+    stocked.start_order([("MUG", 2), ("TEE", 1)], order_id="o1")
+    with unchanged(stocked), pytest.raises(OrderConflict, match="'o1' exists with other lines"):
+        stocked.start_order(items, coupon=coupon, order_id="o1")
+    assert stock(stocked, "TEE") == (4, 1, 0)
 
 
 def test_exactly_all_stock_can_be_reserved(stocked: Shop) -> None:

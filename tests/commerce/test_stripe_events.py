@@ -16,6 +16,8 @@ from commerce.stripe_events import (
     MAX_BODY,
     AnyStripeEvent,
     ChargeRefunded,
+    ChargeSucceeded,
+    CheckoutCompleted,
     IgnoredEvent,
     IntentEvent,
     decode_event,
@@ -48,10 +50,17 @@ def as_data(obj: bytes) -> bytes:
     return b'{"object":' + obj + b"}"
 
 
+DECODED: dict[str, type[AnyStripeEvent]] = {
+    "charge.refunded": ChargeRefunded,
+    "charge.succeeded": ChargeSucceeded,
+    "checkout.session.completed": CheckoutCompleted,
+}
+
+
 def expected_class(event_type: str) -> type[AnyStripeEvent]:
     if event_type.startswith("payment_intent."):
         return IntentEvent
-    return ChargeRefunded if event_type == "charge.refunded" else IgnoredEvent
+    return DECODED.get(event_type, IgnoredEvent)
 
 
 @pytest.mark.parametrize("path", fixture_files("stripe-ruby-mock"), ids=lambda p: p and p.name)
@@ -102,24 +111,42 @@ def test_order_id_comes_from_metadata() -> None:
     assert event.order_id == "ord_42"
 
 
-@pytest.mark.parametrize(
-    ("name", "event_type"),
-    [
-        ("charge.succeeded.data.json", "charge.succeeded"),
-        ("checkout.session.completed.data.json", "checkout.session.completed"),
-    ],
-)
-def test_pay_rails_events_we_do_not_act_on(name: str, event_type: str) -> None:
-    event = decode_event(wrap(read(f"pay-rails/{name}"), event_type))
-    assert event == IgnoredEvent(
-        event_id="evt_wrapped", event_type=event_type, livemode=False, created=1700000000
+def test_pay_rails_charge_and_checkout_events_decode() -> None:
+    charge = decode_event(wrap(read("pay-rails/charge.succeeded.data.json"), "charge.succeeded"))
+    assert isinstance(charge, ChargeSucceeded)
+    assert (charge.intent_id, charge.amount_captured, charge.currency) == ("pm_1234", 500, "USD")
+    session = decode_event(
+        wrap(read("pay-rails/checkout.session.completed.data.json"), "checkout.session.completed")
     )
+    assert isinstance(session, CheckoutCompleted)
+    assert (session.intent_id, session.payment_status, session.mode) == (
+        None,
+        "paid",
+        "subscription",
+    )
+    assert (session.amount_total, session.currency) == (1900, "USD")
 
 
-def test_pay_rails_refund_with_a_payment_method_id_is_malformed() -> None:
+def test_ruby_mock_checkout_sessions_decode() -> None:
+    paid = decode_event(read("stripe-ruby-mock/checkout.session.completed.json"))
+    assert isinstance(paid, CheckoutCompleted)
+    assert (paid.intent_id, paid.amount_total, paid.payment_status) == (
+        "pi_" + "0" * 24,
+        3000,
+        "paid",
+    )
+    setup = decode_event(read("stripe-ruby-mock/checkout.session.completed.setup_mode.json"))
+    assert isinstance(setup, CheckoutCompleted)
+    assert (setup.intent_id, setup.amount_total, setup.currency) == (None, None, None)
+    assert setup.payment_status == "no_payment_required"
+
+
+def test_pay_rails_refund_with_a_payment_method_id_decodes_for_the_settler() -> None:
+    """An unexpected id shape is well formed: the settler records it as an orphan (2xx)."""
     body = wrap(read("pay-rails/charge.refunded.data.json"), "charge.refunded")
-    with pytest.raises(MalformedEvent, match=r"'\^pi_.*at `\$\.data\.object\.payment_intent`"):
-        decode_event(body)
+    event = decode_event(body)
+    assert isinstance(event, ChargeRefunded)
+    assert event.intent_id == "pm_1234"
 
 
 def test_pay_rails_partial_refund_once_the_id_is_right() -> None:
@@ -147,10 +174,13 @@ def test_openapi_object_shapes() -> None:
     for name, event_type in [
         ("refund", "refund.created"),
         ("dispute", "charge.dispute.created"),
-        ("checkout.session", "checkout.session.completed"),
     ]:
         body = wrap(as_data(read(f"openapi/{name}.object.json")), event_type)
         assert isinstance(decode_event(body), IgnoredEvent)
+    session = wrap(
+        as_data(read("openapi/checkout.session.object.json")), "checkout.session.completed"
+    )
+    assert isinstance(decode_event(session), CheckoutCompleted)
 
 
 def test_openapi_event_with_null_api_version() -> None:
@@ -213,7 +243,7 @@ def event_with(obj: dict[str, Any], event_type: str = "payment_intent.succeeded"
             "unknown currency 'XYZ' - at `$.data.object.currency`",
         ),
         (event_with({**PI, "currency": "euro"}), "at `$.data.object.currency`"),
-        (event_with({**PI, "id": "ch_1"}), "at `$.data.object.id`"),
+        (event_with({**PI, "id": ""}), "at `$.data.object.id`"),
         (event_with({**PI, "metadata": {"order_id": 7}}), "at `$.data.object.metadata.order_id`"),
         (
             event_with({"id": "ch_1", "amount": 5, "currency": "usd"}, "charge.refunded"),
@@ -249,8 +279,15 @@ def test_decoded_events_round_trip_for_the_ledger() -> None:
 
 
 def test_tag_set_is_pinned() -> None:
-    tags = {cls.__struct_config__.tag for cls in (IntentEvent, ChargeRefunded, IgnoredEvent)}
-    assert tags == {"IntentEvent", "ChargeRefunded", "IgnoredEvent"}
+    classes = (IntentEvent, ChargeRefunded, ChargeSucceeded, CheckoutCompleted, IgnoredEvent)
+    tags = {cls.__struct_config__.tag for cls in classes}
+    assert tags == {
+        "IntentEvent",
+        "ChargeRefunded",
+        "ChargeSucceeded",
+        "CheckoutCompleted",
+        "IgnoredEvent",
+    }
 
 
 @settings(max_examples=200, deadline=None)

@@ -43,6 +43,7 @@ EXPORTED = [
     "FlowEnded",
     "FlowError",
     "FlowNotFound",
+    "FlowRecovered",
     "FlowStarted",
     "FlowState",
     "FlowStuck",

@@ -23,14 +23,17 @@ from commerce.events import (
     PaymentReceived,
     RefundIssued,
     Restocked,
+    StockCommitted,
+    StockReleased,
     StockRemoved,
+    StockReserved,
     WebhookReceived,
 )
 
 SECRET = "whsec_reliability"
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 FLOW_STATUS = {
-    "awaiting_payment": {"waiting"},
+    "awaiting_payment": {"waiting", "stuck"},  # stuck: a bad deploy, until it is resumed
     "fulfilled": {"completed"},
     "expired": {"completed"},
     "failed": {"completed"},
@@ -43,6 +46,8 @@ FLOW_STATUS = {
     "moved": {"moved"},
 }
 PAID_STATUSES = ("fulfilled", "refunded", "partially_refunded", "needs_review")
+HOLDING_STATUSES = ("placed", "awaiting_payment", "needs_review")
+"""The only statuses in which an order may hold reserved stock."""
 _decode = msgspec.json.Decoder(AnyCommerceEvent).decode
 _COMMERCE = ("sku:", "order:", "coupon:", "webhook:")
 
@@ -102,6 +107,7 @@ class LedgerFacts:
     received: dict[str, list[PaymentReceived]] = field(default_factory=lambda: defaultdict(list))
     refunds_issued: Counter[str] = field(default_factory=Counter)
     webhooks: Counter[str] = field(default_factory=Counter)
+    held: Counter[str] = field(default_factory=Counter)  # units each order holds reserved
     chain: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -121,6 +127,11 @@ def ledger_facts(shop: Shop) -> LedgerFacts:
             case OrderMovedOut():
                 for line in event.lines:
                     facts.restocked[line.sku] -= line.quantity
+                    facts.held[event.order_id] -= line.quantity
+            case StockReserved():
+                facts.held[event.order_id] += sum(line.quantity for line in event.lines)
+            case StockReleased() | StockCommitted():
+                facts.held[event.order_id] -= sum(line.quantity for line in event.lines)
             case OrderFulfilled():
                 facts.fulfilled[event.order_id] += 1
             case PaymentReceived():
@@ -135,7 +146,11 @@ def ledger_facts(shop: Shop) -> LedgerFacts:
 
 
 def check_invariants(shop: Shop, *, verify: bool = True) -> LedgerFacts:
-    """Assert every system invariant on `shop`; returns the facts for further checks."""
+    """Assert every system invariant on `shop`; returns the facts for further checks.
+
+    Among them: every recorded payment ends fulfilled, refunded, or in review, and no unit
+    is reserved by a closed order.
+    """
     facts = ledger_facts(shop)
     for product in shop.products():
         assert min(product.available, product.reserved, product.sold) >= 0, product
@@ -159,6 +174,10 @@ def check_invariants(shop: Shop, *, verify: bool = True) -> LedgerFacts:
         if facts.refunds_issued[order_id]:
             assert facts.fulfilled[order_id] == 0, f"order {order_id} fulfilled and refunded"
     for row in orders.values():
+        held = facts.held[row.order_id]
+        assert held >= 0, f"order {row.order_id} released more than it held"
+        if row.status not in HOLDING_STATUSES:
+            assert held == 0, f"order {row.order_id} is {row.status} but holds {held} unit(s)"
         if row.status == "placed":
             continue  # the provider call is in flight (only after a crash)
         flow = shop.engine.status(row.order_id).status
@@ -171,3 +190,36 @@ def check_invariants(shop: Shop, *, verify: bool = True) -> LedgerFacts:
         report = shop.ledger.verify()
         assert report.ok, report
     return facts
+
+
+def charge_body(intent: PaymentIntent, event_id: str, created: int) -> bytes:
+    """A `charge.succeeded` about the intent (what an account subscribed to Charges gets)."""
+    charge = msgspec.json.decode(event_body(intent, "charge.refunded", event_id, created))
+    charge.update(type="charge.succeeded")
+    charge["data"]["object"].update(amount_refunded=0, refunded=False)
+    charge["data"]["object"]["amount_captured"] = intent.amount
+    return msgspec.json.encode(charge)
+
+
+def checkout_body(intent: PaymentIntent, event_id: str, created: int) -> bytes:
+    """A paid `checkout.session.completed` about the intent (Checkout-only accounts)."""
+    session = {
+        "id": "cs_" + event_id,
+        "object": "checkout.session",
+        "mode": "payment",
+        "payment_status": "paid",
+        "status": "complete",
+        "amount_total": intent.amount,
+        "currency": intent.currency.lower(),
+        "payment_intent": intent.intent_id,
+        "metadata": {"order_id": intent.order_id},
+    }
+    event = {
+        "id": event_id,
+        "object": "event",
+        "type": "checkout.session.completed",
+        "created": created,
+        "livemode": intent.livemode,
+        "data": {"object": session},
+    }
+    return msgspec.json.encode(event)

@@ -205,13 +205,6 @@ CASES: list[tuple[str, Action, type[Exception] | None, str, int | None]] = [
         0,
     ),
     (
-        "body-intent-id-not-pi",
-        lambda c: c.deliver(c.body(id="pm_1234")),
-        MalformedEvent,
-        "$.data.object.id",
-        0,
-    ),
-    (
         "body-not-bytes",
         lambda c: c.shop.settle_webhook("{}", "t=1,v1=00", secret=SECRET),
         TypeError,
@@ -326,13 +319,6 @@ CASES: list[tuple[str, Action, type[Exception] | None, str, int | None]] = [
         UnknownOrder,
         "unknown order 'nope'",
         0,
-    ),
-    (
-        "cancel-twice",
-        lambda c: (c.shop.cancel_order("o1"), c.shop.cancel_order("o1")),
-        InvalidTransition,
-        "is cancelled: cannot cancel it",
-        None,
     ),
     (
         "restock-unknown-sku",

@@ -9,11 +9,17 @@ the shop must agree with the model and keep every system invariant (see
 (stock they hold, their statuses, verify); the machine then goes on with the original.
 "move and retire" does the same, then finishes the move: those orders end here as
 `moved`, their stock leaves with them, and their later webhooks are ignored here.
+
+Issue 11's rules: a person reviews held payments (accept or refund), holds expire, the
+provider also reports payments as `charge.succeeded` and `checkout.session.completed`
+(deduplicated per intent), and a bad deploy parks payments until the flow is resumed.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +36,9 @@ from hypothesis.stateful import (
 from reliability_helpers import (
     SECRET,
     Clock,
+    charge_body,
     check_invariants,
+    checkout_body,
     event_body,
     intent_of,
 )
@@ -44,15 +52,21 @@ from commerce import (
     Money,
     OutOfStock,
     PaymentIntent,
+    SettleResult,
     Shop,
     ShopConfig,
     sign,
 )
+from commerce.flows import ORDER_FLOW
+from commerce.requests import PlaceOrder, QuoteOrder
+from flowlib import REGISTRY, Flow
 
 SKUS = ("APL", "BRD", "CHS")
 PRICES = {"APL": 250, "BRD": 399, "CHS": 1299}
 TIMEOUT = 600
-CONFIG = ShopConfig(payment_timeout_seconds=TIMEOUT)
+REVIEW_TIMEOUT = 1800
+CONFIG = ShopConfig(payment_timeout_seconds=TIMEOUT, review_timeout_seconds=REVIEW_TIMEOUT)
+KINDS = ["ok", "ok", "short", "fail", "refund", "charge", "checkout"]
 SUCCEEDED, FAILED, REFUNDED = (
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
@@ -73,6 +87,7 @@ class ModelOrder:
     intent_status: str = "open"  # open -> succeeded -> refunded
     paid: int = 0
     refunded: int = 0
+    held_at: float = 0.0  # when it was held for review
 
 
 @dataclass
@@ -85,6 +100,7 @@ class PendingEvent:
     amount: int
     body: bytes
     delivered: bool = False
+    parked: bool = False
 
 
 @dataclass
@@ -177,6 +193,11 @@ class ShopMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
         order = data.draw(st.sampled_from(sorted(self.model.orders.values(), key=_key)))
+        if order.status == "cancelled":  # a repeat changes nothing, and says so
+            head = self.shop.ledger.head()
+            assert self.shop.cancel_order(order.order_id).order.status == "cancelled"
+            assert self.shop.ledger.head() == head
+            return
         if order.status != "awaiting_payment":
             head = self.shop.ledger.head()
             with pytest.raises(InvalidTransition):
@@ -190,10 +211,12 @@ class ShopMachine(RuleBasedStateMachine):
     # -- the provider's events ---------------------------------------------------------
 
     @precondition(lambda self: self.model.orders)
-    @rule(data=st.data(), kind=st.sampled_from(["ok", "ok", "short", "fail", "refund"]))
+    @rule(data=st.data(), kind=st.sampled_from(KINDS))
     def provider_sends(self, data: st.DataObject, kind: str) -> None:
         """The provider emits an event about a known intent (a refund only after a payment)."""
-        order = data.draw(st.sampled_from(sorted(self.model.orders.values(), key=_key)))
+        self._send(data.draw(st.sampled_from(sorted(self.model.orders.values(), key=_key))), kind)
+
+    def _send(self, order: ModelOrder, kind: str) -> None:
         intent, amount = order.intent, order.total
         if kind == "refund":
             paid = [e for e in self.model.events if e.order_id == order.order_id]
@@ -212,13 +235,17 @@ class ShopMachine(RuleBasedStateMachine):
             )
             event_kind = SUCCEEDED
         else:
-            event_kind = SUCCEEDED if kind == "ok" else FAILED
+            event_kind = FAILED if kind == "fail" else SUCCEEDED
         event_id = self._next_id("evt")
-        body = event_body(intent, event_kind, event_id, self.clock.unix)
+        make = {"charge": charge_body, "checkout": checkout_body}.get(kind)
+        if make is not None:
+            body = make(intent, event_id, self.clock.unix)
+        else:
+            body = event_body(intent, event_kind, event_id, self.clock.unix)
         self.model.events.append(PendingEvent(event_id, order.order_id, event_kind, amount, body))
 
     @precondition(lambda self: self.model.orders)
-    @rule(data=st.data(), kind=st.sampled_from(["ok", "ok", "short", "fail", "refund"]))
+    @rule(data=st.data(), kind=st.sampled_from(KINDS))
     def provider_sends_and_delivers(self, data: st.DataObject, kind: str) -> None:
         """The usual case: the provider sends an event and it arrives at once."""
         sent = len(self.model.events)
@@ -256,7 +283,7 @@ class ShopMachine(RuleBasedStateMachine):
         if forgery == "secret":
             header = sign(body, "whsec_wrong", self.clock.unix)
         elif forgery == "tamper":
-            body = body.replace(b'"amount":', b'"amount":1', 1)
+            body = body.replace(b"{", b"{ ", 1)  # any change to the signed bytes
         elif forgery == "missing":
             header = None
         else:
@@ -276,10 +303,13 @@ class ShopMachine(RuleBasedStateMachine):
             if order.intent_status == "refunded" or order.refunded >= order.total:
                 assert outcome == "ignored", (outcome, order)
                 return
-            assert outcome == "refunded", (outcome, order)
+            # A refund before the payment is recorded, not "refunded": nothing was paid yet.
+            assert outcome == ("recorded" if order.intent_status == "open" else "refunded")
             order.refunded = order.total
             if order.intent_status != "open":  # a refund before the payment leaves it open
                 order.intent_status = "refunded"
+            if order.status == "needs_review":  # the held stock is released with it
+                _move_stock(self.model, order.lines, "reserved", "available")
             if order.status in ("fulfilled", "needs_review", "refunded"):
                 order.status = "refunded"
             return
@@ -303,7 +333,7 @@ class ShopMachine(RuleBasedStateMachine):
                 _move_stock(self.model, order.lines, "reserved", "sold")
             else:
                 assert outcome == "recorded", outcome
-                order.status = "needs_review"
+                order.status, order.held_at = "needs_review", self.clock.now.timestamp()
             return
         assert outcome == "refunded", (outcome, order)  # a late payment is given back
         order.status, order.intent_status = "refunded", "refunded"
@@ -311,14 +341,70 @@ class ShopMachine(RuleBasedStateMachine):
 
     # -- time, restarts, moves, rebuilds ----------------------------------------------
 
-    @rule(seconds=st.sampled_from([1, 60, 300, 599, 600, 601, 1200]))
+    @rule(seconds=st.sampled_from([1, 60, 300, 599, 600, 601, 1200, 1800]))
     def advance_clock_and_fire(self, seconds: int) -> None:
         now = self.clock.advance(seconds).timestamp()
+        self._applied(self.shop.apply_parked())  # what `fire_timers` does first
         self.shop.fire_timers()
         for order in self.model.orders.values():
             if order.status == "awaiting_payment" and order.deadline <= now:
                 order.status = "expired"
                 _move_stock(self.model, order.lines, "reserved", "available")
+            elif order.status == "needs_review" and order.held_at + REVIEW_TIMEOUT <= now:
+                self._refund_held(order)  # the hold expired: refunded, stock released
+
+    # -- people: reviews, bad deploys and their fix --------------------------------------
+
+    @precondition(lambda self: any(o.status == "needs_review" for o in self.model.orders.values()))
+    @rule(data=st.data(), decision=st.sampled_from(["accept", "refund"]))
+    def review(self, data: st.DataObject, decision: str) -> None:
+        held = [o for o in self.model.orders.values() if o.status == "needs_review"]
+        order = data.draw(st.sampled_from(sorted(held, key=_key)))
+        view = self.shop.review(order.order_id, decision)  # type: ignore[arg-type]
+        if decision == "accept":
+            order.status = "fulfilled"
+            _move_stock(self.model, order.lines, "reserved", "sold")
+        else:
+            self._refund_held(order)
+        assert view.order.status == order.status
+
+    def _refund_held(self, order: ModelOrder) -> None:
+        order.status, order.intent_status = "refunded", "refunded"
+        order.refunded = order.paid
+        _move_stock(self.model, order.lines, "reserved", "available")
+
+    @precondition(lambda self: any(_awaiting(self.model)))
+    @rule(data=st.data(), kind=st.sampled_from(["ok", "fail", "checkout"]))
+    def pay_during_a_bad_deploy(self, data: st.DataObject, kind: str) -> None:
+        """A deploy breaks the order flow: the payment is parked, the flow stuck, until fixed."""
+        order = data.draw(st.sampled_from(sorted(_awaiting(self.model), key=_key)))
+        sent = len(self.model.events)
+        self._send(order, kind)
+        if len(self.model.events) == sent:
+            return
+        event = self.model.events[-1]
+        with _broken_order_flow():
+            header = sign(event.body, SECRET, self.clock.unix)
+            result = self.shop.settle_webhook(event.body, header, secret=SECRET)
+        assert result.outcome == "recorded" and "parked" in result.reason, result
+        event.delivered = event.parked = True
+
+    @precondition(lambda self: any(e.parked for e in self.model.events))
+    @rule()
+    def resume_stuck_flows(self) -> None:
+        """After the fix: `flows resume --all-stuck` applies every payment it parked."""
+        for row in self.shop.engine.flows("stuck"):
+            state, applied = self.shop.resume_flow(row.flow_id)
+            assert state.status != "stuck"
+            self._applied(applied)
+
+    def _applied(self, results: list[SettleResult]) -> None:
+        for result in results:
+            (event,) = [e for e in self.model.events if e.event_id == result.event_id]
+            assert event.parked, event
+            self._apply(event, result.outcome)
+            event.parked = False
+            assert result.order_status == self.model.orders[event.order_id].status
 
     @rule()
     def restart(self) -> None:
@@ -332,12 +418,15 @@ class ShopMachine(RuleBasedStateMachine):
         self.shop.ledger.rebuild()
         assert (self.shop.products(), self.shop.orders(), self.shop.engine.flows()) == before
 
+    def _waiting(self) -> list[ModelOrder]:
+        """Orders awaiting payment whose flow waits (a stuck one is not exported)."""
+        engine = self.shop.engine
+        return [o for o in _awaiting(self.model) if engine.status(o.order_id).status == "waiting"]
+
     @rule()
     def move_waiting_orders(self) -> None:
         """Export the orders awaiting payment into a fresh file; they arrive intact there."""
-        waiting = {
-            o.order_id: o for o in self.model.orders.values() if o.status == "awaiting_payment"
-        }
+        waiting = {o.order_id: o for o in self._waiting()}
         document = self.shop.export_flows(status="waiting")
         target = Path(self._dir.name) / f"moved-{self._next_id('mv')}.db"
         with self._open(target) as moved:
@@ -355,20 +444,20 @@ class ShopMachine(RuleBasedStateMachine):
     @rule()
     def move_and_retire_waiting_orders(self) -> None:
         """A whole move: export, import into a fresh file, then retire them here."""
-        waiting = [o for o in self.model.orders.values() if o.status == "awaiting_payment"]
+        waiting = self._waiting()
         document = self.shop.export_flows(status="waiting")
         target = Path(self._dir.name) / f"moved-{self._next_id('mv')}.db"
         with self._open(target) as moved:
-            moved.import_flows(document)
+            receipt = moved.import_flows(document).receipt
             check_invariants(moved)
         target.unlink()
-        retired = self.shop.retire_moved(document)
+        retired = self.shop.retire_moved(document, receipt=receipt)
         assert sorted(retired) == sorted(o.order_id for o in waiting)
         for order in waiting:
             order.status = "moved"
             for sku, quantity in order.lines.items():
                 self.model.reserved[sku] -= quantity  # the stock left with the order
-        assert self.shop.retire_moved(document) == []  # a repeat changes nothing
+        assert self.shop.retire_moved(document, receipt=receipt) == []  # a repeat: no change
 
     # -- invariants ----------------------------------------------------------------------
 
@@ -399,6 +488,26 @@ class ShopMachine(RuleBasedStateMachine):
 
 def _key(order: ModelOrder) -> str:
     return order.order_id
+
+
+def _awaiting(model: Model) -> list[ModelOrder]:
+    return [o for o in model.orders.values() if o.status == "awaiting_payment"]
+
+
+def _edited(order: PlaceOrder) -> Flow[str]:
+    yield QuoteOrder(order_id=order.order_id, lines=order.lines, coupon="EDITED")
+    return "never"
+
+
+@contextmanager
+def _broken_order_flow() -> Iterator[None]:
+    """Deploy code that changed the order flow's first step, then the fix (the original)."""
+    original = REGISTRY.get(ORDER_FLOW)
+    REGISTRY.register(ORDER_FLOW, original.version, _edited)
+    try:
+        yield
+    finally:
+        REGISTRY.register(ORDER_FLOW, original.version, original.fn)
 
 
 TestShopMachine = ShopMachine.TestCase

@@ -93,8 +93,10 @@ def test_readme_handler_under_a_threaded_server_settles_each_payment_once(tmp_pa
         port = int(server.stdout.readline().split()[-1])
         with ThreadPoolExecutor(1) as side, ThreadPoolExecutor(16) as clients:
             restocks = side.submit(other_process_writes)
-            answers = list(clients.map(lambda p: (p[2], *post(port, p[0], p[1])), posts))
-            stop.set()
+            try:
+                answers = list(clients.map(lambda p: (p[2], *post(port, p[0], p[1])), posts))
+            finally:
+                stop.set()
             restocked = restocks.result()
     finally:
         stop.set()

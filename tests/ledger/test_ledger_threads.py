@@ -1,0 +1,106 @@
+"""One `Ledger` shared by many threads: a connection each, one write lock, no lost update."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ledger_helpers import Balances, Deposited
+
+from ledger import ConcurrencyError, Ledger
+
+
+def _deposit_checked(ledger: Ledger, account: str, amount: int) -> int:
+    """Check-then-act in one transaction: read the stream, append at the version read."""
+    with ledger.transaction():
+        version = len(ledger.read(f"account:{account}", Deposited))
+        return ledger.append(
+            f"account:{account}", [Deposited(account, amount)], expected_version=version
+        )
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    threads=st.integers(min_value=2, max_value=12),
+    plan=st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 9)), min_size=1, max_size=40),
+)
+def test_any_interleaving_of_threads_loses_no_write(
+    tmp_path_factory: object, threads: int, plan: list[tuple[str, int]]
+) -> None:
+    path = tmp_path_factory.mktemp("threads") / "t.db"  # type: ignore[attr-defined]
+    with Ledger.open(path, synchronous="NORMAL", projections=[Balances()]) as ledger:
+        with ThreadPoolExecutor(threads) as pool:
+            versions = list(pool.map(lambda step: _deposit_checked(ledger, *step), plan))
+        for account in "abc":
+            mine = [amount for name, amount in plan if name == account]
+            events = ledger.read(f"account:{account}", Deposited)
+            assert sorted(e.amount for e in events) == sorted(mine)
+            row = ledger.db.execute(
+                "SELECT amount FROM balances WHERE account = ?", (account,)
+            ).fetchone()
+            assert (row[0] if row else 0) == sum(mine)
+        # Every append saw the version it checked: no two threads reached the same one.
+        per_account = [(name, v) for (name, _), v in zip(plan, versions, strict=True)]
+        assert len(set(per_account)) == len(plan)
+        assert ledger.verify().ok
+
+
+def test_a_stale_read_in_one_thread_conflicts_with_another_threads_append(path: Path) -> None:
+    with Ledger.open(path) as ledger:
+        ledger.append("shared", [Deposited("x", 1)])
+        read, appended = threading.Event(), threading.Event()
+        outcome: list[str] = []
+
+        def slow() -> None:
+            version = ledger.version("shared")
+            read.set()
+            appended.wait(10)
+            try:
+                ledger.append("shared", [Deposited("slow", 2)], expected_version=version)
+                outcome.append("won")
+            except ConcurrencyError:
+                outcome.append("conflict")
+
+        worker = threading.Thread(target=slow)
+        worker.start()
+        read.wait(10)
+        ledger.append("shared", [Deposited("fast", 3)], expected_version=1)
+        appended.set()
+        worker.join(10)
+        assert outcome == ["conflict"] and ledger.version("shared") == 2
+
+
+def test_threads_that_end_leave_no_connection_behind(path: Path) -> None:
+    with Ledger.open(path) as ledger:
+        for n in range(30):  # as a threading server does: a new thread per request
+            thread = threading.Thread(target=ledger.append, args=("s", [Deposited("s", n)]))
+            thread.start()
+            thread.join()
+        ledger.append("s", [Deposited("s", 99)])  # a new session sweeps the ended ones
+        live = ledger._sessions
+        assert len(live) <= 2, f"{len(live)} connections kept for ended threads"
+        assert ledger.version("s") == 31
+
+
+def test_a_transaction_belongs_to_its_thread(path: Path) -> None:
+    with Ledger.open(path) as ledger:
+        inside, release = threading.Event(), threading.Event()
+        seen: list[int] = []
+
+        def holder() -> None:
+            with ledger.transaction():
+                ledger.append("s", [Deposited("s", 1)])
+                inside.set()
+                release.wait(10)
+
+        worker = threading.Thread(target=holder)
+        worker.start()
+        inside.wait(10)
+        seen.append(ledger.version("s"))  # this thread reads the last commit, not the open one
+        release.set()
+        worker.join(10)
+        seen.append(ledger.version("s"))
+        assert seen == [0, 1]
