@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from cli import inspect_flow, render
+from cli import inspect_flow, listing, render
 from cli.runtime import (
     JsonOption,
     emit,
@@ -37,10 +37,25 @@ Status = Annotated[
 
 
 @app.command("list")
-def list_(ctx: typer.Context, status: Status = None, as_json: JsonOption = False) -> None:
-    """List flow instances with what they wait for and their next timer."""
+def list_(
+    ctx: typer.Context,
+    status: Status = None,
+    since: listing.Since = None,
+    limit: listing.Limit = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List flow instances with what they wait for and their next timer, oldest first.
+
+    --since keeps the flows started from then on.
+
+    Example: orderflow flows list --status waiting --limit 20
+    """
+    start = listing.since(since)
     with session(ctx, "read") as shop:
-        rows = shop.engine.flows(status)
+        after = listing.position_before(shop.ledger, start) if start else None
+        rows = shop.ledger.flows(
+            status=status, started_after=after, limit=limit, newest=limit is not None
+        )
     if wants_json(ctx, as_json):
         emit(rows)
         return
@@ -69,7 +84,10 @@ class LoggedEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 @app.command("show")
 def show(ctx: typer.Context, flow_id: FlowId, as_json: JsonOption = False) -> None:
-    """Show a flow's state and its replay log, step by step."""
+    """Show a flow's state and its replay log, step by step.
+
+    Example: orderflow flows show ord_3f2a9c01d4e5b6a7
+    """
     with session(ctx, "read") as shop:
         state = shop.engine.status(flow_id)
         log = shop.engine.log(flow_id)
@@ -124,7 +142,10 @@ def _outcome(outcome: Any) -> str:
 def why(ctx: typer.Context, flow_id: FlowId, as_json: JsonOption = False) -> None:
     """One screen on a flow: what it waits for and since when, its next timer, inbox
     events not yet applied, its last error, and whether its log replays against the
-    current code."""
+    current code.
+
+    Example: orderflow --flows myapp.flows flows why exp-1
+    """
     with session(ctx, "read") as shop:
         report = inspect_flow.why(shop, flow_id)
     if wants_json(ctx, as_json):
@@ -176,7 +197,10 @@ def export(
     status: Status = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Export flows (all, or one status) with their orders' events as one JSON document."""
+    """Export flows (all, or one status) with their orders' events as one JSON document.
+
+    Example: orderflow flows export waiting.json --status waiting
+    """
     with session(ctx, "read") as shop:
         count = len(shop.engine.flows(status))
         with working(f"exporting {count} flows"):
@@ -203,7 +227,10 @@ def import_(
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Import an export document (checked and dry-run first; all or nothing)."""
+    """Import an export document (checked and dry-run first; all or nothing).
+
+    Example: orderflow --db other.db flows import waiting.json
+    """
     document = read_input(source)
     with session(ctx) as shop, working("importing flows"):
         report = shop.import_flows(document)
@@ -230,6 +257,8 @@ def retire(
     `flows retire FILE` here: the moved orders become `moved`, the stock they held leaves
     this database with them, and their webhooks are ignored here. Refused, with nothing
     written, if any of them changed here since the export. Repeating it changes nothing.
+
+    Example: orderflow flows retire waiting.json
     """
     document = read_input(source)
     with session(ctx) as shop, working("retiring moved flows"):
@@ -247,6 +276,8 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """The upgrade gate: replay every unfinished flow against the current code.
 
     Exits 1 if any log diverges, listing each divergence.
+
+    Example: orderflow --flows myapp.flows flows check
     """
     found: list[Divergence] = []
     with session(ctx, "read") as shop:

@@ -6,12 +6,18 @@ from typing import Annotated
 
 import typer
 
-from cli import render
+from cli import listing, render
 from cli.runtime import JsonOption, emit, session, wants_json
 from commerce import OrderView, parse_money
 
 app = typer.Typer(help="Start, settle and inspect orders.", no_args_is_help=True)
-OrderId = Annotated[str, typer.Argument(help="The order's id (ord_...).")]
+OrderId = Annotated[
+    str,
+    typer.Argument(
+        help="The order's id as `order start` printed it: ord_ and 16 hex digits when "
+        "generated, else the text given to --order-id (any non-empty text)."
+    ),
+]
 
 
 def parse_item(text: str) -> tuple[str, int]:
@@ -32,15 +38,27 @@ def start(
     ctx: typer.Context,
     items: Annotated[
         list[str],
-        typer.Option("--item", help="SKU=QTY; repeat for more lines.", show_default=False),
+        typer.Option(
+            "--item", metavar="SKU=QTY", help="SKU=QTY; repeat for more lines.", show_default=False
+        ),
     ],
-    coupon: Annotated[str | None, typer.Option("--coupon", help="A coupon code.")] = None,
+    coupon: Annotated[
+        str | None, typer.Option("--coupon", metavar="CODE", help="A coupon code.")
+    ] = None,
     order_id: Annotated[
-        str | None, typer.Option("--order-id", help="Choose the id (an existing one is shown).")
+        str | None,
+        typer.Option(
+            "--order-id",
+            help="Choose the id: any non-empty text (default: ord_ and 16 hex digits); "
+            "an existing one is shown, not started again.",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Quote, reserve stock and create the payment intent; the order then awaits payment."""
+    """Quote, reserve stock and create the payment intent; the order then awaits payment.
+
+    Example: orderflow order start --item MUG=2 --item TEE=1 --coupon WELCOME10
+    """
     lines = [parse_item(item) for item in items]
     with session(ctx) as shop:
         view = shop.start_order(lines, coupon=coupon, order_id=order_id)
@@ -67,7 +85,10 @@ def settle(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Record a payment for an order directly (trusted: no webhook signature)."""
+    """Record a payment for an order directly (trusted: no webhook signature).
+
+    Example: orderflow order settle ord_3f2a9c01d4e5b6a7 --amount 25.00
+    """
     with session(ctx) as shop:
         minor = None
         if amount is not None:
@@ -87,7 +108,10 @@ def fail(
     event_id: Annotated[str | None, typer.Option("--event-id", help="The attempt's id.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Record a failed payment attempt; the order keeps waiting until it expires."""
+    """Record a failed payment attempt; the order keeps waiting until it expires.
+
+    Example: orderflow order fail ord_3f2a9c01d4e5b6a7 --reason card_declined
+    """
     with session(ctx) as shop:
         result = shop.fail_payment(order_id, reason=reason, event_id=event_id)
     if wants_json(ctx, as_json):
@@ -98,7 +122,10 @@ def fail(
 
 @app.command("cancel")
 def cancel(ctx: typer.Context, order_id: OrderId, as_json: JsonOption = False) -> None:
-    """Cancel an order still awaiting payment; its stock is released."""
+    """Cancel an order still awaiting payment; its stock is released.
+
+    Example: orderflow order cancel ord_3f2a9c01d4e5b6a7
+    """
     with session(ctx) as shop:
         view = shop.cancel_order(order_id)
     if wants_json(ctx, as_json):
@@ -109,7 +136,10 @@ def cancel(ctx: typer.Context, order_id: OrderId, as_json: JsonOption = False) -
 
 @app.command("show")
 def show(ctx: typer.Context, order_id: OrderId, as_json: JsonOption = False) -> None:
-    """Show an order: status, quote and timeline."""
+    """Show an order: status, quote and timeline.
+
+    Example: orderflow order show ord_3f2a9c01d4e5b6a7 --json
+    """
     with session(ctx, "read") as shop:
         view: OrderView = shop.order(order_id)
     if wants_json(ctx, as_json):
@@ -125,11 +155,17 @@ def list_(
         str | None,
         typer.Option("--status", help="Only this status, e.g. awaiting_payment or fulfilled."),
     ] = None,
+    since: listing.Since = None,
+    limit: listing.Limit = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List orders, oldest first."""
+    """List orders, oldest first (--since: placed from then on).
+
+    Example: orderflow order list --status awaiting_payment --since 2025-01-31 --limit 20
+    """
+    start = listing.since(since)
     with session(ctx, "read") as shop:
-        rows = shop.orders(status)
+        rows = shop.orders(status, since=start, limit=limit)
     if wants_json(ctx, as_json):
         emit(rows)
         return
