@@ -47,7 +47,7 @@ def _named(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and name.startswith(exc.name):
+        if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
             raise typer.BadParameter(f"no module named {name!r}", param_hint="--flows") from exc
         raise FlowModuleError(f"flow module {name}: {type(exc).__name__}: {exc}") from exc
     except Exception as exc:
