@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cli import catalog, config_cmd, demo, flows, ledger_cmd, orders, timers, webhook
-from cli.runtime import DEFAULT_DB, DOMAIN_ERRORS, JsonOption, State, emit, fail, wants_json
+from cli.command import RootGroup
+from cli.runtime import (
+    DEFAULT_DB,
+    DOMAIN_ERRORS,
+    JsonOption,
+    State,
+    emit,
+    fail,
+    state,
+    wants_json,
+)
+from cli.user_flows import FLOWS_ENV
 
 app = typer.Typer(
     name="orderflow",
@@ -18,7 +30,7 @@ app = typer.Typer(
         "1 the domain refused (unknown order, out of stock, bad signature...), 2 usage error."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    cls=RootGroup,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -31,6 +43,12 @@ app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(config_cmd.app, name="config")
 
 
+def _print_version(given: bool) -> None:
+    if given:
+        typer.echo(f"orderflow {version('orderflow')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -39,18 +57,38 @@ def root(
         typer.Option(
             "--db",
             envvar="ORDERFLOW_DB",
+            metavar="PATH",
+            show_default=False,
             help="The ledger file (created on first use). Else $ORDERFLOW_DB, else ./orderflow.db.",
         ),
     ] = Path(DEFAULT_DB),
+    flow_modules: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--flows",
+            envvar=FLOWS_ENV,
+            metavar="MODULE",
+            show_default=False,
+            help="Import your flows from MODULE (dotted name, or a .py file); repeatable. "
+            f"Else ${FLOWS_ENV} (space-separated). Installed `orderflow.flows` entry points "
+            "are always imported.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="JSON output for every command (same as each --json).")
     ] = False,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the traceback of a refused command.")
     ] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Global options; the database is opened lazily by each command."""
-    ctx.obj = State(db=db, debug=debug, json=as_json)
+    ctx.obj = State(db=db, debug=debug, json=as_json, flows=tuple(flow_modules or ()))
 
 
 @app.command("demo")
@@ -60,6 +98,7 @@ def demo_command(
         Path | None,
         typer.Option(
             "--db",
+            metavar="PATH",
             help="A new file for the demo shop (default: orderflow-demo-<timestamp>.db here). "
             "An existing file is refused.",
             show_default=False,
@@ -72,8 +111,12 @@ def demo_command(
     Three orders; one paid by a signed webhook delivered twice; one with a declined
     attempt that expires on a simulated clock; the survivor exported, imported into a
     second file and paid there; timelines; `ledger verify` on both files. The root
-    --db is not used: the demo never touches an existing database.
+    --db (or $ORDERFLOW_DB) is not used, and says so: the demo never touches an existing
+    database.
+
+    Example: orderflow demo --db /tmp/story.db
     """
+    _ignored_db(ctx)
     story = demo.Story(wants_json(ctx, as_json))
     try:
         ok = demo.run(db, story)
@@ -87,6 +130,18 @@ def demo_command(
         emit(story.doc)
     if not ok:
         raise typer.Exit(1)
+
+
+def _ignored_db(ctx: typer.Context) -> None:
+    """A note on stderr when the root --db (or $ORDERFLOW_DB) was given: the demo ignores it."""
+    source = ctx.find_root().get_parameter_source("db")
+    given = {"COMMANDLINE": "--db", "ENVIRONMENT": "$ORDERFLOW_DB"}.get(getattr(source, "name", ""))
+    if given:
+        typer.echo(
+            f"note: the demo ignores {given} {state(ctx).db}: it writes new files only "
+            "(choose them with `orderflow demo --db PATH`)",
+            err=True,
+        )
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 import typer
 
+from cli.clickcompat import UsageError
 from cli.runtime import JsonOption, emit, session, wants_json
 from commerce import (
     MAX_PAYMENT_TIMEOUT,
@@ -39,7 +40,10 @@ def _show(ctx: typer.Context, config: ShopConfig, as_json: bool, changed: bool |
 
 @app.command("show")
 def show(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Print the settings in force (the defaults until `config set` records some)."""
+    """Print the settings in force (the defaults until `config set` records some).
+
+    Example: orderflow config show --json
+    """
     with session(ctx, "read") as shop:
         _show(ctx, shop.config, as_json, None)
 
@@ -51,6 +55,7 @@ def set_(
         int | None,
         typer.Option(
             "--tax-rate-bp",
+            metavar="BP",
             help=f"Exclusive tax in basis points, 0..{MAX_TAX_RATE_BP} (2000 = 20%).",
         ),
     ] = None,
@@ -58,6 +63,7 @@ def set_(
         int | None,
         typer.Option(
             "--payment-timeout",
+            metavar="SECONDS",
             help="Seconds an order may wait for payment, "
             f"{MIN_PAYMENT_TIMEOUT}..{MAX_PAYMENT_TIMEOUT} (30 days).",
         ),
@@ -80,7 +86,13 @@ def set_(
 
     They apply to orders started from now on (a quote is recorded with its order) and to
     every process that opens the database afterwards.
+
+    Example: orderflow config set --tax-rate-bp 2000 --payment-timeout 900
     """
+    if all(value is None for value in (tax_rate_bp, payment_timeout, review_timeout, live)):
+        raise UsageError(
+            "give at least one of --tax-rate-bp, --payment-timeout, --review-timeout, --live/--test"
+        )
     with session(ctx) as shop:
         changes: dict[str, object] = {}
         if tax_rate_bp is not None:

@@ -89,6 +89,17 @@ def _derived(base: Path) -> tuple[Path, Path, Path]:
     )
 
 
+def left_behind(*paths: Path) -> list[Path]:
+    """The files the demo leaves: its databases with their lock (and any WAL) files, the export."""
+    found = []
+    for path in paths:
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            candidate = path.with_name(path.name + suffix)
+            if candidate.exists():
+                found.append(candidate)
+    return found
+
+
 def signed(row: OrderRow, kind: str, event_id: str, now: datetime) -> tuple[bytes, str]:
     """A Stripe-shaped event about the order, and its signature header."""
     intent = PaymentIntent(
@@ -225,10 +236,12 @@ def run(db: Path | None, story: Story) -> bool:
     final = tuple(view.order.status for _, view in views)
     ok = report_first.ok and report_second.ok and final == EXPECTED
     story.doc["ok"] = ok
+    story.doc["left"] = [str(path) for path in left_behind(first, second, export)]
     story.say()
     story.say(
         "demo complete: A fulfilled, B expired, C moved and fulfilled"
         if ok
         else f"demo FAILED: statuses {final}, expected {EXPECTED}"
     )
+    story.say(f"files left (delete them when done): {', '.join(story.doc['left'])}")
     return ok

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from cli import inspect_flow, render
+from cli import inspect_flow, listing, render
 from cli.runtime import (
     JsonOption,
     emit,
@@ -47,10 +47,25 @@ Status = Annotated[
 
 
 @app.command("list")
-def list_(ctx: typer.Context, status: Status = None, as_json: JsonOption = False) -> None:
-    """List flow instances with what they wait for and their next timer."""
+def list_(
+    ctx: typer.Context,
+    status: Status = None,
+    since: listing.Since = None,
+    limit: listing.Limit = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List flow instances with what they wait for and their next timer, oldest first.
+
+    --since keeps the flows started from then on.
+
+    Example: orderflow flows list --status waiting --limit 20
+    """
+    start = listing.since(since)
     with session(ctx, "read") as shop:
-        rows = shop.engine.flows(status)
+        after = listing.position_before(shop.ledger, start) if start else None
+        rows = shop.ledger.flows(
+            status=status, started_after=after, limit=limit, newest=limit is not None
+        )
     if wants_json(ctx, as_json):
         emit(rows)
         return
@@ -79,7 +94,10 @@ class LoggedEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 @app.command("show")
 def show(ctx: typer.Context, flow_id: FlowId, as_json: JsonOption = False) -> None:
-    """Show a flow's state and its replay log, step by step."""
+    """Show a flow's state and its replay log, step by step.
+
+    Example: orderflow flows show ord_3f2a9c01d4e5b6a7
+    """
     with session(ctx, "read") as shop:
         state = shop.engine.status(flow_id)
         log = shop.engine.log(flow_id)
@@ -134,7 +152,10 @@ def _outcome(outcome: Any) -> str:
 def why(ctx: typer.Context, flow_id: FlowId, as_json: JsonOption = False) -> None:
     """One screen on a flow: what it waits for and since when, its next timer, inbox
     events not yet applied, its last error, and whether its log replays against the
-    current code."""
+    current code.
+
+    Example: orderflow --flows myapp.flows flows why exp-1
+    """
     with session(ctx, "read") as shop:
         report = inspect_flow.why(shop, flow_id)
     if wants_json(ctx, as_json):
@@ -186,7 +207,10 @@ def export(
     status: Status = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Export flows (all, or one status) with their orders' events as one JSON document."""
+    """Export flows (all, or one status) with their orders' events as one JSON document.
+
+    Example: orderflow flows export waiting.json --status waiting
+    """
     with session(ctx, "read") as shop:
         count = len(shop.engine.flows(status))
         with working(f"exporting {count} flows"):
@@ -213,7 +237,10 @@ def import_(
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Import an export document (checked and dry-run first; all or nothing)."""
+    """Import an export document (checked and dry-run first; all or nothing).
+
+    Example: orderflow --db other.db flows import waiting.json
+    """
     document = read_input(source)
     with session(ctx) as shop, working("importing flows"):
         report = shop.import_flows(document)
@@ -252,6 +279,8 @@ def retire(
     `moved`, the stock they held leaves this database with them, and their webhooks are
     ignored here. Without --receipt it is refused unless --force. Refused, with nothing
     written, if any of them changed here since the export. Repeating it changes nothing.
+
+    Example: orderflow flows retire waiting.json
     """
     document = read_input(source)
     with session(ctx) as shop, working("retiring moved flows"):
@@ -276,6 +305,8 @@ def resume(
 
     Each one's parked payments are applied (or refunded, or held for review). Exits 1 if
     any still diverges (it stays stuck, nothing written for it).
+
+    Example: orderflow flows resume --all-stuck
     """
     if (flow_id is None) == (not all_stuck):
         raise typer.BadParameter("give a flow id or --all-stuck (not both)")
@@ -304,7 +335,10 @@ def _print_resumed(outcomes: list[inspect_flow.Resumed]) -> None:
 
 @app.command("parked")
 def parked(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """List payment events recorded but not yet applied to any order's flow."""
+    """List payment events recorded but not yet applied to any order's flow.
+
+    Example: orderflow flows parked --json
+    """
     with session(ctx) as shop:
         rows = shop.parked()
     if wants_json(ctx, as_json):
@@ -330,6 +364,8 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """The upgrade gate: replay every unfinished flow against the current code.
 
     Exits 1 if any log diverges, listing each divergence.
+
+    Example: orderflow --flows myapp.flows flows check
     """
     found: list[Divergence] = []
     with session(ctx, "read") as shop:

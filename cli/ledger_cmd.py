@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from cli import render
+from cli import listing, render
 from cli.runtime import JsonOption, emit, session, wants_json, working
 from ledger import Anchor, Record, VerifyReport
 
@@ -16,13 +16,14 @@ app = typer.Typer(help="The append-only event ledger: tail, verify, rebuild.", n
 
 
 def _entry(record: Record) -> dict[str, Any]:
+    """The event for `--json`; its body on one line whatever its stored layout (JSON Lines)."""
     return {
         "position": record.position,
         "recorded_at": record.recorded_at,
         "stream": record.stream,
         "version": record.version,
         "type": record.type,
-        "data": msgspec.Raw(record.data),
+        "data": msgspec.Raw(msgspec.json.format(record.data, indent=0)),
         "hash": record.hash,
     }
 
@@ -37,23 +38,34 @@ def _line(record: Record) -> str:
 @app.command("tail")
 def tail(
     ctx: typer.Context,
-    lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many events.")] = 10,
+    lines: Annotated[
+        int,
+        typer.Option("-n", "--lines", "--limit", min=0, metavar="N", help="How many events."),
+    ] = 10,
+    since: listing.Since = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new events (Ctrl-C stops).")
     ] = False,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.05, help="Seconds between polls with --follow.")
+        float,
+        typer.Option(
+            "--interval", min=0.05, metavar="SECONDS", help="Seconds between polls with --follow."
+        ),
     ] = 0.5,
     as_json: JsonOption = False,
 ) -> None:
-    """Print the last events; with --follow, keep polling for new ones.
+    """Print the last N events (of those since --since); with --follow, keep polling.
 
-    With --json: one JSON array, or with --follow one JSON object per line.
+    With --json: one JSON array, or with --follow one JSON object per line (JSON Lines).
+
+    Example: orderflow ledger tail --since 2025-01-31 -n 50
     """
     as_json = wants_json(ctx, as_json)
+    start = listing.since(since)
     with session(ctx, "read") as shop:
         head = shop.ledger.head()[0]
-        records = list(shop.ledger.read_all(after=max(0, head - lines)))
+        first = listing.position_before(shop.ledger, start) if start else 0
+        records = list(shop.ledger.read_all(after=max(first, head - lines)))
         if as_json and not follow:
             emit([_entry(r) for r in records])
             return
@@ -152,7 +164,10 @@ def _print_report(report: VerifyReport) -> None:
 
 @app.command("rebuild")
 def rebuild(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Regenerate every projection table (orders, stock, flows...) from the events alone."""
+    """Regenerate every projection table (orders, stock, flows...) from the events alone.
+
+    Example: orderflow ledger rebuild
+    """
     with session(ctx) as shop, working("rebuilding projections"):
         applied = shop.ledger.rebuild()
     if wants_json(ctx, as_json):

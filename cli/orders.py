@@ -6,12 +6,18 @@ from typing import Annotated
 
 import typer
 
-from cli import render
+from cli import listing, render
 from cli.runtime import JsonOption, emit, session, wants_json
 from commerce import ORDER_STATUSES, OrderView, parse_money
 
 app = typer.Typer(help="Start, settle, review and inspect orders.", no_args_is_help=True)
-OrderId = Annotated[str, typer.Argument(help="The order's id (ord_...).")]
+OrderId = Annotated[
+    str,
+    typer.Argument(
+        help="The order's id as `order start` printed it: ord_ and 16 hex digits when "
+        "generated, else the text given to --order-id (any non-empty text)."
+    ),
+]
 
 
 def check_status(value: str | None) -> str | None:
@@ -40,15 +46,27 @@ def start(
     ctx: typer.Context,
     items: Annotated[
         list[str],
-        typer.Option("--item", help="SKU=QTY; repeat for more lines.", show_default=False),
+        typer.Option(
+            "--item", metavar="SKU=QTY", help="SKU=QTY; repeat for more lines.", show_default=False
+        ),
     ],
-    coupon: Annotated[str | None, typer.Option("--coupon", help="A coupon code.")] = None,
+    coupon: Annotated[
+        str | None, typer.Option("--coupon", metavar="CODE", help="A coupon code.")
+    ] = None,
     order_id: Annotated[
-        str | None, typer.Option("--order-id", help="Choose the id (an existing one is shown).")
+        str | None,
+        typer.Option(
+            "--order-id",
+            help="Choose the id: any non-empty text (default: ord_ and 16 hex digits); "
+            "an existing one is shown, not started again.",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Quote, reserve stock and create the payment intent; the order then awaits payment."""
+    """Quote, reserve stock and create the payment intent; the order then awaits payment.
+
+    Example: orderflow order start --item MUG=2 --item TEE=1 --coupon WELCOME10
+    """
     lines = [parse_item(item) for item in items]
     with session(ctx) as shop:
         view = shop.start_order(lines, coupon=coupon, order_id=order_id)
@@ -75,7 +93,10 @@ def settle(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Record a payment for an order directly (trusted: no webhook signature)."""
+    """Record a payment for an order directly (trusted: no webhook signature).
+
+    Example: orderflow order settle ord_3f2a9c01d4e5b6a7 --amount 25.00
+    """
     with session(ctx) as shop:
         minor = None
         if amount is not None:
@@ -95,7 +116,10 @@ def fail(
     event_id: Annotated[str | None, typer.Option("--event-id", help="The attempt's id.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Record a failed payment attempt; the order keeps waiting until it expires."""
+    """Record a failed payment attempt; the order keeps waiting until it expires.
+
+    Example: orderflow order fail ord_3f2a9c01d4e5b6a7 --reason card_declined
+    """
     with session(ctx) as shop:
         result = shop.fail_payment(order_id, reason=reason, event_id=event_id)
     if wants_json(ctx, as_json):
@@ -109,6 +133,8 @@ def cancel(ctx: typer.Context, order_id: OrderId, as_json: JsonOption = False) -
     """Cancel an order still awaiting payment; its stock is released.
 
     Cancelling a cancelled order again exits 0 and says so.
+
+    Example: orderflow order cancel ord_3f2a9c01d4e5b6a7
     """
     with session(ctx) as shop:
         already = shop.order(order_id).order.status == "cancelled"
@@ -135,7 +161,10 @@ def review(
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the timeline).")] = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Decide an order held for review (needs_review): --accept or --refund."""
+    """Decide an order held for review (needs_review): --accept or --refund.
+
+    Example: orderflow order review ord_3f2a9c01d4e5b6a7 --refund --reason "wrong amount"
+    """
     if accept == refund:
         raise typer.BadParameter("give exactly one of --accept and --refund")
     with session(ctx) as shop:
@@ -151,7 +180,10 @@ def review(
 
 @app.command("show")
 def show(ctx: typer.Context, order_id: OrderId, as_json: JsonOption = False) -> None:
-    """Show an order: status, quote and timeline."""
+    """Show an order: status, quote and timeline.
+
+    Example: orderflow order show ord_3f2a9c01d4e5b6a7 --json
+    """
     with session(ctx, "read") as shop:
         view: OrderView = shop.order(order_id)
     if wants_json(ctx, as_json):
@@ -171,11 +203,17 @@ def list_(
             callback=check_status,
         ),
     ] = None,
+    since: listing.Since = None,
+    limit: listing.Limit = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List orders, oldest first."""
+    """List orders, oldest first (--since: placed from then on).
+
+    Example: orderflow order list --status awaiting_payment --since 2025-01-31 --limit 20
+    """
+    start = listing.since(since)
     with session(ctx, "read") as shop:
-        rows = shop.orders(status)
+        rows = shop.orders(status, since=start, limit=limit)
     if wants_json(ctx, as_json):
         emit(rows)
         return

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, NoReturn, TypeVar
 import msgspec
 import typer
 
+from cli import user_flows
+from cli.clickcompat import Context, get_current_context
 from commerce import CommerceError, Shop
 from flowlib import Clock, FlowError, utc_now
 from ledger import LedgerError, ReadOnlyLedger
@@ -34,9 +36,10 @@ class State:
     db: Path
     debug: bool = False
     json: bool = False
+    flows: tuple[str, ...] = ()
 
 
-def state(ctx: typer.Context) -> State:
+def state(ctx: Context) -> State:
     """The root options (defaults when a command runs without the root callback)."""
     obj = ctx.find_root().obj
     return obj if isinstance(obj, State) else State(Path(DEFAULT_DB))
@@ -47,9 +50,32 @@ def wants_json(ctx: typer.Context, flag: bool) -> bool:
     return flag or state(ctx).json
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """One line on stderr, then exit with `code` (1: the domain refused)."""
-    typer.echo(f"error: {message}", err=True)
+JSON_ARGS = "orderflow.json"  # ctx.meta: "--json" was among the arguments
+
+
+def json_errors(ctx: Context | None = None) -> bool:
+    """Errors as JSON: `--json` on the root or the command, or anywhere in the arguments."""
+    ctx = ctx or get_current_context(silent=True)
+    if ctx is None:
+        return False
+    return state(ctx).json or bool(ctx.params.get("as_json")) or bool(ctx.meta.get(JSON_ARGS))
+
+
+def report(message: str, kind: str, *, as_json: bool) -> None:
+    """Print a refusal on stderr: `error: ...`, or under `--json` one object."""
+    if as_json:
+        typer.echo(msgspec.json.encode({"error": message, "kind": kind}).decode(), err=True)
+    else:
+        typer.echo(f"error: {message}", err=True)
+
+
+def fail(message: str, code: int = 1, kind: str | None = None) -> NoReturn:
+    """One line on stderr (JSON under `--json`), then exit with `code` (1: the domain refused).
+
+    `kind` names the refusal for scripts: the library's error class, else "refused"
+    (exit 1) or "usage" (exit 2).
+    """
+    report(message, kind or ("usage" if code == 2 else "refused"), as_json=json_errors())
     raise typer.Exit(code)
 
 
@@ -58,10 +84,10 @@ def guarded(ctx: typer.Context) -> Iterator[None]:
     """Turn the library's typed errors into one stderr line and exit 1 (`--debug` re-raises)."""
     try:
         yield
-    except DOMAIN_ERRORS as exc:
+    except (*DOMAIN_ERRORS, user_flows.FlowModuleError) as exc:
         if state(ctx).debug:
             raise
-        fail(str(exc))
+        fail(str(exc), kind=type(exc).__name__)
 
 
 def open_shop(
@@ -98,10 +124,13 @@ def session(ctx: typer.Context, access: Access = "write") -> Iterator[Shop]:
     """The shop on the `--db` file for one command, closed afterwards; errors are guarded.
 
     Read commands pass "read": they open read-only, never create a file, and never wait.
+    The `--flows` modules (and `orderflow.flows` entry points) are imported first.
     """
     with guarded(ctx):
+        handlers = user_flows.load(state(ctx).flows)
         shop = open_shop(state(ctx).db, access=access, notify=sys.stderr.isatty())
         try:
+            user_flows.install(shop.engine.handlers, handlers)
             yield shop
         finally:
             shop.close()

@@ -74,11 +74,17 @@ def deliver(
     ctx: typer.Context,
     source: Source,
     signature: Annotated[
-        str, typer.Option("--signature", help="The Stripe-Signature header, verbatim.")
+        str,
+        typer.Option(
+            "--signature", metavar="HEADER", help="The Stripe-Signature header, verbatim."
+        ),
     ],
     secret: Secret = None,
     tolerance: Annotated[
-        int, typer.Option("--tolerance", min=0, help="Seconds a signature stays valid.")
+        int,
+        typer.Option(
+            "--tolerance", min=0, metavar="SECONDS", help="Seconds a signature stays valid."
+        ),
     ] = 300,
     as_json: JsonOption = False,
 ) -> None:
@@ -86,6 +92,8 @@ def deliver(
 
     Every answer exits 0, including "already settled" and "ignored"; a bad signature or
     a malformed event exits 1. At most the body cap plus one byte is read.
+
+    Example: orderflow webhook deliver evt.json --signature "$(orderflow webhook sign evt.json)"
     """
     key = _secret(secret)
     with guarded(ctx):
@@ -105,11 +113,16 @@ def sign_(
     secret: Secret = None,
     timestamp: Annotated[
         int | None,
-        typer.Option("--timestamp", min=0, help="Unix seconds to sign at (default: now)."),
+        typer.Option(
+            "--timestamp", min=0, metavar="SECONDS", help="Unix seconds to sign at (default: now)."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print a valid Stripe-Signature header for a body (for testing handlers)."""
+    """Print a valid Stripe-Signature header for a body (for testing handlers).
+
+    Example: orderflow webhook sign evt.json --secret whsec_test
+    """
     key = _secret(secret)
     body = read_input(source)
     stamp = int(time.time()) if timestamp is None else timestamp
@@ -124,13 +137,18 @@ def sign_(
 def event(
     ctx: typer.Context,
     order_id: Annotated[str, typer.Argument(help="The order the event is about.")],
-    kind: Annotated[Kind, typer.Option("--kind", help="Which event.")] = Kind.succeeded,
+    kind: Annotated[
+        Kind, typer.Option("--kind", metavar="[succeeded|failed|refunded]", help="Which event.")
+    ] = Kind.succeeded,
     event_id: Annotated[
         str | None, typer.Option("--event-id", help="The event id (default: derived).")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print a Stripe-shaped event body for an order (the fake provider's), to sign and deliver."""
+    """Print a Stripe-shaped event body for an order (the fake provider's), to sign and deliver.
+
+    Example: orderflow webhook event ord_3f2a9c01d4e5b6a7 --kind failed > evt.json
+    """
     with session(ctx, "read") as shop:
         row = shop.order(order_id).order
         livemode = shop.config.livemode

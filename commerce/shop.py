@@ -239,9 +239,11 @@ class Shop:
         """The order with its quote and timeline (`UnknownOrder` if there is none)."""
         return views.order_view(self.ledger, order_id)
 
-    def orders(self, status: str | None = None) -> list[views.OrderRow]:
-        """Orders, optionally with one status."""
-        return views.orders(self.ledger, status)
+    def orders(
+        self, status: str | None = None, *, since: datetime | None = None, limit: int | None = None
+    ) -> list[views.OrderRow]:
+        """Orders, optionally with one status, placed since `since`; `limit` keeps the newest."""
+        return views.orders(self.ledger, status, since=since, limit=limit)
 
     # -- payments ----------------------------------------------------------------------
 

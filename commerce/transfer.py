@@ -31,6 +31,7 @@ from commerce.events import (
 )
 from commerce.flows import LATE_PAYMENT_FLOW, ORDER_FLOW, REVIEW_REFUND_FLOW
 from commerce.handlers import order_stream
+from commerce.money import Money, format_money
 from commerce.review import held_stock
 from flowlib import (
     Engine,
@@ -166,7 +167,25 @@ def _ensure_product(ledger: Ledger, product: ProductAdded) -> None:
     if not existing:
         ledger.append(f"sku:{product.sku}", [product], expected_version=0)
     elif existing[0] != product:
-        raise ImportRejected(f"product {product.sku} differs here ({existing[0]} vs {product})")
+        raise ImportRejected(
+            f"product {product.sku} differs here: {_differences(existing[0], product)}"
+        )
+
+
+def _differences(here: ProductAdded, theirs: ProductAdded) -> str:
+    """ "name 'Mug' here, 'Big mug' in the document; ..." for each field that differs."""
+    parts = []
+    for field in ("name", "unit_price", "currency"):
+        mine, other = _shown(here, field), _shown(theirs, field)
+        if mine != other:
+            parts.append(f"{field.replace('_', ' ')} {mine} here, {other} in the document")
+    return "; ".join(parts)
+
+
+def _shown(product: ProductAdded, field: str) -> str:
+    if field == "unit_price":
+        return format_money(Money(product.unit_price, product.currency))
+    return repr(getattr(product, field))
 
 
 def _is_new(ledger: Ledger, copy: StreamCopy) -> bool:
@@ -271,8 +290,10 @@ def _move_order(ledger: Ledger, copy: StreamCopy | None, order_id: str, reason: 
 
 def _check_unchanged(ledger: Ledger, copy: StreamCopy) -> None:
     here = ledger.read(copy.stream, AnyCommerceEvent)
-    if here and isinstance(here[-1], OrderMovedOut):
+    order = copy.stream.removeprefix("order:")
+    if not here:
+        raise RetireRefused(order, "it is not in this ledger: the document was exported elsewhere")
+    if isinstance(here[-1], OrderMovedOut):
         here = here[:-1]  # retired before: the same check, and no change
     if _encode(here) != _encode(copy.events):
-        order = copy.stream.removeprefix("order:")
         raise RetireRefused(order, "its order changed here since the export")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -127,11 +127,28 @@ def order_row(ledger: Ledger, order_id: str) -> OrderRow:
     return _order(row)
 
 
-def orders(ledger: Ledger, status: str | None = None) -> list[OrderRow]:
-    """Orders (optionally with one status), oldest first."""
-    where, params = ("WHERE status = ?", (status,)) if status else ("", ())
-    sql = f"SELECT {_ORDER_COLUMNS} FROM orders {where} ORDER BY placed_at, order_id"
-    return [_order(r) for r in ledger.db.execute(sql, params).fetchall()]
+def orders(
+    ledger: Ledger,
+    status: str | None = None,
+    *,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[OrderRow]:
+    """Orders (optionally with one status, placed at or after `since`), oldest first.
+
+    `limit` keeps the newest that many (a listing of a large shop reads only those).
+    """
+    where, params = ["status = ?"] if status else [], [status] if status else []
+    if since is not None:
+        where.append("placed_at >= ?")
+        params.append(since.astimezone(UTC).isoformat())
+    order = "placed_at, order_id" if limit is None else "placed_at DESC, order_id DESC"
+    sql = f"SELECT {_ORDER_COLUMNS} FROM orders"
+    sql += (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    rows = [_order(r) for r in ledger.db.execute(sql, params).fetchall()]
+    return rows if limit is None else rows[::-1]
 
 
 def order_view(ledger: Ledger, order_id: str) -> OrderView:

@@ -90,26 +90,36 @@ def query(
     status: str | None,
     due_before: datetime | None,
     limit: int | None,
+    *,
+    started_after: int | None = None,
+    newest: bool = False,
 ) -> list[FlowRow]:
-    """Rows with `status`, and/or due at or before `due_before` (then ordered by due)."""
-    where, params = [], []
+    """Rows with `status`, and/or due at or before `due_before` (then ordered by due).
+
+    `started_after` keeps flows started after that position; `newest` makes `limit` keep
+    the last rows rather than the first (still returned in order).
+    """
+    where: list[str] = []
+    params: list[object] = []
     if status is not None:
         where.append("status = ?")
         params.append(status)
     if due_before is not None:
         where.append("due IS NOT NULL AND due <= ?")
         params.append(utc_text(due_before))
+    if started_after is not None:
+        where.append("started_position > ?")
+        params.append(int(started_after))
     sql = "SELECT flow_id, name, version, status, awaits, due FROM flows"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += (
-        " ORDER BY due, started_position"
-        if due_before is not None
-        else " ORDER BY started_position"
-    )
+    order = "due, started_position" if due_before is not None else "started_position"
+    if newest:
+        order = ", ".join(f"{column} DESC" for column in order.split(", "))
+    sql += f" ORDER BY {order}"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return [
+    rows = [
         FlowRow(
             flow_id=flow_id,
             name=name,
@@ -120,3 +130,4 @@ def query(
         )
         for flow_id, name, version, row_status, awaits, due in conn.execute(sql, params)
     ]
+    return rows[::-1] if newest else rows

@@ -364,9 +364,16 @@ class Ledger:
         status: str | None = None,
         due_before: datetime | None = None,
         limit: int | None = None,
+        started_after: int | None = None,
+        newest: bool = False,
     ) -> list[FlowRow]:
-        """The flow index: rows with `status` and/or due at or before `due_before` (by due)."""
-        return flow_index.query(self._s.conn, status, due_before, limit)
+        """The flow index: rows with `status` and/or due at or before `due_before` (by due).
+
+        `started_after` (a position) and `newest` (`limit` keeps the last rows) are for listings.
+        """
+        return flow_index.query(
+            self._s.conn, status, due_before, limit, started_after=started_after, newest=newest
+        )
 
     # -- integrity and maintenance -----------------------------------------------------
 

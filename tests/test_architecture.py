@@ -93,6 +93,7 @@ FILE_ACCESS_ALLOWED = {
     ("cli/webhook.py", "read_delivery"): "a webhook body the user names (cap + 1 bytes)",
     ("cli/flows.py", "export"): "the export document the user names (--out)",
     ("cli/demo.py", "run"): "the demo's own export document",
+    ("cli/command.py", "_silence_stdout"): "/dev/null onto stdout, once the reader went away",
     ("bench/restart_worker.py", "peak_rss_mb"): "/proc/self/status",
     ("bench/ledger_bench.py", "raw_writer"): "the plain-SQLite baseline's own file, before use",
 }

@@ -45,10 +45,15 @@ def error_line(result: Result) -> str:
 
 
 def script(
-    binary: Path, *args: str, cwd: Path, db: Path | None = None, timeout: float = 30
+    binary: Path,
+    *args: str,
+    cwd: Path,
+    db: Path | None = None,
+    timeout: float = 30,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `orderflow` script in a subprocess."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")}
+    """Run the real `orderflow` script in a subprocess (`env` adds to a clean environment)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")} | (env or {})
     argv = [str(binary), *(["--db", str(db)] if db else []), *args]
     return subprocess.run(
         argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False

@@ -31,7 +31,7 @@ def head(db: Path) -> tuple[tuple[int, str], int]:
         (["catalog", "restock", "MUG", HUGE], "in 1..1000000000"),
         (["catalog", "restock", "MUG", "999999999"], "MUG would hold 1000000009 units"),
         ([*COUPON, "--amount-off", HUGE, "--currency", "EUR"], "beyond the supported"),
-        ([*COUPON, "--percent-off", HUGE], "percent_off_bp must be whole"),
+        ([*COUPON, "--percent-off", HUGE], "--percent-off must be more than 0 and at most 100"),
         (["order", "start", "--item", f"MUG={HUGE}"], "in 1..1000000000"),
         (["order", "start", "--item", "MUG=1000000001"], "in 1..1000000000"),
         (["config", "set", "--tax-rate-bp", HUGE], "need whole basis points in 0..10000"),

@@ -7,6 +7,7 @@ for file-level cases, the file's sha256).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -158,7 +159,11 @@ def test_cli_bad_input(shop_file: Path, args: list[str], code: int, fragment: st
     assert "Traceback" not in result.stderr
     assert fragment in result.stderr
     if code == 1:
-        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        if "--json" in args:  # a refusal under --json is one JSON object (issue 16)
+            assert fragment in json.loads(result.stderr)["error"], result.stderr
+        else:
+            assert result.stderr.startswith("error: "), result.stderr
     assert _head(shop_file) == before
 
 

@@ -88,6 +88,7 @@ def test_readme_handler_under_a_threaded_server_settles_each_payment_once(tmp_pa
             count += 1
         return count
 
+    failure: BaseException | None = None
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[-1])
@@ -95,6 +96,8 @@ def test_readme_handler_under_a_threaded_server_settles_each_payment_once(tmp_pa
             restocks = side.submit(other_process_writes)
             try:
                 answers = list(clients.map(lambda p: (p[2], *post(port, p[0], p[1])), posts))
+            except OSError as exc:  # reported with what the server said, below
+                failure = exc
             finally:
                 stop.set()
             restocked = restocks.result()
@@ -102,7 +105,7 @@ def test_readme_handler_under_a_threaded_server_settles_each_payment_once(tmp_pa
         stop.set()
         server.terminate()
         _, stderr = server.communicate(timeout=30)
-    assert b"Traceback" not in stderr, stderr.decode()
+    assert failure is None and b"Traceback" not in stderr, f"{failure!r}\n{stderr.decode()}"
     assert [(want, got) for want, got, _ in answers if want != got] == []
     outcomes = Counter(answer.get("outcome") for want, _, answer in answers if want == 200)
     assert outcomes["settled"] == ORDERS, outcomes
