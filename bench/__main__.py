@@ -64,6 +64,8 @@ def _aims(f: Figures) -> list[tuple[str, str, bool]]:
     rows.append(
         ("ledger verify events/s (aim >= 200,000)", f"{f['verify']:,.0f}", f["verify"] >= 200_000)
     )
+    checks = 1 - f["settled/s with read checks NORMAL"] / f["settled/s without read checks NORMAL"]
+    rows.append(("verify-on-read share of a settle (aim < 10%)", f"{checks:.1%}", checks < 0.10))
     single = f["ledger single FULL"] / f["raw ceiling FULL"]
     rows.append(
         ("ledger single appends vs ceiling, FULL (aim >= 60%)", f"{single:.0%}", single >= 0.6)

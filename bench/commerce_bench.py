@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+import ledger.verify as ledger_verify  # to price the read checks (switched off for one figure)
 from bench.ledger_bench import ROUNDS, SETTINGS, Setting, rate, raw_writer
 from bench.restart_worker import chunks
 from commerce import FakeProvider, PaymentIntent, Shop, parse_money, sign
@@ -81,6 +82,38 @@ def order_paths(directory: Path, synchronous: Setting, count: int) -> dict[str, 
         f"settle p50 ms {synchronous}": latencies[len(latencies) // 2] * 1000,
         f"settle p99 ms {synchronous}": latencies[int(len(latencies) * 0.99)] * 1000,
     }
+
+
+def read_checks(directory: Path, count: int) -> dict[str, float]:
+    """Settles/s with every read event checked against its hash link, and with that off.
+
+    The check is switched off only here, to price it: rounds alternate on one file, and
+    the best of each is kept. The ratio is what verify-on-read costs a settle.
+    """
+    best = {"on": 0.0, "off": 0.0}
+    checked = ledger_verify.check_link
+    with Shop.open(directory / "read-checks.db", synchronous="NORMAL") as shop:
+        shop.add_product("MUG", "Mug", parse_money("12.50", "EUR"), stock=count * ROUNDS * 2)
+        for _ in range(ROUNDS):
+            for mode in ("on", "off"):
+                order_ids = [shop.start_order([("MUG", 1)]).order.order_id for _ in range(count)]
+                bodies = _signed(shop, order_ids, int(time.time()))
+                ledger_verify.check_link = checked if mode == "on" else _unchecked
+                try:
+                    started = time.perf_counter()
+                    for body, header in bodies:
+                        shop.settle_webhook(body, header, secret=SECRET)
+                    best[mode] = max(best[mode], count / (time.perf_counter() - started))
+                finally:
+                    ledger_verify.check_link = checked
+    return {
+        "settled/s with read checks NORMAL": best["on"],
+        "settled/s without read checks NORMAL": best["off"],
+    }
+
+
+def _unchecked(previous: str | None, row: Any) -> None:
+    return None
 
 
 def seed_suspended(path: Path, count: int) -> None:
@@ -167,6 +200,7 @@ def run(quick: bool) -> dict[str, float]:
         directory = Path(tmp)
         for setting in SETTINGS:
             figures.update(order_paths(directory, setting, count))
+        figures.update(read_checks(directory, count))
         for suspended in scales:
             figures.update(restart(directory, suspended, sample=min(2000, suspended // 10)))
     return figures

@@ -13,7 +13,7 @@ from typing import Any, Literal, Self
 import msgspec
 
 from ledger import flows as flow_index
-from ledger import schema, verify
+from ledger import opening, schema, verify
 from ledger.append import Batch, find_repeat, prepare, row_key
 from ledger.codec import GENESIS, chain_hash, decoder_for, now_text
 from ledger.errors import (
@@ -21,14 +21,12 @@ from ledger.errors import (
     ConcurrencyError,
     CorruptRecord,
     LockTimeout,
-    MissingLedger,
     NotALedger,
     OpenError,
-    ReadOnlyLedger,
 )
 from ledger.projection import EVENT_COLUMNS, Projection, records, replay
 from ledger.records import Anchor, Appended, FlowRow, Record, VerifyReport
-from ledger.sqlite import LedgerDatabase, WaitHook, WriteLock, connect, sqlite3, writable
+from ledger.sqlite import LedgerDatabase, WaitHook, WriteLock, connect, sqlite3
 from ledger.transactions import Session
 
 Synchronous = Literal["FULL", "NORMAL"]
@@ -119,7 +117,7 @@ class Ledger:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
         path = Path(path).absolute()
-        _check_path(path, readonly)
+        opening.check_path(path, readonly)
         setup = [
             f"PRAGMA synchronous = {synchronous}",
             f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}",
@@ -136,13 +134,13 @@ class Ledger:
             version = schema.identify(conn, str(path))
             configure(conn)
             if readonly:
-                _check_readable(conn, str(path), version, projections)
+                opening.check_readable(conn, str(path), version, projections)
                 lock = WriteLock(None)
             else:
                 lock = WriteLock(path.with_name(path.name + ".lock"))
-                if _needs_setup(conn, version, projections):
+                if opening.needs_setup(conn, version, projections):
                     with lock:
-                        _setup(conn, str(path), projections)
+                        opening.setup(conn, str(path), projections)
             return cls(
                 conn,
                 lambda: configure(connect(path, readonly=readonly)),
@@ -164,7 +162,7 @@ class Ledger:
     def memory(cls, *, projections: Sequence[Projection] = ()) -> Ledger:
         """A ledger in process memory (for tests): same schema, no file, one connection."""
         conn = connect(None)
-        _setup(conn, ":memory:", projections)
+        opening.setup(conn, ":memory:", projections)
         return cls(conn, None, WriteLock(None), ":memory:", projections, busy_timeout=60.0)
 
     def close(self) -> None:
@@ -503,70 +501,3 @@ def _close_last(session: Session, lock: WriteLock) -> None:
 def _check_tip(session: Session) -> None:
     """Before a write: the last event must match its link, else every write is refused."""
     session.tip = verify.checked_tip(session.conn)
-
-
-def _check_path(path: Path, readonly: bool) -> None:
-    """Refuse what SQLite should never be pointed at, by `stat` alone (never `open`)."""
-    if path.is_dir():
-        raise NotALedger(str(path), "it is a directory")
-    if readonly:
-        if not path.parent.is_dir():
-            raise MissingLedger(str(path), f"directory {path.parent} does not exist")
-        if not path.exists():
-            raise MissingLedger(str(path), "there is no such file (reading never creates one)")
-        return
-    if not path.parent.is_dir():
-        raise OpenError(str(path), f"directory {path.parent} does not exist")
-    for target in (path, path.parent) if path.exists() else (path.parent,):
-        if not writable(target):
-            raise ReadOnlyLedger(str(path), f"{target} is not writable")
-
-
-def _tables(conn: sqlite3.Connection) -> set[str]:
-    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-def _needs_setup(conn: sqlite3.Connection, version: int, projections: Sequence[Projection]) -> bool:
-    """True unless the schema is current, the file in WAL mode, and every projection there."""
-    if version < schema.SCHEMA_VERSION:
-        return True
-    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-        return True
-    wanted = {t for p in (flow_index.FlowsProjection(), *projections) for t in p.tables}
-    return not wanted <= _tables(conn)
-
-
-def _check_readable(
-    conn: sqlite3.Connection, path: str, version: int, projections: Sequence[Projection]
-) -> None:
-    """A read-only open needs a ledger whose tables exist (it cannot create them)."""
-    wanted = {t for p in (flow_index.FlowsProjection(), *projections) for t in p.tables}
-    missing = sorted(wanted - _tables(conn))
-    if version == 0 or missing:
-        what = "it is empty" if version == 0 else f"tables {', '.join(missing)} are missing"
-        raise OpenError(path, f"{what}: open it for writing once to set it up")
-
-
-def _setup(conn: sqlite3.Connection, path: str, projections: Sequence[Projection]) -> None:
-    """Under the write lock: WAL mode, the migrations, and any new projection's tables.
-
-    A projection whose tables are all new is filled from the events already there.
-    """
-    schema.identify(conn, path)  # again: another process may have set it up meanwhile
-    if path != ":memory:":
-        conn.execute("PRAGMA journal_mode = WAL")
-    db = LedgerDatabase(conn)
-    db.ledger_path = path
-    schema.migrate(db)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        has_events = conn.execute("SELECT 1 FROM events LIMIT 1").fetchone()
-        for projection in (flow_index.FlowsProjection(), *projections):
-            fresh = not any(db[table].exists() for table in projection.tables)
-            projection.create(db)
-            if fresh and has_events:
-                replay(conn, [projection])
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")

@@ -1,0 +1,87 @@
+"""A write that waits for another process's lock says so on a terminal, naming the holder."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cli_helpers import Run
+
+HOLD = """
+import sys
+from commerce import Shop
+with Shop.open(sys.argv[1]) as shop, shop.ledger.transaction():
+    shop.restock("MUG", 1)
+    print("holding", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def _terminal_run(argv: list[str]) -> subprocess.Popen[bytes]:
+    """`argv` with stdout and stderr on a pseudo-terminal (as an operator's shell has)."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    proc.leader = leader  # type: ignore[attr-defined]
+    return proc
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_a_waiting_write_names_the_holder_on_a_terminal(shop_db: Run, orderflow_bin: Path) -> None:
+    db = str(shop_db.db)  # type: ignore[attr-defined]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, db], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        writer = _terminal_run([str(orderflow_bin), "--db", db, "catalog", "restock", "MUG", "5"])
+        time.sleep(1.8)  # past the one-second notice
+        assert writer.poll() is None, "the write did not wait for the lock"
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=30)
+        holder.stdout.close()  # type: ignore[union-attr]
+        holder.stdin.close()
+    assert writer.wait(timeout=30) == 0
+    out = _read_all(writer.leader)  # type: ignore[attr-defined]
+    assert f"waiting for the ledger's write lock (held by {holder.pid} " in out, out
+    assert "MUG" in out  # then it went ahead
+
+
+def test_no_notice_when_not_on_a_terminal(shop_db: Run, orderflow_bin: Path) -> None:
+    db = str(shop_db.db)  # type: ignore[attr-defined]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, db], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    writer = subprocess.Popen(
+        [str(orderflow_bin), "--db", db, "catalog", "restock", "MUG", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    with holder:
+        holder.stdin.write("\n")  # type: ignore[union-attr]
+        holder.stdin.flush()  # type: ignore[union-attr]
+    out, err = writer.communicate(timeout=30)
+    assert writer.returncode == 0 and err == "", err
