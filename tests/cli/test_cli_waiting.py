@@ -84,4 +84,4 @@ def test_no_notice_when_not_on_a_terminal(shop_db: Run, orderflow_bin: Path) -> 
         holder.stdin.write("\n")  # type: ignore[union-attr]
         holder.stdin.flush()  # type: ignore[union-attr]
     out, err = writer.communicate(timeout=30)
-    assert writer.returncode == 0 and err == "", err
+    assert writer.returncode == 0 and err == "" and "MUG" in out, err
