@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import sqlite3
 import subprocess
 import sys
 import time
@@ -85,3 +86,40 @@ def test_no_notice_when_not_on_a_terminal(shop_db: Run, orderflow_bin: Path) -> 
         holder.stdin.flush()  # type: ignore[union-attr]
     out, err = writer.communicate(timeout=30)
     assert writer.returncode == 0 and err == "" and "MUG" in out, err
+
+
+def test_read_commands_return_while_another_process_writes(
+    shop_db: Run, orderflow_bin: Path
+) -> None:
+    """`order list` and `catalog list` never queue behind a writer (ours or an outside one)."""
+    db = str(shop_db.db)  # type: ignore[attr-defined]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, db], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    outsider = sqlite3.connect(db, isolation_level=None)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        for command in (["catalog", "list"], ["order", "list"], ["ledger", "tail"]):
+            done = subprocess.run(
+                [str(orderflow_bin), "--db", db, *command], capture_output=True, timeout=20
+            )
+            assert done.returncode == 0, done.stderr
+        assert (
+            b"MUG"
+            in subprocess.run(
+                [str(orderflow_bin), "--db", db, "catalog", "list"], capture_output=True, timeout=20
+            ).stdout
+        )
+    finally:
+        with holder:
+            holder.stdin.write("\n")  # type: ignore[union-attr]
+            holder.stdin.flush()  # type: ignore[union-attr]
+    outsider.execute("BEGIN IMMEDIATE")  # a writer outside orderflow, e.g. the sqlite3 shell
+    try:
+        done = subprocess.run(
+            [str(orderflow_bin), "--db", db, "catalog", "list"], capture_output=True, timeout=20
+        )
+        assert done.returncode == 0 and b"MUG" in done.stdout, done.stderr
+    finally:
+        outsider.execute("ROLLBACK")
+        outsider.close()
