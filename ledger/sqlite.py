@@ -19,7 +19,8 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -72,11 +73,12 @@ class WriteLock:
 
         `on_wait(holder)` is called once if the wait passes `WAIT_NOTICE` seconds.
         """
-        waiter = _Waiter(self._name, timeout, on_wait, self.holder)
+        waiter = _Waiter(self._name, timeout, on_wait, _this_process)
         while not self._threads.acquire(timeout=waiter.slice()):
             waiter.tick()
         if self._fd < 0:
             return
+        waiter.holder = self.holder  # now the wait is for another process
         try:
             while not _try_flock(self._fd):
                 waiter.tick()
@@ -92,10 +94,26 @@ class WriteLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._threads.release()
 
+    @contextmanager
+    def closing(self, timeout: float) -> Iterator[bool]:
+        """For closing the ledger: this process's writers done (waiting up to `timeout`),
+        then the file lock if it is free now (yields whether it is held); the lock file is
+        closed at the end, while no thread of this process can be using it."""
+        threads = self._threads.acquire(timeout=max(timeout, 0))
+        try:
+            held = self._fd >= 0 and _try_flock(self._fd)
+            try:
+                yield held or self._fd < 0
+            finally:
+                self.close()
+        finally:
+            if threads:
+                self._threads.release()
+
     def holder(self) -> str:
         """Who last took the lock ("pid command"), as its lock file says; "" if unknown."""
         if self._fd < 0:
-            return "another thread of this process"
+            return _this_process()
         try:
             return os.pread(self._fd, _STAMP_SIZE, 0).decode(errors="replace").strip()
         except OSError:
@@ -116,6 +134,12 @@ class WriteLock:
 
 
 WaitHook = Callable[[str], None]
+
+
+def _this_process() -> str:
+    return f"another thread of this process (pid {os.getpid()})"
+
+
 WAIT_NOTICE = 1.0
 """Seconds a writer waits for the lock before its `on_wait` hook is told (once)."""
 _STAMP_SIZE = 120

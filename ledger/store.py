@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -95,6 +97,8 @@ class Ledger:
         self._sessions: list[tuple[threading.Thread, Session]] = []
         self._registry = threading.Lock()
         self._closed = False
+        self._forked = 0  # in a forked child: the pid of the process that opened it
+        _OPEN.add(self)
         self._adopt(first)
 
     @classmethod
@@ -137,10 +141,14 @@ class Ledger:
                 opening.check_readable(conn, str(path), version, projections)
                 lock = WriteLock(None)
             else:
-                lock = WriteLock(path.with_name(path.name + ".lock"))
+                real = path.resolve()  # one lock file, whichever name the file is opened by
+                lock = WriteLock(real.with_name(real.name + ".lock"))
                 if opening.needs_setup(conn, version, projections):
-                    with lock:
+                    lock.acquire(busy_timeout)
+                    try:
                         opening.setup(conn, str(path), projections)
+                    finally:
+                        lock.release()
             return cls(
                 conn,
                 lambda: configure(connect(path, readonly=readonly)),
@@ -166,17 +174,25 @@ class Ledger:
         return cls(conn, None, WriteLock(None), ":memory:", projections, busy_timeout=60.0)
 
     def close(self) -> None:
-        """Close every thread's connection (the last one's checkpoint under the write lock)."""
-        if self._closed:
+        """Close every thread's connection, once this process's writers are done.
+
+        The last connection to the file anywhere checkpoints as it closes, so it closes
+        under the write lock when that is free. If another process holds the lock, it
+        has the file open, SQLite does not checkpoint on this close, and a reader need
+        not wait for it.
+        """
+        if self._forked:  # the parent's connections and lock file: never touched from here
+            with self._registry:
+                self._closed = True
             return
-        self._closed = True
-        with self._registry:
-            sessions, self._sessions = self._sessions, []
-        for _, session in sessions[:-1]:
-            session.close()
-        if sessions:
-            _close_last(sessions[-1][1], self._lock)
-        self._lock.close()
+        with self._lock.closing(self._busy_timeout):
+            with self._registry:
+                if self._closed:
+                    return
+                self._closed = True
+                sessions, self._sessions = self._sessions, []
+            for _, session in sessions:
+                session.close()
 
     def __enter__(self) -> Self:
         return self
@@ -192,13 +208,22 @@ class Ledger:
             session: Session = self._local.session
         except AttributeError:
             return self._new_session()
+        if self._closed:
+            raise OpenError(self.path, "the ledger was closed")
         return session
 
     def _new_session(self) -> Session:
-        if self._closed:
-            raise OpenError(self.path, "the ledger was closed")
+        if self._forked:
+            raise OpenError(
+                self.path,
+                f"it was opened in process {self._forked} before this process forked from it: "
+                "open the ledger in each worker process, after the fork",
+            )
         if self._connector is None:  # in memory: the one connection, for every thread
-            self._local.session = self._sessions[0][1]
+            with self._registry:
+                if self._closed:
+                    raise OpenError(self.path, "the ledger was closed")
+                self._local.session = self._sessions[0][1]
             return self._local.session  # type: ignore[no-any-return]
         return self._adopt(self._connector())
 
@@ -207,9 +232,12 @@ class Ledger:
         session = Session(
             conn, self._lock, self.path, busy_timeout=self._busy_timeout, readonly=self.readonly
         )
-        session.on_wait = self._on_wait
         session.check_tip = _check_tip
         with self._registry:
+            if self._closed:
+                conn.close()
+                raise OpenError(self.path, "the ledger was closed")
+            session.on_wait = self._on_wait
             ended = [s for thread, s in self._sessions if not thread.is_alive()]
             self._sessions = [(t, s) for t, s in self._sessions if t.is_alive()]
             self._sessions.append((threading.current_thread(), session))
@@ -288,7 +316,7 @@ class Ledger:
         batch = prepare(stream, events, expected_version, idempotency_key)
         session = self._s
         args = (session, stream, batch, expected_version, idempotency_key)
-        if session.depth:
+        if session.joinable():
             return session.join(self._write, *args)
         session.begin()
         try:
@@ -337,10 +365,10 @@ class Ledger:
 
         For inspection: not checked against the chain (`verify` and `scrub` do that).
         """
-        conn = self._s.conn
         remaining = -1 if limit is None else limit
-        while remaining:
-            page = list(records(conn, after, 1000 if remaining < 0 else min(remaining, 1000)))
+        while remaining:  # the connection of whichever thread reads this page
+            size = 1000 if remaining < 0 else min(remaining, 1000)
+            page = list(records(self._s.conn, after, size))
             yield from page
             if len(page) < 1000:
                 return
@@ -405,8 +433,10 @@ class Ledger:
         if not report.ok or self.readonly or not report.events:
             return
         session = self._s
-        if session.depth:
+        if session.joinable():
             session.guarded(verify.record, session.conn, report)
+            return
+        if session.conn.in_transaction:  # inside reading(): the next check records it
             return
         try:
             session.begin(timeout=0.0)
@@ -436,8 +466,14 @@ class Ledger:
         """Run a WAL checkpoint under the write lock; SQLite's (busy, log, checkpointed)."""
         if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
             raise ValueError(f"unknown checkpoint mode {mode!r}")
-        with self._lock:
-            row = self._s.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        session = self._s
+        if session.joinable():
+            raise ValueError("checkpoint() inside a transaction: call it after the commit")
+        self._lock.acquire(self._busy_timeout, session.on_wait)
+        try:
+            row = session.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        finally:
+            self._lock.release()
         return (row[0], row[1], row[2])
 
     def _write(
@@ -480,22 +516,15 @@ class Ledger:
         return Appended(stream, first, len(rows), version)
 
 
-def _close_last(session: Session, lock: WriteLock) -> None:
-    """Close this ledger's last connection, under the write lock if it is free.
+def _after_fork_in_child() -> None:
+    """A forked child must not use its parent's connections or lock file (both shared)."""
+    for ledger in list(_OPEN):
+        ledger._forked = ledger._forked or os.getppid()
+        ledger._local = threading.local()
 
-    The last connection to the file anywhere checkpoints as it closes, so that runs
-    under the lock. If another process holds the lock it has the file open, so SQLite
-    does not checkpoint on this close, and waiting for it would only delay a reader.
-    """
-    try:
-        lock.acquire(timeout=0.0)
-    except LockTimeout:
-        session.close()
-        return
-    try:
-        session.close()
-    finally:
-        lock.release()
+
+_OPEN: weakref.WeakSet[Ledger] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _check_tip(session: Session) -> None:

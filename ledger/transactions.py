@@ -18,6 +18,7 @@ connection committed in between, and then the cache is dropped.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -53,6 +54,7 @@ class Session:
         self.on_wait: WaitHook | None = None
         self.check_tip: Callable[[Session], None] | None = None  # run when the tip is reloaded
         self.depth = 0
+        self.owner = 0  # the thread whose transaction is open (while depth > 0)
         self.tip: tuple[int, str] | None = None
         self.versions: dict[str, int] = {}
         self._seen = -1
@@ -63,7 +65,7 @@ class Session:
     @contextmanager
     def transaction(self, owner: T) -> Iterator[T]:
         """A write transaction yielding `owner`; re-entrant through savepoints."""
-        if self.depth:
+        if self.joinable():
             yield from self._savepoint(owner)
             return
         self.begin()
@@ -73,6 +75,14 @@ class Session:
             self.finish(exc)
             raise
         self.finish(None)
+
+    def joinable(self) -> bool:
+        """True if this thread has a transaction open here (so a write joins it).
+
+        Only the in-memory ledger shares a session between threads; another thread's
+        transaction is waited for (on the lock), never joined.
+        """
+        return bool(self.depth) and self.owner == threading.get_ident()
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -120,6 +130,8 @@ class Session:
         """
         if self.readonly:
             raise ReadOnlyLedger(self.path, "it was opened read-only")
+        if self.depth == 0 and self.conn.in_transaction:
+            raise ValueError("a write inside reading(): leave the read snapshot first")
         started = time.monotonic()
         timeout = self.busy_timeout if timeout is None else timeout
         self.lock.acquire(timeout, self.on_wait)
@@ -136,10 +148,17 @@ class Session:
                 self.conn.execute("ROLLBACK")
             self.lock.release()
             raise
-        self.depth = 1
+        self.depth, self.owner = 1, threading.get_ident()
 
     def _begin_immediate(self, started: float, timeout: float) -> None:
         """`BEGIN IMMEDIATE`, waiting out a writer outside orderflow (it holds no lock of ours)."""
+        if timeout <= 0:  # one try: SQLite's own busy wait would not be "no wait"
+            self.conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                self._begin_immediate_once(started)
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout = {int(WAIT_NOTICE * 1000)}")
+            return
         told = False
         while True:
             try:
@@ -158,6 +177,18 @@ class Session:
                 if not told and self.on_wait is not None and waited >= WAIT_NOTICE:
                     self.on_wait("a connection outside orderflow")
                     told = True
+
+    def _begin_immediate_once(self, started: float) -> None:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            typed = translate(exc, self.path)
+            if getattr(exc, "sqlite_errorcode", _BUSY) & 0xFF == _BUSY:
+                waited = time.monotonic() - started
+                raise LockTimeout(self.path, waited, "a connection outside orderflow") from exc
+            if typed is None:
+                raise
+            raise typed from exc
 
     def forget(self) -> None:
         """Drop the cached tip and versions (another connection may have moved them)."""

@@ -25,7 +25,7 @@ _MARK = "SELECT position, hash, verified_at FROM verified WHERE scope = ?"
 _RECORD = (
     "INSERT INTO verified (scope, position, hash, verified_at) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (scope) DO UPDATE SET position = excluded.position, hash = excluded.hash, "
-    "verified_at = excluded.verified_at"
+    "verified_at = excluded.verified_at WHERE excluded.position >= verified.position"
 )
 Row = tuple[int, str, int, str, str, str, str | None, str]  # in EVENT_COLUMNS order
 

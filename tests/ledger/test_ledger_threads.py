@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_helpers import Balances, Deposited
 
-from ledger import ConcurrencyError, Ledger
+from ledger import ConcurrencyError, Ledger, OpenError
 
 
 def _deposit_checked(ledger: Ledger, account: str, amount: int) -> int:
@@ -104,3 +107,81 @@ def test_a_transaction_belongs_to_its_thread(path: Path) -> None:
         worker.join(10)
         seen.append(ledger.version("s"))
         assert seen == [0, 1]
+
+
+def test_the_memory_ledger_never_joins_another_threads_transaction() -> None:
+    ledger = Ledger.memory()
+    inside = threading.Event()
+    acked: list[int] = []
+
+    def other() -> None:
+        inside.wait(10)
+        acked.append(ledger.append("b", [Deposited("b", 1)]))  # waits for A's transaction
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    try:
+        with ledger.transaction():
+            ledger.append("a", [Deposited("a", 1)])
+            inside.set()
+            worker.join(0.3)
+            assert acked == []  # still waiting: it did not slip into this transaction
+            raise RuntimeError("A rolls back")
+    except RuntimeError:
+        pass
+    worker.join(10)
+    assert acked == [1] and ledger.version("b") == 1 and ledger.version("a") == 0
+
+
+def test_a_write_inside_a_read_snapshot_is_refused_and_the_snapshot_kept(path: Path) -> None:
+    with Ledger.open(path) as ledger:
+        ledger.append("a", [Deposited("a", 1)])
+        with ledger.reading():
+            with pytest.raises(ValueError, match="inside reading"):
+                ledger.append("a", [Deposited("a", 2)])
+            assert ledger.version("a") == 1
+            assert ledger.scrub().ok  # verifies; recording waits for the next check
+        assert ledger.version("a") == 1
+        with ledger.transaction(), pytest.raises(ValueError, match="inside a transaction"):
+            ledger.checkpoint()
+
+
+def test_a_ledger_opened_before_a_fork_refuses_use_in_the_child(path: Path) -> None:
+    with Ledger.open(path) as ledger:
+        ledger.append("a", [Deposited("a", 1)])
+        pid = os.fork()
+        if pid == 0:  # the child: any use is refused, and nothing of the parent's is touched
+            try:
+                ledger.append("a", [Deposited("child", 2)])
+                code = 1
+            except OpenError as exc:
+                code = 0 if "before this process forked" in str(exc) else 2
+            ledger.close()
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert ledger.append("a", [Deposited("a", 3)]) == 2  # the parent carries on
+        assert ledger.verify().ok
+
+
+def test_close_waits_for_a_writer_of_this_process(path: Path) -> None:
+    ledger = Ledger.open(path)
+    inside, done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with ledger.transaction():
+            inside.set()
+            time.sleep(0.3)
+            ledger.append("a", [Deposited("a", 1)])
+        done.set()
+
+    worker = threading.Thread(target=writer)
+    worker.start()
+    inside.wait(10)
+    ledger.close()  # after the writer's commit, not in the middle of it
+    worker.join(10)
+    assert done.is_set()
+    with Ledger.open(path, readonly=True) as reader:
+        assert reader.version("a") == 1
+    with pytest.raises(OpenError, match="closed"):
+        ledger.version("a")
