@@ -138,7 +138,10 @@ def test_scrub_finds_a_change_after_its_mark_and_a_changed_mark(path: Path) -> N
         report = ledger.scrub()
         assert not report.ok and report.broken and report.broken.position == 7
     tamper(path, "UPDATE events SET hash = lower(hash) || '' WHERE position = 7")  # no-op
-    tamper(path, "UPDATE events SET hash = 'f' || substr(hash, 2) WHERE position = 6")
+    tamper(
+        path,
+        "UPDATE events SET hash = '0000000000000000000000000000000000000000000000000000000000000000' WHERE position = 6",
+    )
     with Ledger.open(path, readonly=True) as ledger:
         report = ledger.scrub()
         assert not report.ok and report.broken and report.broken.position == 6
