@@ -140,7 +140,7 @@ def test_scrub_finds_a_change_after_its_mark_and_a_changed_mark(path: Path) -> N
     tamper(path, "UPDATE events SET hash = lower(hash) || '' WHERE position = 7")  # no-op
     tamper(
         path,
-        "UPDATE events SET hash = '0000000000000000000000000000000000000000000000000000000000000000' WHERE position = 6",
+        f"UPDATE events SET hash = '{'0' * 64}' WHERE position = 6",  # never a real hash
     )
     with Ledger.open(path, readonly=True) as ledger:
         report = ledger.scrub()
