@@ -26,7 +26,7 @@ from ledger.errors import (
     NotALedger,
     OpenError,
 )
-from ledger.projection import EVENT_COLUMNS, Projection, records, replay
+from ledger.projection import EVENT_COLUMNS, Projection, clear, records
 from ledger.records import Anchor, Appended, FlowRow, Record, VerifyReport
 from ledger.sqlite import LedgerDatabase, WaitHook, WriteLock, connect, sqlite3
 from ledger.transactions import Session
@@ -457,10 +457,13 @@ class Ledger:
         """
         with self.transaction():
             conn = self._s.conn
-            _, _, broken, _ = verify.walk(conn)
-            if broken is not None:
+            clear(conn, self.projections)  # then one pass: check each link and apply it
+            count, _, broken, _ = self._s.guarded(
+                verify.walk, conn, 0, GENESIS, (conn, self.projections)
+            )
+            if broken is not None:  # raising rolls the cleared tables back
                 raise ChainBroken(broken.position, "its content does not give its stored hash")
-            return self._s.guarded(replay, conn, self.projections)
+            return count
 
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
         """Run a WAL checkpoint under the write lock; SQLite's (busy, log, checkpointed)."""

@@ -68,7 +68,6 @@ def checked_tip(conn: sqlite3.Connection) -> tuple[int, str]:
 
 def walk(
     conn: sqlite3.Connection,
-    *,
     after: int = 0,
     previous: str = GENESIS,
     rebuild: tuple[sqlite3.Connection, Sequence[Projection]] | None = None,
