@@ -336,11 +336,14 @@ class Shop:
 
     def apply_parked(self, order_id: str | None = None) -> list[SettleResult]:
         """Apply every parked event (or the order's) that can be decided now; what each did."""
-        results = []
+        results: list[SettleResult] = []
+        decided: set[str] = set()
         for event in views.parked(self.ledger, order_id):
-            result = self.settler.apply_parked(event.event_id)
-            if result is not None:
-                results.append(result)
+            if event.event_id in decided:  # taken by its flow with an earlier one
+                continue
+            applied = self.settler.apply_parked(event.event_id)
+            decided.update(result.event_id for result in applied)
+            results.extend(applied)
         return results
 
     def resume_flow(self, flow_id: str) -> tuple[FlowState, list[SettleResult]]:

@@ -20,8 +20,12 @@ import msgspec
 from commerce.errors import LiveModeMismatch
 from commerce.events import (
     AnyCommerceEvent,
+    OrderFulfilled,
+    PaymentDisputed,
+    PaymentFailed,
     PaymentIntentAdopted,
     PaymentNotice,
+    PaymentReceived,
     PaymentSuperseded,
     RefundRecorded,
     StockReleased,
@@ -63,6 +67,7 @@ class _Decision(msgspec.Struct, frozen=True):
     intent_id: str | None = None
     parked: tuple[WebhookParked, ...] = ()  # written to the webhook's stream before its record
     late_flow: str | None = None  # a refund flow whose provider call runs after the commit
+    order_status: str | None = None  # the status this event left the order in, if not now's
 
 
 def _moved(order_id: str, intent_id: str | None) -> _Decision:
@@ -180,7 +185,10 @@ class Settler:
         ).fetchone()
         return None if row is None else (row[0], row[1], row[2], row[3])
 
-    def _payment(self, notice: PaymentNotice, event_type: str, hint: str | None) -> _Decision:
+    def _payment(
+        self, notice: PaymentNotice, event_type: str, hint: str | None, before: int | None = None
+    ) -> _Decision:
+        """Decide a payment event; `before`: only parked events older than that row are ahead."""
         orphan = orphan_reason(notice.intent_id)
         if orphan is not None:
             return _Decision("recorded", orphan, None, notice.intent_id)
@@ -191,6 +199,9 @@ class Settler:
         order_status, refunded = self._order(order_id)
         if order_status == "moved":
             return _moved(order_id, notice.intent_id)
+        if self._parked_ahead(notice, order_id, before):
+            why = "an earlier payment event for this order is parked: this one follows it"
+            return self._park(order_id, notice, why)
         if status in PAID:
             outcome: Outcome = "already_settled" if notice.succeeded else "ignored"
             why = f"the payment intent is already {status}"
@@ -203,6 +214,18 @@ class Settler:
                 return self._park(order_id, notice, "the order's flow cannot take it now")
             return self._late_payment(order_id, notice, refunded, why)
         return self._resume(order_id, event_type, notice, refunded)
+
+    def _parked_ahead(self, notice: PaymentNotice, order_id: str, before: int | None) -> bool:
+        """Whether an earlier event for the order waits parked (a later one never overtakes it)."""
+        sql = (
+            "SELECT 1 FROM parked WHERE (intent_id = ? OR order_id = ?) AND event_id != ?"
+            + ("" if before is None else " AND rowid < ?")
+            + " LIMIT 1"
+        )
+        params: tuple[object, ...] = (notice.intent_id, order_id, notice.event_id)
+        if before is not None:
+            params += (before,)
+        return self.ledger.db.execute(sql, params).fetchone() is not None
 
     def _unknown_intent(self, notice: PaymentNotice, hint: str | None) -> _Decision:
         """A payment on an intent we do not know: park it, or hold it on the order it names."""
@@ -337,31 +360,104 @@ class Settler:
 
     # -- parked events ---------------------------------------------------------------
 
-    def apply_parked(self, event_id: str) -> SettleResult | None:
-        """Decide a parked event again, as if delivered now; None if it must stay parked.
+    def apply_parked(self, event_id: str) -> list[SettleResult]:
+        """Decide a parked event again, as if delivered now; [] if it must stay parked.
 
         It ends applied (its order's flow took it), refunded (the order had closed) or
         held for review; one whose order is still unknown, or whose flow still cannot take
-        it, stays parked and nothing is written.
+        it, stays parked and nothing is written. A flow that takes it and waits again takes
+        the events parked behind it too: each of those is decided here as well, and the
+        results come oldest first, each with the status that event left the order in.
         """
         with self.ledger.transaction():
             row = self.ledger.db.execute(
-                "SELECT p.intent_id, p.order_id, p.notice, w.event_type FROM parked p"
+                "SELECT p.rowid, p.intent_id, p.order_id, p.notice, w.event_type FROM parked p"
                 " LEFT JOIN webhooks w ON w.event_id = p.event_id WHERE p.event_id = ?",
                 (event_id,),
             ).fetchone()
             if row is None:
-                return None
+                return []
+            rowid, intent_id, hint, raw, event_type = row
+            behind = self._parked_behind(rowid, intent_id)
+            known = self._intent(intent_id)
+            order_id = known[0] if known else hint
+            since = self.ledger.version(order_stream(order_id)) if order_id else 0
             try:
-                decision = self._redecide(event_id, *row)
+                decision = self._redecide(event_id, rowid, intent_id, hint, raw, event_type)
             except _StillParked:
-                return None
-        if decision.late_flow is not None:
-            self.engine.run_effects(decision.late_flow)
-        return self._result(event_id, decision)
+                return []
+            decisions = [(event_id, decision)]
+            taken = [b for b in behind if not self._is_parked(b[0])]
+            owner = decision.order_id
+            if taken and owner is not None:  # its flow took them too, when it waited again
+                done = self.ledger.read(order_stream(owner), AnyCommerceEvent, from_version=since)
+                if not _notice(raw).succeeded:  # it left the order awaiting payment
+                    decision = msgspec.structs.replace(decision, order_status="awaiting_payment")
+                    decisions = [(event_id, decision)]
+                for other_id, other_raw, other_type in taken:
+                    other = self._taken(owner, _notice(other_raw), other_type, hint, done)
+                    decisions.append((other_id, other))
+        results = []
+        for decided_id, decided in decisions:
+            if decided.late_flow is not None:
+                self.engine.run_effects(decided.late_flow)
+            results.append(self._result(decided_id, decided))
+        return results
+
+    def _parked_behind(self, rowid: int, intent_id: str) -> list[tuple[str, str, str]]:
+        """The events parked after row `rowid` on the same intent: (event id, notice, type)."""
+        rows = self.ledger.db.execute(
+            "SELECT p.event_id, p.notice, coalesce(w.event_type, 'parked') FROM parked p"
+            " LEFT JOIN webhooks w ON w.event_id = p.event_id"
+            " WHERE p.intent_id = ? AND p.rowid > ? ORDER BY p.rowid",
+            (intent_id, rowid),
+        ).fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def _is_parked(self, event_id: str) -> bool:
+        row = self.ledger.db.execute("SELECT 1 FROM parked WHERE event_id = ?", (event_id,))
+        return row.fetchone() is not None
+
+    def _taken(
+        self,
+        order_id: str,
+        notice: PaymentNotice,
+        event_type: str,
+        hint: str | None,
+        done: list[AnyCommerceEvent],
+    ) -> _Decision:
+        """What the order's flow did with a parked event it took; decided now if it did nothing.
+
+        A flow that ends (fulfilled, held) with parked events still in hand took them
+        without applying them: each is decided now, as a delivery would be (superseded).
+        """
+        intent_id = notice.intent_id
+        mine = [e for e in done if getattr(e, "event_id", None) == notice.event_id]
+        if any(isinstance(e, PaymentFailed) for e in mine):
+            why = "payment attempt failed; still awaiting payment"
+            return _Decision("recorded", why, order_id, intent_id, order_status="awaiting_payment")
+        held = [e for e in mine if isinstance(e, PaymentDisputed)]
+        if held:
+            why = f"held for review: {held[-1].reason}"
+            return _Decision("recorded", why, order_id, intent_id, order_status="needs_review")
+        if any(isinstance(e, PaymentReceived) for e in mine) and any(
+            isinstance(e, OrderFulfilled) for e in done
+        ):
+            why = "paid; order fulfilled"
+            return _Decision("settled", why, order_id, intent_id, order_status="fulfilled")
+        decision = self._payment(notice, event_type, hint)
+        if decision.parked:  # its flow cannot decide it now after all: parked again
+            self.ledger.append(f"webhook:{notice.event_id}", list(decision.parked))
+        return decision
 
     def _redecide(
-        self, event_id: str, intent_id: str, hint: str | None, raw: str, event_type: str | None
+        self,
+        event_id: str,
+        rowid: int,
+        intent_id: str,
+        hint: str | None,
+        raw: str,
+        event_type: str | None,
     ) -> _Decision:
         known = self._intent(intent_id)
         order_id = known[0] if known else hint
@@ -370,7 +466,7 @@ class Settler:
         with self.ledger.transaction():  # a savepoint: undone if the event stays parked
             unparked = WebhookUnparked(event_id=event_id, intent_id=intent_id, order_id=order_id)
             self.ledger.append(order_stream(order_id), [unparked])
-            decision = self._payment(_notice(raw), event_type or "parked", hint)
+            decision = self._payment(_notice(raw), event_type or "parked", hint, before=rowid)
             if decision.parked:
                 raise _StillParked
         return decision
@@ -427,7 +523,9 @@ class Settler:
         return self._order(order_id)[0]
 
     def _result(self, event_id: str, decision: _Decision) -> SettleResult:
-        status = self._order_status(decision.order_id) if decision.order_id else None
+        status = decision.order_status
+        if status is None and decision.order_id:
+            status = self._order_status(decision.order_id)
         return SettleResult(
             outcome=decision.outcome,
             event_id=event_id,

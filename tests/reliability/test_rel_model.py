@@ -12,7 +12,9 @@ the shop must agree with the model and keep every system invariant (see
 
 Issue 11's rules: a person reviews held payments (accept or refund), holds expire, the
 provider also reports payments as `charge.succeeded` and `checkout.session.completed`
-(deduplicated per intent), and a bad deploy parks payments until the flow is resumed.
+(deduplicated per intent), and a bad deploy parks payments until the flow is resumed. A
+payment event for an order with parked ones is parked behind them (it never overtakes
+them); applying them reports each, with the status it left the order in.
 """
 
 from __future__ import annotations
@@ -267,6 +269,9 @@ class ShopMachine(RuleBasedStateMachine):
             note(f"deliver {event_note}: {result.outcome}")
             if event.delivered:
                 assert result.outcome == "already_settled", result
+            elif self._parked_ahead(event):  # a later payment never overtakes a parked one
+                assert result.outcome == "recorded" and "parked" in result.reason, result
+                event.delivered = event.parked = True
             else:
                 self._apply(event, result.outcome)
                 event.delivered = True
@@ -292,6 +297,12 @@ class ShopMachine(RuleBasedStateMachine):
         with pytest.raises(BadSignature):
             self.shop.settle_webhook(body, header, secret=SECRET)
         assert (self.shop.ledger.head(), self.shop.ledger.count()) == (head, count)
+
+    def _parked_ahead(self, event: PendingEvent) -> bool:
+        """Whether a payment event for the same (not moved) order waits parked before it."""
+        if event.kind == REFUNDED or self.model.orders[event.order_id].status == "moved":
+            return False
+        return any(e.parked and e.order_id == event.order_id for e in self.model.events)
 
     def _apply(self, event: PendingEvent, outcome: str) -> None:
         """The model's version of settling one event for the first time."""

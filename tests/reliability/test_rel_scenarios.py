@@ -5,13 +5,17 @@ new file, moving closed orders too, and a payment that arrives before its intent
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from reliability_helpers import SECRET, Clock, check_invariants, event_body, intent_of
 
-from commerce import FakeProvider, Money, PaymentIntent, Shop, ShopConfig, sign
+from commerce import FakeProvider, Money, PaymentIntent, SettleResult, Shop, ShopConfig, sign
+from commerce.flows import ORDER_FLOW
 from commerce.payments import derive_id
+from commerce.requests import PlaceOrder, QuoteOrder
+from flowlib import REGISTRY, Flow
 
 CONFIG = ShopConfig(payment_timeout_seconds=600)
 SUCCEEDED = "payment_intent.succeeded"
@@ -102,3 +106,145 @@ def test_a_refund_notice_answers_refunded(source: Shop, clock: Clock) -> None:
     assert (result.outcome, result.reason) == ("refunded", "refunded in full")
     assert result.order_status == "refunded"
     check_invariants(source)
+
+
+# -- the state machine's failures for issue 11 (shrunk sequences, as plain tests) ---------
+
+FAILED = "payment_intent.payment_failed"
+
+
+def _edited(order: PlaceOrder) -> Flow[str]:
+    yield QuoteOrder(order_id=order.order_id, lines=order.lines, coupon="EDITED")
+    return "never"
+
+
+@contextmanager
+def _broken_order_flow() -> Iterator[None]:
+    """The machine's bad deploy: the order flow's first step changed, then the fix."""
+    original = REGISTRY.get(ORDER_FLOW)
+    REGISTRY.register(ORDER_FLOW, original.version, _edited)
+    try:
+        yield
+    finally:
+        REGISTRY.register(ORDER_FLOW, original.version, original.fn)
+
+
+def _body(
+    shop: Shop, clock: Clock, order_id: str, kind: str, event_id: str, amount: int = 0
+) -> bytes:
+    intent = intent_of(shop, order_id)
+    if amount:
+        intent = PaymentIntent(
+            intent_id=intent.intent_id, order_id=order_id, amount=amount, currency=intent.currency
+        )
+    return event_body(intent, kind, event_id, clock.unix)
+
+
+def _deliver(shop: Shop, clock: Clock, body: bytes) -> SettleResult:
+    return shop.settle_webhook(body, sign(body, SECRET, clock.unix), secret=SECRET)
+
+
+def _pay_during_a_bad_deploy(
+    shop: Shop, clock: Clock, order_id: str, kind: str, event_id: str
+) -> None:
+    with _broken_order_flow():
+        result = _deliver(shop, clock, _body(shop, clock, order_id, kind, event_id))
+    assert result.outcome == "recorded" and "parked" in result.reason, result
+    assert shop.engine.status(order_id).status == "stuck"
+
+
+def _outcomes(results: list[SettleResult]) -> list[tuple[str, str, str | None]]:
+    return [(r.event_id, r.outcome, r.order_status) for r in results]
+
+
+def test_resuming_reports_every_parked_payment_the_flow_took(source: Shop, clock: Clock) -> None:
+    """Model failure 1: a parked failed attempt, then a parked payment, then the resume.
+
+    The flow takes the failure, waits again and takes the payment behind it at once; the
+    resume reports both, each with the status it left the order in.
+    """
+    source.start_order([("APL", 1)], order_id="o1")
+    _pay_during_a_bad_deploy(source, clock, "o1", FAILED, "evt_fail")
+    _pay_during_a_bad_deploy(source, clock, "o1", SUCCEEDED, "evt_paid")
+    state, applied = source.resume_flow("o1")
+    assert _outcomes(applied) == [
+        ("evt_fail", "recorded", "awaiting_payment"),
+        ("evt_paid", "settled", "fulfilled"),
+    ]
+    assert (state.status, source.order("o1").order.status) == ("completed", "fulfilled")
+    assert source.parked() == []
+    check_invariants(source)
+
+
+def test_a_payment_taken_after_the_flow_ended_is_decided_not_dropped(
+    source: Shop, clock: Clock
+) -> None:
+    """A failed attempt, a payment and its Charge twin parked: the twin is superseded."""
+    source.start_order([("APL", 1)], order_id="o1")
+    _pay_during_a_bad_deploy(source, clock, "o1", FAILED, "evt_fail")
+    _pay_during_a_bad_deploy(source, clock, "o1", SUCCEEDED, "evt_paid")
+    _pay_during_a_bad_deploy(source, clock, "o1", SUCCEEDED, "evt_again")
+    _, applied = source.resume_flow("o1")
+    assert _outcomes(applied) == [
+        ("evt_fail", "recorded", "awaiting_payment"),
+        ("evt_paid", "settled", "fulfilled"),
+        ("evt_again", "already_settled", "fulfilled"),
+    ]
+    assert source.parked() == []
+    timeline = [e.event for e in source.order("o1").timeline]
+    assert "PaymentSuperseded" in timeline, timeline
+    check_invariants(source)
+
+
+def test_a_payment_never_overtakes_one_parked_before_it(source: Shop, clock: Clock) -> None:
+    """Model failure 3: after the fix, a failed attempt arrives for a flow with a parked
+    payment. It is parked behind it (not applied first, and not reported as "still
+    awaiting payment" while the flow fulfilled the order with the parked one)."""
+    source.start_order([("APL", 1)], order_id="o1")
+    _pay_during_a_bad_deploy(source, clock, "o1", SUCCEEDED, "evt_paid")
+    result = _deliver(source, clock, _body(source, clock, "o1", FAILED, "evt_fail"))
+    assert (result.outcome, result.order_status) == ("recorded", "awaiting_payment")
+    assert "parked" in result.reason, result
+    assert [p.event_id for p in source.parked()] == ["evt_paid", "evt_fail"]
+    _, applied = source.resume_flow("o1")
+    assert _outcomes(applied) == [
+        ("evt_paid", "settled", "fulfilled"),
+        ("evt_fail", "ignored", "fulfilled"),
+    ]
+    check_invariants(source)
+
+
+def test_an_underpayment_never_overtakes_a_parked_full_payment(source: Shop, clock: Clock) -> None:
+    """Model failure 2's sequence: a full payment parked by a bad deploy, then a short one.
+
+    The short one waits behind the full one, so the order is fulfilled by the full amount
+    and the short one is superseded; nothing is held, nothing underpaid is fulfilled.
+    """
+    source.start_order([("APL", 1)], order_id="o1")
+    _pay_during_a_bad_deploy(source, clock, "o1", SUCCEEDED, "evt_paid")
+    short = _body(source, clock, "o1", SUCCEEDED, "evt_short", amount=249)
+    result = _deliver(source, clock, short)
+    assert result.outcome == "recorded" and "parked" in result.reason, result
+    _, applied = source.resume_flow("o1")
+    assert _outcomes(applied) == [
+        ("evt_paid", "settled", "fulfilled"),
+        ("evt_short", "already_settled", "fulfilled"),
+    ]
+    assert source.order("o1").order.paid == 250
+    check_invariants(source)
+
+
+def test_only_a_person_fulfils_a_held_underpayment(source: Shop, clock: Clock) -> None:
+    """Model failure 2, shrunk: an underpayment is held; a review that accepts it fulfils it.
+
+    The invariant allows a fulfilled order paid other than its total only when a person
+    accepted that payment in review; the library itself holds it.
+    """
+    source.start_order([("APL", 1)], order_id="o1")
+    short = _body(source, clock, "o1", SUCCEEDED, "evt_short", amount=249)
+    result = _deliver(source, clock, short)
+    assert (result.outcome, result.order_status) == ("recorded", "needs_review")
+    check_invariants(source)
+    assert source.review("o1", "accept").order.status == "fulfilled"
+    facts = check_invariants(source)
+    assert facts.accepted == {"o1"}
