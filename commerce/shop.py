@@ -29,9 +29,9 @@ from commerce.handlers import OrderHandlers
 from commerce.limits import MAX_PRICE, MAX_QUANTITY, MAX_STOCK
 from commerce.money import Money, check_amount
 from commerce.notices import FAILED, SUCCEEDED
-from commerce.payments import FakeProvider, PaymentProvider
 from commerce.pricing import Coupon
 from commerce.projections import CommerceProjection
+from commerce.providers import FakeProvider, PaymentProvider
 from commerce.requests import PlaceOrder
 from commerce.stripe_events import IntentEvent
 from commerce.webhooks import Settler, SettleResult
@@ -53,6 +53,8 @@ class Shop:
 
     Settings come from the ledger (`configure` records them, so every process that opens
     the file agrees), else the defaults; `config=` overrides them for this object only.
+    `provider` takes new orders; `refund_providers` are others whose earlier intents this
+    shop may still refund (each intent records its provider's name).
     """
 
     def __init__(
@@ -62,16 +64,20 @@ class Shop:
         provider: PaymentProvider | None = None,
         clock: Clock = utc_now,
         config: ShopConfig | None = None,
+        refund_providers: Sequence[PaymentProvider] = (),
     ) -> None:
         self.ledger = ledger
         self.clock = clock
         self._provider = provider
+        self._others = tuple(refund_providers)
         self._apply(config or recorded_config(ledger) or ShopConfig())
 
     def _apply(self, config: ShopConfig) -> None:
         self.config = config
         self.provider = self._provider or FakeProvider(livemode=config.livemode)
-        handlers = OrderHandlers(self.ledger, self.provider, tax_rate_bp=config.tax_rate_bp)
+        handlers = OrderHandlers(
+            self.ledger, self.provider, tax_rate_bp=config.tax_rate_bp, others=self._others
+        )
         self.engine = Engine(self.ledger, handlers.table(), clock=self.clock, registry=REGISTRY)
         self.settler = Settler(self.ledger, self.engine, livemode=config.livemode, clock=self.clock)
 
@@ -95,6 +101,7 @@ class Shop:
         config: ShopConfig | None = None,
         readonly: bool = False,
         busy_timeout: float = 60.0,
+        refund_providers: Sequence[PaymentProvider] = (),
     ) -> Shop:
         """Open (or create) the shop's ledger file; once per process, for every thread.
 
@@ -108,7 +115,13 @@ class Shop:
             readonly=readonly,
             busy_timeout=busy_timeout,
         )
-        return cls(ledger, provider=provider, clock=clock, config=config)
+        return cls(
+            ledger,
+            provider=provider,
+            clock=clock,
+            config=config,
+            refund_providers=refund_providers,
+        )
 
     def close(self) -> None:
         """Close the ledger."""

@@ -17,7 +17,8 @@ from commerce.errors import (
     provider_error,
 )
 from commerce.money import Money
-from commerce.payments import EVENT_KINDS, FakeProvider, PaymentIntent, PaymentProvider
+from commerce.providers.base import PaymentIntent, PaymentProvider
+from commerce.providers.fake import EVENT_KINDS, FakeProvider
 from commerce.stripe_events import ChargeRefunded, IntentEvent, decode_event
 from flowlib.errors import StepFailed
 

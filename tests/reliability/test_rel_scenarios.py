@@ -11,7 +11,7 @@ import pytest
 from reliability_helpers import SECRET, Clock, check_invariants, event_body, intent_of
 
 from commerce import FakeProvider, Money, PaymentIntent, Shop, ShopConfig, sign
-from commerce.payments import derive_id
+from commerce.providers.base import derive_id
 
 CONFIG = ShopConfig(payment_timeout_seconds=600)
 SUCCEEDED = "payment_intent.succeeded"
