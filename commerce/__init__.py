@@ -60,6 +60,7 @@ from commerce.providers import (
     Refund,
     StripeProvider,
 )
+from commerce.reconcile import Reconciled
 from commerce.shop import Shop
 from commerce.signature import sign, verify
 from commerce.stripe_events import (
@@ -135,6 +136,7 @@ __all__ = [
     "Quote",
     "QuoteLine",
     "RateLimited",
+    "Reconciled",
     "Refund",
     "SettleResult",
     "Settler",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from commerce import reconcile as reconciling
 from commerce import review as holds
 from commerce import transfer, views
 from commerce.config import ShopConfig, record_config, recorded_config
@@ -75,10 +76,11 @@ class Shop:
     def _apply(self, config: ShopConfig) -> None:
         self.config = config
         self.provider = self._provider or FakeProvider(livemode=config.livemode)
-        handlers = OrderHandlers(
+        self.handlers = OrderHandlers(
             self.ledger, self.provider, tax_rate_bp=config.tax_rate_bp, others=self._others
         )
-        self.engine = Engine(self.ledger, handlers.table(), clock=self.clock, registry=REGISTRY)
+        table = self.handlers.table()
+        self.engine = Engine(self.ledger, table, clock=self.clock, registry=REGISTRY)
         self.settler = Settler(self.ledger, self.engine, livemode=config.livemode, clock=self.clock)
 
     def configure(self, config: ShopConfig) -> bool:
@@ -320,6 +322,19 @@ class Shop:
             error_message=reason or None,
         )
         return self.settler.settle_event(event, msgspec.json.encode(event))
+
+    def reconcile(
+        self, *, older_than: timedelta = timedelta(0), now: datetime | None = None
+    ) -> list[reconciling.Reconciled]:
+        """Ask each intent's provider about orders awaiting payment for over `older_than`.
+
+        What the provider reports as paid (or cancelled) is settled as a webhook would be,
+        idempotently; see `commerce.reconcile`.
+        """
+        before = (now or self.clock()) - older_than
+        return reconciling.reconcile(
+            self.ledger, self.settler, self.handlers.provider_of, placed_before=before
+        )
 
     # -- time and moves ----------------------------------------------------------------
 

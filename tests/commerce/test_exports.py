@@ -58,6 +58,7 @@ EXPORTED = [
     "Quote",
     "QuoteLine",
     "RateLimited",
+    "Reconciled",
     "Refund",
     "SettleResult",
     "Settler",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,48 @@ def test_refunds_go_to_the_provider_that_took_the_intent(
         both.fire_timers()
         assert count_events(both, "RefundIssued", "ord_f1") == 1
     assert len(fake.refunds) == 1 and standin.refunds == {}
+
+
+# -- reconciliation ------------------------------------------------------------------------
+
+
+def test_reconcile_settles_a_payment_whose_webhook_was_lost(
+    standin: StripeStandIn, stripe_shop: Shop, shop_clock: ShopClock
+) -> None:
+    row = stripe_shop.start_order([("MUG", 1)], order_id="ord_r1").order
+    body = standin.pay(row.intent_id or "", created=shop_clock.ts())  # never delivered
+    shop_clock.advance(120)
+    (done,) = stripe_shop.reconcile(older_than=timedelta(seconds=60))
+    assert (done.order_id, done.provider_status, done.outcome) == ("ord_r1", "succeeded", "settled")
+    assert stripe_shop.order("ord_r1").order.status == "fulfilled"
+    assert stripe_shop.reconcile() == []  # nothing waits any more
+    late = deliver(stripe_shop, body)
+    assert late.outcome == "already_settled"
+    assert count_events(stripe_shop, "PaymentReceived", "ord_r1") == 1
+
+
+def test_reconcile_leaves_young_and_unpaid_orders_waiting(
+    standin: StripeStandIn, stripe_shop: Shop, shop_clock: ShopClock
+) -> None:
+    stripe_shop.start_order([("MUG", 1)], order_id="ord_r2")
+    assert stripe_shop.reconcile(older_than=timedelta(minutes=5)) == []
+    assert not [r for r in standin.requests if r[0] == "GET"]  # not even asked
+    shop_clock.advance(600)
+    (done,) = stripe_shop.reconcile(older_than=timedelta(minutes=5))
+    assert (done.provider_status, done.outcome) == ("requires_payment_method", "waiting")
+    assert stripe_shop.order("ord_r2").order.status == "awaiting_payment"
+
+
+def test_reconcile_closes_an_intent_cancelled_at_the_provider_and_reports_errors(
+    standin: StripeStandIn, stripe: StripeProvider, stripe_shop: Shop
+) -> None:
+    gone = stripe_shop.start_order([("MUG", 1)], order_id="ord_r3").order
+    stripe.cancel(gone.intent_id or "", idempotency_key="dashboard")
+    stripe_shop.start_order([("TEE", 1)], order_id="ord_r4")
+    standin.fail_next("server_error")  # the first retrieve (ord_r3's) fails
+    first = {r.order_id: r for r in stripe_shop.reconcile()}
+    assert first["ord_r3"].outcome == "error" and "Stripe 500" in first["ord_r3"].reason
+    assert first["ord_r4"].outcome == "waiting"
+    again = {r.order_id: r for r in stripe_shop.reconcile()}
+    assert again["ord_r3"].provider_status == "canceled"
+    assert stripe_shop.order("ord_r3").order.status == "cancelled"
