@@ -77,6 +77,11 @@ class OrderHandlers:
         self.providers = {p.name: p for p in (*others, provider)}
         self.tax_rate_bp = tax_rate_bp
 
+    def use(self, provider: PaymentProvider) -> None:
+        """Create new intents through `provider`; the others stay for their own intents."""
+        self.providers[provider.name] = provider
+        self.provider = provider
+
     def provider_of(self, order_id: str, intent_id: str) -> PaymentProvider:
         """The provider that took `intent_id` (recorded with it), else the shop's own.
 

@@ -83,6 +83,16 @@ class Shop:
         self.engine = Engine(self.ledger, table, clock=self.clock, registry=REGISTRY)
         self.settler = Settler(self.ledger, self.engine, livemode=config.livemode, clock=self.clock)
 
+    def use_provider(self, provider: PaymentProvider) -> None:
+        """From now on create intents (and call for their refunds) through `provider`.
+
+        The provider used so far stays available for the intents it took. The engine and
+        any handlers installed on it are kept (the CLI picks a provider after opening).
+        """
+        self._others = (*self._others, self.provider)
+        self._provider = self.provider = provider
+        self.handlers.use(provider)
+
     def configure(self, config: ShopConfig) -> bool:
         """Record new settings for every process using this file; False if already in force.
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-OPENAPI = Path(__file__).resolve().parents[3] / "shared/fixtures/payments/stripe/openapi"
+OPENAPI = Path(__file__).resolve().parents[2] / "shared/fixtures/payments/stripe/openapi"
 API_KEY = "sk_test_standin"
 FAULTS = ("card_declined", "rate_limited", "server_error", "hang")
 Answer = tuple[int, dict[str, Any]]
