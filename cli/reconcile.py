@@ -65,9 +65,10 @@ def reconcile_command(
     The safety net for lost webhooks: a payment the provider reports as succeeded is
     settled (and a cancelled intent closes its order) through the same idempotent path as
     a webhook, so a later webhook for it is "already settled". Exits 1 if the provider
-    could not be asked about some order (its error is in the table).
+    could not be asked about some order (its error is in the table). With --provider
+    stripe, the key comes from $STRIPE_API_KEY.
 
-    Example: STRIPE_API_KEY=sk_test_... orderflow reconcile --provider stripe --older-than 1h
+    Example: orderflow reconcile --provider stripe --older-than 1h
     """
     if provider not in ("fake", "stripe"):
         raise typer.BadParameter("must be fake or stripe", param_hint="--provider")
