@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import catalog, config_cmd, demo, flows, ledger_cmd, orders, timers, webhook
+from cli import catalog, config_cmd, demo, flows, ledger_cmd, orders, reconcile, timers, webhook
 from cli.command import RootGroup
 from cli.runtime import (
     DEFAULT_DB,
@@ -41,6 +41,7 @@ app.add_typer(timers.app, name="timers")
 app.add_typer(flows.app, name="flows")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(config_cmd.app, name="config")
+app.command("reconcile")(reconcile.reconcile_command)
 
 
 def _print_version(given: bool) -> None:

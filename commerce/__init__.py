@@ -51,8 +51,16 @@ from commerce.limits import (
     MIN_PAYMENT_TIMEOUT,
 )
 from commerce.money import Money, format_money, from_major, parse_money, to_major
-from commerce.payments import FakeProvider, PaymentIntent, PaymentProvider, Refund
 from commerce.pricing import Coupon, Line, Quote, QuoteLine, TaxRate, quote
+from commerce.providers import (
+    STRIPE_API_VERSION,
+    FakeProvider,
+    PaymentIntent,
+    PaymentProvider,
+    Refund,
+    StripeProvider,
+)
+from commerce.reconcile import Reconciled
 from commerce.shop import Shop
 from commerce.signature import sign, verify
 from commerce.stripe_events import (
@@ -86,6 +94,7 @@ __all__ = [
     "MAX_TAX_RATE_BP",
     "MIN_PAYMENT_TIMEOUT",
     "ORDER_STATUSES",
+    "STRIPE_API_VERSION",
     "AnyStripeEvent",
     "BadSignature",
     "BodyTooLarge",
@@ -127,6 +136,7 @@ __all__ = [
     "Quote",
     "QuoteLine",
     "RateLimited",
+    "Reconciled",
     "Refund",
     "SettleResult",
     "Settler",
@@ -137,6 +147,7 @@ __all__ = [
     "SignatureMismatch",
     "SignatureMissing",
     "StripeEvent",
+    "StripeProvider",
     "TaxRate",
     "TimelineEntry",
     "UnknownCurrency",

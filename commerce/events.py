@@ -105,12 +105,16 @@ class StockCommitted(CommerceEvent, frozen=True):
 
 
 class PaymentIntentCreated(CommerceEvent, frozen=True):
-    """The provider's intent for the order; webhooks about it route here."""
+    """The provider's intent for the order; webhooks about it route here.
+
+    `provider` names the provider that took it: its refunds and cancels go there.
+    """
 
     order_id: str
     intent_id: str
     amount: int
     currency: str
+    provider: str = "fake"
 
 
 class PaymentFailed(CommerceEvent, frozen=True):

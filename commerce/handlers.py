@@ -14,8 +14,9 @@ from typing import Any
 
 import msgspec
 
-from commerce.errors import CouponRejected, OutOfStock, UnknownProduct
+from commerce.errors import CouponRejected, OutOfStock, ProviderUnavailable, UnknownProduct
 from commerce.events import (
+    AnyCommerceEvent,
     CommerceEvent,
     OrderClosed,
     OrderFulfilled,
@@ -33,8 +34,8 @@ from commerce.events import (
     WebhookUnparked,
 )
 from commerce.money import Money
-from commerce.payments import PaymentIntent, PaymentProvider, Refund, bounded_key
 from commerce.pricing import Coupon, Line, Quote, quote
+from commerce.providers.base import PaymentIntent, PaymentProvider, Refund, bounded_key
 from commerce.requests import (
     CloseOrder,
     CreatePaymentIntent,
@@ -63,10 +64,42 @@ def order_stream(order_id: str) -> str:
 class OrderHandlers:
     """Handlers for every request the order flows yield, over one ledger and provider."""
 
-    def __init__(self, ledger: Ledger, provider: PaymentProvider, *, tax_rate_bp: int = 0) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        provider: PaymentProvider,
+        *,
+        tax_rate_bp: int = 0,
+        others: Sequence[PaymentProvider] = (),
+    ) -> None:
         self.ledger = ledger
         self.provider = provider
+        self.providers = {p.name: p for p in (*others, provider)}
         self.tax_rate_bp = tax_rate_bp
+
+    def use(self, provider: PaymentProvider) -> None:
+        """Create new intents through `provider`; the others stay for their own intents."""
+        self.providers[provider.name] = provider
+        self.provider = provider
+
+    def provider_of(self, order_id: str, intent_id: str) -> PaymentProvider:
+        """The provider that took `intent_id` (recorded with it), else the shop's own.
+
+        An intent we did not create (adopted from a webhook) goes to the shop's provider.
+        A recorded provider this process was not given is `ProviderUnavailable`: retried,
+        so configuring it lets the refund through instead of losing it.
+        """
+        name = self.provider.name
+        for event in self.ledger.read(order_stream(order_id), AnyCommerceEvent):
+            if isinstance(event, PaymentIntentCreated) and event.intent_id == intent_id:
+                name = event.provider
+        found = self.providers.get(name)
+        if found is None:
+            raise ProviderUnavailable(
+                f"intent {intent_id} belongs to provider {name!r}, not configured here",
+                code="provider_not_configured",
+            )
+        return found
 
     def table(self) -> dict[type, Handler | Effect]:
         """The handler map an `Engine` takes."""
@@ -154,7 +187,11 @@ class OrderHandlers:
         """Record the intent so webhooks about it reach the order."""
         i = request.intent
         event = PaymentIntentCreated(
-            order_id=request.order_id, intent_id=i.intent_id, amount=i.amount, currency=i.currency
+            order_id=request.order_id,
+            intent_id=i.intent_id,
+            amount=i.amount,
+            currency=i.currency,
+            provider=self.provider.name,
         )
         self._record(request.order_id, event)
 
@@ -225,7 +262,8 @@ class OrderHandlers:
         """Give the money back through the provider (no transaction is open)."""
         amount = Money(request.amount, request.currency)
         key = bounded_key(ctx.idempotency_key)
-        return self.provider.refund(request.intent_id, amount, idempotency_key=key)
+        provider = self.provider_of(request.order_id, request.intent_id)
+        return provider.refund(request.intent_id, amount, idempotency_key=key)
 
     def record_refund(self, request: RecordRefund, ctx: StepContext) -> None:
         """Record the refund we issued."""

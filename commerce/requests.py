@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 
 from commerce.events import PaymentNotice, StockLine
-from commerce.payments import PaymentIntent, Refund
 from commerce.pricing import Quote
+from commerce.providers.base import PaymentIntent, Refund
 from flowlib import Request, RetryPolicy
 
 PROVIDER_RETRY = RetryPolicy(max_attempts=5, backoff_seconds=2.0, multiplier=2.0)

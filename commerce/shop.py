@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from commerce import reconcile as reconciling
 from commerce import review as holds
 from commerce import transfer, views
 from commerce.config import ShopConfig, record_config, recorded_config
@@ -29,9 +30,9 @@ from commerce.handlers import OrderHandlers
 from commerce.limits import MAX_PRICE, MAX_QUANTITY, MAX_STOCK
 from commerce.money import Money, check_amount
 from commerce.notices import FAILED, SUCCEEDED
-from commerce.payments import FakeProvider, PaymentProvider
 from commerce.pricing import Coupon
 from commerce.projections import CommerceProjection
+from commerce.providers import FakeProvider, PaymentProvider
 from commerce.requests import PlaceOrder
 from commerce.stripe_events import IntentEvent
 from commerce.webhooks import Settler, SettleResult
@@ -53,6 +54,8 @@ class Shop:
 
     Settings come from the ledger (`configure` records them, so every process that opens
     the file agrees), else the defaults; `config=` overrides them for this object only.
+    `provider` takes new orders; `refund_providers` are others whose earlier intents this
+    shop may still refund (each intent records its provider's name).
     """
 
     def __init__(
@@ -62,18 +65,33 @@ class Shop:
         provider: PaymentProvider | None = None,
         clock: Clock = utc_now,
         config: ShopConfig | None = None,
+        refund_providers: Sequence[PaymentProvider] = (),
     ) -> None:
         self.ledger = ledger
         self.clock = clock
         self._provider = provider
+        self._others = tuple(refund_providers)
         self._apply(config or recorded_config(ledger) or ShopConfig())
 
     def _apply(self, config: ShopConfig) -> None:
         self.config = config
         self.provider = self._provider or FakeProvider(livemode=config.livemode)
-        handlers = OrderHandlers(self.ledger, self.provider, tax_rate_bp=config.tax_rate_bp)
-        self.engine = Engine(self.ledger, handlers.table(), clock=self.clock, registry=REGISTRY)
+        self.handlers = OrderHandlers(
+            self.ledger, self.provider, tax_rate_bp=config.tax_rate_bp, others=self._others
+        )
+        table = self.handlers.table()
+        self.engine = Engine(self.ledger, table, clock=self.clock, registry=REGISTRY)
         self.settler = Settler(self.ledger, self.engine, livemode=config.livemode, clock=self.clock)
+
+    def use_provider(self, provider: PaymentProvider) -> None:
+        """From now on create intents (and call for their refunds) through `provider`.
+
+        The provider used so far stays available for the intents it took. The engine and
+        any handlers installed on it are kept (the CLI picks a provider after opening).
+        """
+        self._others = (*self._others, self.provider)
+        self._provider = self.provider = provider
+        self.handlers.use(provider)
 
     def configure(self, config: ShopConfig) -> bool:
         """Record new settings for every process using this file; False if already in force.
@@ -95,6 +113,7 @@ class Shop:
         config: ShopConfig | None = None,
         readonly: bool = False,
         busy_timeout: float = 60.0,
+        refund_providers: Sequence[PaymentProvider] = (),
     ) -> Shop:
         """Open (or create) the shop's ledger file; once per process, for every thread.
 
@@ -108,7 +127,13 @@ class Shop:
             readonly=readonly,
             busy_timeout=busy_timeout,
         )
-        return cls(ledger, provider=provider, clock=clock, config=config)
+        return cls(
+            ledger,
+            provider=provider,
+            clock=clock,
+            config=config,
+            refund_providers=refund_providers,
+        )
 
     def close(self) -> None:
         """Close the ledger."""
@@ -307,6 +332,19 @@ class Shop:
             error_message=reason or None,
         )
         return self.settler.settle_event(event, msgspec.json.encode(event))
+
+    def reconcile(
+        self, *, older_than: timedelta = timedelta(0), now: datetime | None = None
+    ) -> list[reconciling.Reconciled]:
+        """Ask each intent's provider about orders awaiting payment for over `older_than`.
+
+        What the provider reports as paid (or cancelled) is settled as a webhook would be,
+        idempotently; see `commerce.reconcile`.
+        """
+        before = (now or self.clock()) - older_than
+        return reconciling.reconcile(
+            self.ledger, self.settler, self.handlers.provider_of, placed_before=before
+        )
 
     # -- time and moves ----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import msgspec
 
 from commerce import FakeProvider, Money, PaymentIntent, SettleResult, Shop, sign
 from commerce.events import AnyCommerceEvent
-from commerce.payments import derive_id
+from commerce.providers.base import derive_id
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SECRET = "whsec_test_secret"

@@ -21,7 +21,7 @@ from shop_helpers import (
 )
 
 from commerce import Coupon, FakeProvider, InvalidTransition, Money, Shop
-from commerce.payments import MAX_IDEMPOTENCY_KEY, bounded_key
+from commerce.providers.base import MAX_IDEMPOTENCY_KEY, bounded_key
 from flowlib import RetireRefused
 
 # -- case 3: a zero amount is not a refund -----------------------------------------------

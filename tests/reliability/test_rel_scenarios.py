@@ -13,7 +13,7 @@ from reliability_helpers import SECRET, Clock, check_invariants, event_body, int
 
 from commerce import FakeProvider, Money, PaymentIntent, SettleResult, Shop, ShopConfig, sign
 from commerce.flows import ORDER_FLOW
-from commerce.payments import derive_id
+from commerce.providers.base import derive_id
 from commerce.requests import PlaceOrder, QuoteOrder
 from flowlib import REGISTRY, Flow
 

@@ -17,7 +17,8 @@ from commerce.errors import (
     provider_error,
 )
 from commerce.money import Money
-from commerce.payments import EVENT_KINDS, FakeProvider, PaymentIntent, PaymentProvider
+from commerce.providers.base import PaymentIntent, PaymentProvider
+from commerce.providers.fake import EVENT_KINDS, FakeProvider
 from commerce.stripe_events import ChargeRefunded, IntentEvent, decode_event
 from flowlib.errors import StepFailed
 
@@ -233,3 +234,25 @@ def test_event_shapes_match_the_real_fixtures(kind: str) -> None:
     assert set(ours["data"]["object"]) <= set(real["data"]["object"]) | {"latest_charge"}
     assert ours["data"]["object"]["object"] == real["data"]["object"]["object"]
     assert ours["data"]["object"]["currency"] == "eur"
+
+
+def test_cancel_and_retrieve_know_only_their_own_intents() -> None:
+    fake = FakeProvider()
+    intent = fake.create_intent("o1", EUR_10, idempotency_key="k")
+    assert fake.retrieve(intent.intent_id) == intent
+    assert fake.cancel(intent.intent_id, idempotency_key="c").status == "canceled"
+    assert fake.retrieve(intent.intent_id).status == "canceled"
+    with pytest.raises(InvalidRequest) as info:
+        fake.retrieve("pi_elsewhere")
+    assert info.value.code == "resource_missing"
+
+
+def test_a_paid_intent_cannot_be_cancelled() -> None:
+    fake = FakeProvider()
+    intent = fake.mark_paid(fake.create_intent("o1", EUR_10, idempotency_key="k").intent_id)
+    assert fake.retrieve(intent.intent_id).status == "succeeded"
+    with pytest.raises(InvalidRequest):
+        fake.cancel(intent.intent_id, idempotency_key="c")
+    fake.fail_next("retrieve", "provider_unavailable")
+    with pytest.raises(ProviderUnavailable):
+        fake.retrieve(intent.intent_id)

@@ -1,20 +1,18 @@
-"""Payments: the provider interface, its values, and the fake provider that ships.
+"""The fake provider that ships: in memory, ids derived from idempotency keys, failures on demand.
 
-A provider call carries an idempotency key; the same key must give the same answer. A
-failure is a typed `ProviderError`: `CardDeclined` is final for that attempt,
-`RateLimited` and `ProviderUnavailable` are retryable (the flow's retry policy backs off).
+It is for the demo and the tests, chosen explicitly; it moves no money.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import msgspec
 
 from commerce.errors import PROVIDER_ERRORS, InvalidRequest, provider_error
 from commerce.money import Money
+from commerce.providers.base import PaymentIntent, Refund, derive_id
 
 EventKind = Literal["payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded"]
 EVENT_KINDS: tuple[str, ...] = (
@@ -22,66 +20,9 @@ EVENT_KINDS: tuple[str, ...] = (
     "payment_intent.payment_failed",
     "charge.refunded",
 )
-OPERATIONS: tuple[str, ...] = ("create_intent", "refund")
+OPERATIONS: tuple[str, ...] = ("create_intent", "refund", "cancel", "retrieve")
 API_VERSION = "2020-08-27"
 """The Stripe API version the fake's events claim (that of the recorded fixtures)."""
-
-
-class PaymentIntent(msgspec.Struct, frozen=True, kw_only=True):
-    """A provider's payment intent for one order: `amount` minor units of `currency`."""
-
-    intent_id: str
-    order_id: str
-    amount: int
-    currency: str
-    status: str = "requires_payment_method"
-    livemode: bool = False
-
-    @property
-    def money(self) -> Money:
-        """The amount to be paid."""
-        return Money(self.amount, self.currency)
-
-
-class Refund(msgspec.Struct, frozen=True, kw_only=True):
-    """A refund of `amount` minor units against a payment intent."""
-
-    refund_id: str
-    intent_id: str
-    amount: int
-    currency: str
-    status: str = "succeeded"
-
-    @property
-    def money(self) -> Money:
-        """The amount given back."""
-        return Money(self.amount, self.currency)
-
-
-class PaymentProvider(Protocol):
-    """What commerce needs from a payment provider; raises `ProviderError` subclasses."""
-
-    def create_intent(
-        self, order_id: str, amount: Money, *, idempotency_key: str
-    ) -> PaymentIntent: ...
-
-    def refund(self, intent_id: str, amount: Money, *, idempotency_key: str) -> Refund: ...
-
-
-MAX_IDEMPOTENCY_KEY = 255
-"""Stripe's limit on an idempotency key's length."""
-
-
-def bounded_key(key: str) -> str:
-    """`key` itself if it fits `MAX_IDEMPOTENCY_KEY`, else a stable digest of it that does."""
-    if len(key) <= MAX_IDEMPOTENCY_KEY:
-        return key
-    return f"{key[:120]}~sha256:{hashlib.sha256(key.encode()).hexdigest()}"
-
-
-def derive_id(prefix: str, key: str) -> str:
-    """`prefix` + the first 24 hex digits of sha256(`key`): stable across processes."""
-    return prefix + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 class FakeProvider:
@@ -91,6 +32,8 @@ class FakeProvider:
     fail in that order. It keeps no durable state, so a refund for an intent this
     instance never created (another process made it) is accepted.
     """
+
+    name = "fake"
 
     def __init__(
         self, *, livemode: bool = False, fail_next: Mapping[str, Sequence[str]] | None = None
@@ -169,6 +112,35 @@ class FakeProvider:
         self.refunds[refund.refund_id] = refund
         self._answers[idempotency_key] = (request, refund)
         return refund
+
+    def cancel(self, intent_id: str, *, idempotency_key: str) -> PaymentIntent:
+        """Cancel an intent this instance created (`InvalidRequest` for any other)."""
+        self._enter("cancel", idempotency_key)
+        intent = self._known(intent_id)
+        if intent.status == "succeeded":
+            raise InvalidRequest(
+                f"{intent_id} is already paid", code="payment_intent_unexpected_state"
+            )
+        canceled = msgspec.structs.replace(intent, status="canceled")
+        self.intents[intent_id] = canceled
+        return canceled
+
+    def retrieve(self, intent_id: str) -> PaymentIntent:
+        """The intent as this instance knows it (`InvalidRequest` for any other)."""
+        self._enter("retrieve", intent_id)
+        return self._known(intent_id)
+
+    def mark_paid(self, intent_id: str) -> PaymentIntent:
+        """Test hook: the customer paid `intent_id` (what `retrieve` will report)."""
+        paid = msgspec.structs.replace(self._known(intent_id), status="succeeded")
+        self.intents[intent_id] = paid
+        return paid
+
+    def _known(self, intent_id: str) -> PaymentIntent:
+        intent = self.intents.get(intent_id)
+        if intent is None:
+            raise InvalidRequest(f"no such payment intent {intent_id!r}", code="resource_missing")
+        return intent
 
     def _check_refund(self, intent_id: str, amount: Money) -> None:
         if not intent_id.startswith("pi_"):

@@ -1,0 +1,19 @@
+"""Payment providers behind one seam: the protocol and values (`base`), `fake` and `stripe`.
+
+A new provider is a new module here that satisfies `PaymentProvider`.
+"""
+
+from __future__ import annotations
+
+from commerce.providers.base import PaymentIntent, PaymentProvider, Refund
+from commerce.providers.fake import FakeProvider
+from commerce.providers.stripe import STRIPE_API_VERSION, StripeProvider
+
+__all__ = [
+    "STRIPE_API_VERSION",
+    "FakeProvider",
+    "PaymentIntent",
+    "PaymentProvider",
+    "Refund",
+    "StripeProvider",
+]
