@@ -4,10 +4,9 @@ fix and takes what it missed; a payment on an intent orderflow did not create go
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
+from broken_deploy import deployed_broken_code
 from shop_helpers import (
     ShopClock,
     body_for,
@@ -19,25 +18,7 @@ from shop_helpers import (
 )
 
 from commerce import Shop
-from commerce.flows import ORDER_FLOW
-from commerce.requests import PlaceOrder, QuoteOrder
-from flowlib import REGISTRY, Flow, NondeterminismError
-
-
-def _edited(order: PlaceOrder) -> Flow[str]:
-    """A deploy that changed the order flow's first step: every running order diverges."""
-    yield QuoteOrder(order_id=order.order_id, lines=order.lines, coupon="EDITED")
-    return "never"
-
-
-@contextmanager
-def deployed_broken_code() -> Iterator[None]:
-    original = REGISTRY.get(ORDER_FLOW)
-    REGISTRY.register(ORDER_FLOW, original.version, _edited)
-    try:
-        yield
-    finally:
-        REGISTRY.register(ORDER_FLOW, original.version, original.fn)
+from flowlib import NondeterminismError
 
 
 def _paid_while_broken(shop: Shop) -> bytes:

@@ -20,12 +20,11 @@ them); applying them reports each, with the status it left the order in.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from broken_deploy import deployed_broken_code
 from hypothesis import event as note
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -59,9 +58,6 @@ from commerce import (
     ShopConfig,
     sign,
 )
-from commerce.flows import ORDER_FLOW
-from commerce.requests import PlaceOrder, QuoteOrder
-from flowlib import REGISTRY, Flow
 
 SKUS = ("APL", "BRD", "CHS")
 PRICES = {"APL": 250, "BRD": 399, "CHS": 1299}
@@ -394,7 +390,7 @@ class ShopMachine(RuleBasedStateMachine):
         if len(self.model.events) == sent:
             return
         event = self.model.events[-1]
-        with _broken_order_flow():
+        with deployed_broken_code():
             header = sign(event.body, SECRET, self.clock.unix)
             result = self.shop.settle_webhook(event.body, header, secret=SECRET)
         assert result.outcome == "recorded" and "parked" in result.reason, result
@@ -503,22 +499,6 @@ def _key(order: ModelOrder) -> str:
 
 def _awaiting(model: Model) -> list[ModelOrder]:
     return [o for o in model.orders.values() if o.status == "awaiting_payment"]
-
-
-def _edited(order: PlaceOrder) -> Flow[str]:
-    yield QuoteOrder(order_id=order.order_id, lines=order.lines, coupon="EDITED")
-    return "never"
-
-
-@contextmanager
-def _broken_order_flow() -> Iterator[None]:
-    """Deploy code that changed the order flow's first step, then the fix (the original)."""
-    original = REGISTRY.get(ORDER_FLOW)
-    REGISTRY.register(ORDER_FLOW, original.version, _edited)
-    try:
-        yield
-    finally:
-        REGISTRY.register(ORDER_FLOW, original.version, original.fn)
 
 
 TestShopMachine = ShopMachine.TestCase

@@ -5,17 +5,14 @@ new file, moving closed orders too, and a payment that arrives before its intent
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from broken_deploy import deployed_broken_code
 from reliability_helpers import SECRET, Clock, check_invariants, event_body, intent_of
 
 from commerce import FakeProvider, Money, PaymentIntent, SettleResult, Shop, ShopConfig, sign
-from commerce.flows import ORDER_FLOW
 from commerce.providers.base import derive_id
-from commerce.requests import PlaceOrder, QuoteOrder
-from flowlib import REGISTRY, Flow
 
 CONFIG = ShopConfig(payment_timeout_seconds=600)
 SUCCEEDED = "payment_intent.succeeded"
@@ -113,22 +110,6 @@ def test_a_refund_notice_answers_refunded(source: Shop, clock: Clock) -> None:
 FAILED = "payment_intent.payment_failed"
 
 
-def _edited(order: PlaceOrder) -> Flow[str]:
-    yield QuoteOrder(order_id=order.order_id, lines=order.lines, coupon="EDITED")
-    return "never"
-
-
-@contextmanager
-def _broken_order_flow() -> Iterator[None]:
-    """The machine's bad deploy: the order flow's first step changed, then the fix."""
-    original = REGISTRY.get(ORDER_FLOW)
-    REGISTRY.register(ORDER_FLOW, original.version, _edited)
-    try:
-        yield
-    finally:
-        REGISTRY.register(ORDER_FLOW, original.version, original.fn)
-
-
 def _body(
     shop: Shop, clock: Clock, order_id: str, kind: str, event_id: str, amount: int = 0
 ) -> bytes:
@@ -147,7 +128,7 @@ def _deliver(shop: Shop, clock: Clock, body: bytes) -> SettleResult:
 def _pay_during_a_bad_deploy(
     shop: Shop, clock: Clock, order_id: str, kind: str, event_id: str
 ) -> None:
-    with _broken_order_flow():
+    with deployed_broken_code():
         result = _deliver(shop, clock, _body(shop, clock, order_id, kind, event_id))
     assert result.outcome == "recorded" and "parked" in result.reason, result
     assert shop.engine.status(order_id).status == "stuck"
