@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -28,6 +29,7 @@ _RECORD = (
     "verified_at = excluded.verified_at WHERE excluded.position >= verified.position"
 )
 Row = tuple[int, str, int, str, str, str, str | None, str]  # in EVENT_COLUMNS order
+Walked = tuple[int, tuple[int, str], BrokenLink | None, list[Gap]]  # what `walk` returns
 
 
 def check_link(previous: str | None, row: Row) -> None:
@@ -71,7 +73,7 @@ def walk(
     after: int = 0,
     previous: str = GENESIS,
     rebuild: tuple[sqlite3.Connection, Sequence[Projection]] | None = None,
-) -> tuple[int, tuple[int, str], BrokenLink | None, list[Gap]]:
+) -> Walked:
     """(events, head, first broken link, gaps) over the events after position `after`.
 
     `previous` is the stored hash at `after`. With `rebuild`, every event is also applied
@@ -125,7 +127,7 @@ def full(
     try:
         for projection in projections:
             projection.create(Database(scratch))
-        events, head, broken, gaps = walk(conn, rebuild=(scratch, projections))
+        walked = walk(conn, rebuild=(scratch, projections))
         diffs = compare(snapshot(conn, projections), snapshot(scratch, projections))
     finally:
         scratch.close()
@@ -133,17 +135,7 @@ def full(
         row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
     }
     missing = [guard for guard in GUARDS if guard not in present]
-    return VerifyReport(
-        ok=broken is None and not gaps and not diffs and not missing,
-        events=events,
-        head=head,
-        broken=broken,
-        gaps=gaps,
-        projections=diffs,
-        missing_guards=missing,
-        sqlite_version=sqlite_version,
-        last_full=mark(conn, "full"),
-    ).checked_against(anchor, anchor_found(conn, anchor))
+    return _report(conn, walked, sqlite_version, anchor, projections=diffs, missing_guards=missing)
 
 
 def since_last(
@@ -152,24 +144,36 @@ def since_last(
     """The chain from the last verified position to the head (a scrub)."""
     start = mark(conn, "chain")
     after, previous = (0, GENESIS) if start is None else (start.position, start.hash)
-    broken: BrokenLink | None = None
+    events, head, broken, gaps = walk(conn, after=after, previous=previous)
     if start is not None:
         found = anchor_found(conn, Anchor(start.position, start.hash))
         if found != start.hash:  # changed, or gone, since it was verified
             broken = BrokenLink(start.position, start.hash, found or "")
-    events, head, later, gaps = walk(conn, after=after, previous=previous)
-    broken = broken or later
-    return VerifyReport(
-        ok=broken is None and not gaps,
+    walked = (events, head, broken, gaps)
+    return _report(conn, walked, sqlite_version, anchor, full=False, since=after)
+
+
+def _report(
+    conn: sqlite3.Connection,
+    walked: Walked,
+    sqlite_version: str,
+    anchor: Anchor | None,
+    **fields: Any,
+) -> VerifyReport:
+    """A report on what `walk` found (and `fields`), ok only if nothing is wrong."""
+    events, head, broken, gaps = walked
+    wrong = broken is not None or gaps or fields.get("projections") or fields.get("missing_guards")
+    report = VerifyReport(
+        ok=not wrong,
         events=events,
         head=head,
         broken=broken,
         gaps=gaps,
         sqlite_version=sqlite_version,
-        full=False,
-        since=after,
         last_full=mark(conn, "full"),
-    ).checked_against(anchor, anchor_found(conn, anchor))
+        **fields,
+    )
+    return report.checked_against(anchor, anchor_found(conn, anchor))
 
 
 def anchor_found(conn: sqlite3.Connection, anchor: Anchor | None) -> str | None:
