@@ -131,7 +131,7 @@ class Settler:
             seen = self._seen(event.event_id)
             if seen is not None:
                 return self._repeat(event, digest, *seen)
-            decision = self._decide(event)
+            decision = self._left(self._decide(event))
             self.ledger.append(
                 f"webhook:{event.event_id}",
                 [
@@ -263,13 +263,14 @@ class Settler:
         status = self._order_status(order_id)
         if resumed.resumed:
             if notice.succeeded and status in ("fulfilled", "partially_refunded"):
-                return _Decision("settled", f"paid; order {status}", order_id, notice.intent_id)
+                why = f"paid; order {status}"
+                return _Decision("settled", why, order_id, notice.intent_id, order_status=status)
             reason = (
                 "payment attempt failed; still awaiting payment"
                 if not notice.succeeded
                 else f"payment kept; order is {status}"
             )
-            return _Decision("recorded", reason, order_id, notice.intent_id)
+            return _Decision("recorded", reason, order_id, notice.intent_id, order_status=status)
         if resumed.status not in ("completed", "cancelled"):
             return self._park(order_id, notice, f"the order's flow is {resumed.status}")
         if not notice.succeeded:
@@ -525,6 +526,17 @@ class Settler:
 
     def _order_status(self, order_id: str) -> str | None:
         return self._order(order_id)[0]
+
+    def _left(self, decision: _Decision) -> _Decision:
+        """`decision` with the status it left its order in, read inside its transaction.
+
+        A decision whose refund runs after the commit is read after it instead (the order
+        is refunded by then).
+        """
+        if decision.order_status is not None or decision.order_id is None or decision.late_flow:
+            return decision
+        status = self._order_status(decision.order_id)
+        return msgspec.structs.replace(decision, order_status=status)
 
     def _result(self, event_id: str, decision: _Decision) -> SettleResult:
         status = decision.order_status
