@@ -197,14 +197,13 @@ class Settler:
         self, notice: PaymentNotice, event_type: str, hint: str | None, before: int | None = None
     ) -> _Decision:
         """Decide a payment event; `before`: only parked events older than that row are ahead."""
-        intent = self._intent(notice.intent_id)
-        if intent is None:
+        standing = self._standing(notice, before)
+        if standing is None:
             return self._unknown_intent(notice, hint)
-        order_id, _, _, status = intent
-        order_status, refunded = self._order(order_id)
+        order_id, status, order_status, refunded, parked_ahead = standing
         if order_status == "moved":
             return _moved(order_id, notice.intent_id)
-        if self._parked_ahead(notice, order_id, before):
+        if parked_ahead:
             why = "an earlier payment event for this order is parked: this one follows it"
             return self._park(order_id, notice, why)
         if status in PAID:
@@ -220,17 +219,25 @@ class Settler:
             return self._late_payment(order_id, notice, refunded, why)
         return self._resume(order_id, event_type, notice, refunded)
 
-    def _parked_ahead(self, notice: PaymentNotice, order_id: str, before: int | None) -> bool:
-        """Whether an earlier event for the order waits parked (a later one never overtakes it)."""
+    def _standing(
+        self, notice: PaymentNotice, before: int | None
+    ) -> tuple[str, str, str | None, int, bool] | None:
+        """Where a payment stands, in one read: its intent's order and status, that order's
+        status and refunds, and whether an earlier event for the order waits parked (a later
+        one never overtakes it; `before`: only rows older than that count). None: the intent
+        is not known here."""
         sql = (
-            "SELECT 1 FROM parked WHERE (intent_id = ? OR order_id = ?) AND event_id != ?"
-            + ("" if before is None else " AND rowid < ?")
-            + " LIMIT 1"
+            "SELECT i.order_id, i.status, o.status, coalesce(o.refunded, 0), EXISTS ("
+            " SELECT 1 FROM parked p WHERE (p.intent_id = i.intent_id OR p.order_id = i.order_id)"
+            " AND p.event_id != ?" + ("" if before is None else " AND p.rowid < ?") + ")"
+            " FROM payment_intents i LEFT JOIN orders o ON o.order_id = i.order_id"
+            " WHERE i.intent_id = ?"
         )
-        params: tuple[object, ...] = (notice.intent_id, order_id, notice.event_id)
-        if before is not None:
-            params += (before,)
-        return self.ledger.db.execute(sql, params).fetchone() is not None
+        params = (notice.event_id, *(() if before is None else (before,)), notice.intent_id)
+        row = self.ledger.db.execute(sql, params).fetchone()
+        if row is None:
+            return None
+        return str(row[0]), str(row[1]), row[2], int(row[3]), bool(row[4])
 
     def _unknown_intent(self, notice: PaymentNotice, hint: str | None) -> _Decision:
         """A payment on an intent we do not know: park it, or hold it on the order it names."""
