@@ -1,4 +1,4 @@
-"""Payment providers behind one seam: the protocol and values (`base`), `fake` and `stripe`.
+"""Payment providers behind one seam: the protocol and values (`base`), `fake`, `stripe`, `sumup`.
 
 A new provider is a new module here that satisfies `PaymentProvider`.
 """
@@ -19,6 +19,7 @@ from commerce.providers.base import (
 )
 from commerce.providers.fake import FakeProvider
 from commerce.providers.stripe import STRIPE_API_VERSION, StripeProvider
+from commerce.providers.sumup import SumUpProvider
 
 __all__ = [
     "STRIPE_API_VERSION",
@@ -33,5 +34,6 @@ __all__ = [
     "Refund",
     "RefundReport",
     "StripeProvider",
+    "SumUpProvider",
     "WebhookSource",
 ]
