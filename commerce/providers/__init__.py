@@ -20,6 +20,7 @@ from commerce.providers.base import (
 from commerce.providers.fake import FakeProvider
 from commerce.providers.stripe import STRIPE_API_VERSION, StripeProvider
 from commerce.providers.sumup import SumUpProvider
+from commerce.providers.sumup_webhooks import SumUpWebhooks
 
 __all__ = [
     "STRIPE_API_VERSION",
@@ -35,5 +36,6 @@ __all__ = [
     "RefundReport",
     "StripeProvider",
     "SumUpProvider",
+    "SumUpWebhooks",
     "WebhookSource",
 ]
