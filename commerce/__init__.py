@@ -67,6 +67,8 @@ from commerce.providers import (
     RefundReport,
     StripeProvider,
     StripeWebhooks,
+    SumUpProvider,
+    SumUpWebhooks,
     WebhookSource,
 )
 from commerce.reconcile import Reconciled
@@ -165,6 +167,8 @@ __all__ = [
     "StripeEvent",
     "StripeProvider",
     "StripeWebhooks",
+    "SumUpProvider",
+    "SumUpWebhooks",
     "TaxRate",
     "TimelineEntry",
     "UnknownCurrency",

@@ -78,6 +78,8 @@ EXPORTED = [
     "StripeEvent",
     "StripeProvider",
     "StripeWebhooks",
+    "SumUpProvider",
+    "SumUpWebhooks",
     "TaxRate",
     "TimelineEntry",
     "UnknownCurrency",
