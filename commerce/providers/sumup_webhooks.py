@@ -7,8 +7,10 @@ two-field shape, and it is believed only as far as SumUp's API confirms it.
 
 Neither kind carries the amount: `decode` asks the API for the checkout (before the settle
 transaction, so nothing is locked meanwhile) and reports what the API says, not what the
-event says. The legacy notice has no event id; it gets `sumup:<checkout id>:<status>`, so
-repeats of one confirmed state are one event.
+event says; a signed event whose status the API does not report yet is a retryable
+`ProviderUnavailable` (answered 503, so SumUp delivers it again) rather than a decision.
+Event ids are SumUp's prefixed `sumup:`; the legacy notice has none and gets
+`sumup:<checkout id>:<status>`, so repeats of one confirmed state are one event.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from commerce.errors import InvalidRequest, MalformedEvent, SignatureMismatch, SignatureMissing
+from commerce.errors import (
+    InvalidRequest,
+    MalformedEvent,
+    ProviderUnavailable,
+    SignatureMismatch,
+    SignatureMissing,
+)
 from commerce.events import PaymentNotice
 from commerce.providers.base import (
     Cancellation,
@@ -105,10 +113,10 @@ class SumUpWebhooks:
         if notice.event_type == STATUS_UPDATED:
             return self._updated(notice)
         reason = f"SumUp event type {notice.event_type!r} is not acted on"
-        return self._inbound(notice, notice.event_id or "", NotActedOn(reason=reason))
+        return self._inbound(notice, f"sumup:{notice.event_id or ''}", NotActedOn(reason=reason))
 
     def _updated(self, notice: SumUpNotice) -> Inbound:
-        event_id, checkout_id = notice.event_id or "", notice.checkout_id
+        event_id, checkout_id = f"sumup:{notice.event_id or ''}", notice.checkout_id
         if not checkout_id:
             raise MalformedEvent(f"{STATUS_UPDATED} without `$.payload.checkout_id`")
         if notice.status not in _ACTED_ON:
@@ -118,6 +126,12 @@ class SumUpWebhooks:
         if intent is None:  # signed, so authentic: money we cannot place
             reason = f"SumUp's API does not know checkout {checkout_id}"
             return self._inbound(notice, event_id, Orphan(intent_id=checkout_id, reason=reason))
+        if _WORDS.get(intent.status) not in _ACTED_ON:  # the API lags the event: ask again later
+            raise ProviderUnavailable(
+                f"SumUp says checkout {checkout_id} is {notice.status} but its API still"
+                f" reports {intent.status}: deliver it again later",
+                code="not_confirmed_yet",
+            )
         return self._inbound(notice, event_id, _fact(event_id, intent), intent)
 
     def _legacy(self, notice: SumUpNotice) -> Inbound:
@@ -151,6 +165,7 @@ class SumUpWebhooks:
             event_id=event_id,
             event_type=notice.event_type,
             fact=fact,
+            livemode=self.livemode,
             order_hint=hint,
         )
 

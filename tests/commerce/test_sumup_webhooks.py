@@ -173,16 +173,17 @@ def test_the_recorded_failed_event_reports_the_apis_failure_and_amount(
     inbound = receive(source, body, signed(body))
     assert inbound == Inbound(
         provider="sumup",
-        event_id="c56dc7d23e1dad876cb1e2954854db9e",
+        event_id="sumup:c56dc7d23e1dad876cb1e2954854db9e",
         event_type="checkout.status.updated",
         fact=PaymentNotice(
-            event_id="c56dc7d23e1dad876cb1e2954854db9e",
+            event_id="sumup:c56dc7d23e1dad876cb1e2954854db9e",
             intent_id=CHECKOUT,
             succeeded=False,
             amount=1999,
             currency="EUR",
             reason="SumUp reports the checkout failed",
         ),
+        livemode=False,
         order_hint=REFERENCE,
     )
     lower = body.replace(b'"FAILED"', b'"failed"')
@@ -196,10 +197,13 @@ def as_paid(body: bytes) -> bytes:
 def test_a_paid_event_is_a_payment_only_when_the_api_says_paid(
     standin: SumUpStandIn, source: SumUpWebhooks
 ) -> None:
+    """While the API still says pending, the event is answered "try again" (retryable), not
+    decided: deciding it would record it as seen and ignore SumUp's redelivery."""
     standin.add(CHECKOUT, Decimal("1000"), "JPY", reference=REFERENCE)
     body = as_paid(read(UPDATED))
-    pending = receive(source, body, signed(body))
-    assert isinstance(pending.fact, NotActedOn) and "requires_payment_method" in pending.fact.reason
+    with pytest.raises(ProviderUnavailable) as lagging:
+        receive(source, body, signed(body))
+    assert lagging.value.code == "not_confirmed_yet"
     standin.pay(CHECKOUT)
     paid = receive(source, body, signed(body)).fact
     assert isinstance(paid, PaymentNotice) and paid.succeeded
@@ -236,7 +240,7 @@ def test_pending_and_unknown_statuses_are_not_acted_on_without_asking(
 def test_unknown_event_types_are_not_acted_on(standin: SumUpStandIn, source: SumUpWebhooks) -> None:
     body = read(UPDATED).replace(b"checkout.status.updated", b"member.created")
     inbound = receive(source, body, signed(body))
-    assert inbound.event_id == "c56dc7d23e1dad876cb1e2954854db9e"
+    assert inbound.event_id == "sumup:c56dc7d23e1dad876cb1e2954854db9e"
     assert isinstance(inbound.fact, NotActedOn) and "member.created" in inbound.fact.reason
     assert standin.requests == []
 
@@ -300,6 +304,7 @@ def test_the_recorded_legacy_notice_confirmed_paid_is_a_payment_of_the_apis_amou
             amount=1999,
             currency="EUR",
         ),
+        livemode=False,
         order_hint="ord_legacy",
     )
     assert receive(source, body, {}) == inbound  # a repeat is the same event id: deduplicated
