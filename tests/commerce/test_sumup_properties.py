@@ -105,6 +105,8 @@ def run(standin: SumUpStandIn, plays: list[Action]) -> None:
                 except ProviderUnavailable:  # a PAID claim SumUp does not confirm: retried
                     assert kind == "signed" and status == "PENDING"
                     continue
+                if kind == "signed" and play[2] == "PENDING":
+                    continue  # a pending claim is not acted on (SumUp is not even asked)
                 if status == "PAID" and order_id not in fulfilled | late:
                     (late if order_id in closed else fulfilled).add(order_id)
             _check(shop, standin, checkout, fulfilled, late)
