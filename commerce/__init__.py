@@ -25,6 +25,8 @@ from commerce.errors import (
     InvalidTransition,
     LiveModeMismatch,
     MalformedEvent,
+    MissingProviderKey,
+    NoPaymentProvider,
     OrderConflict,
     OutOfStock,
     ProviderError,
@@ -60,6 +62,12 @@ from commerce.providers import (
     Refund,
     StripeProvider,
 )
+from commerce.providers.choose import (
+    PROVIDER_KEYS,
+    PROVIDER_NAMES,
+    provider_from,
+    refund_providers,
+)
 from commerce.reconcile import Reconciled
 from commerce.shop import Shop
 from commerce.signature import sign, verify
@@ -94,6 +102,8 @@ __all__ = [
     "MAX_TAX_RATE_BP",
     "MIN_PAYMENT_TIMEOUT",
     "ORDER_STATUSES",
+    "PROVIDER_KEYS",
+    "PROVIDER_NAMES",
     "STRIPE_API_VERSION",
     "AnyStripeEvent",
     "BadSignature",
@@ -122,7 +132,9 @@ __all__ = [
     "Line",
     "LiveModeMismatch",
     "MalformedEvent",
+    "MissingProviderKey",
     "Money",
+    "NoPaymentProvider",
     "OrderConflict",
     "OrderRow",
     "OrderView",
@@ -158,7 +170,9 @@ __all__ = [
     "from_major",
     "parse_money",
     "provider_error",
+    "provider_from",
     "quote",
+    "refund_providers",
     "sign",
     "to_major",
     "verify",

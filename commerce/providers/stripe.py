@@ -36,6 +36,7 @@ class _Intent(msgspec.Struct):
     status: str
     livemode: bool = False
     metadata: dict[str, str] = {}
+    client_secret: str | None = None
 
 
 class _Refund(msgspec.Struct):
@@ -157,6 +158,7 @@ def _intent(i: _Intent, order_id: str | None = None) -> PaymentIntent:
         currency=i.currency.upper(),
         status=i.status,
         livemode=i.livemode,
+        client_secret=i.client_secret,
     )
 
 
