@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from shop_helpers import (
     SECRET,
+    LiveStandIn,
     ShopClock,
     body_for,
     check_all,
@@ -318,7 +319,7 @@ def test_wrong_mode_events_are_rejected(
 ) -> None:
     with Shop.open(
         tmp_path / "mode.db",
-        provider=FakeProvider(),
+        provider=LiveStandIn() if shop_live else FakeProvider(),
         clock=shop_clock,
         config=ShopConfig(livemode=shop_live),
     ) as shop:

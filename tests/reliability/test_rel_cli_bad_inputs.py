@@ -31,6 +31,7 @@ if not ORDERFLOW.exists():
 
 def _cli(db: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ORDERFLOW_DB": str(db), "ORDERFLOW_WEBHOOK_SECRET": SECRET}
+    env["ORDERFLOW_PROVIDER"] = "fake"
     return subprocess.run(
         [str(ORDERFLOW), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60
     )

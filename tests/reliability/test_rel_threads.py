@@ -71,6 +71,7 @@ def test_readme_handler_under_a_threaded_server_settles_each_payment_once(tmp_pa
     program = tmp_path / "webhook_server.py"
     program.write_text(readme_web_handler())
     env = {**os.environ, "ORDERFLOW_DB": str(db), "STRIPE_WEBHOOK_SECRET": SECRET, "PORT": "0"}
+    env["STRIPE_API_KEY"] = "sk_test_never_called"  # the snippet's provider: paid in time
     server = subprocess.Popen(
         [sys.executable, str(program)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
