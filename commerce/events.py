@@ -233,7 +233,10 @@ class PaymentSuperseded(CommerceEvent, frozen=True):
 
 
 class WebhookReceived(CommerceEvent, frozen=True):
-    """A provider event, deduplicated by `event_id` forever; `body` is kept as received."""
+    """A provider event, deduplicated by `event_id` forever; `body` is kept as received.
+
+    `provider` names the source that delivered it (None in ledgers from before it was kept).
+    """
 
     event_id: str
     event_type: str
@@ -243,6 +246,7 @@ class WebhookReceived(CommerceEvent, frozen=True):
     order_id: str | None = None
     intent_id: str | None = None
     body: msgspec.Raw = msgspec.Raw(b"null")
+    provider: str | None = None
 
 
 class WebhookConflict(CommerceEvent, frozen=True):

@@ -15,13 +15,13 @@ import msgspec
 
 from commerce import views
 from commerce.errors import LiveModeMismatch, ProviderError
-from commerce.notices import CANCELED, SUCCEEDED
-from commerce.providers.base import PaymentIntent, PaymentProvider
-from commerce.stripe_events import IntentEvent
+from commerce.events import PaymentNotice
+from commerce.providers.base import Cancellation, Fact, Inbound, PaymentIntent, PaymentProvider
 from commerce.webhooks import Settler
 from ledger import Ledger
 
-_REPORTED = {"succeeded": SUCCEEDED, "canceled": CANCELED}
+REPORTED = ("succeeded", "failed", "canceled")
+"""The intent states reconciliation settles; the others (open, processing) keep waiting."""
 
 
 class Reconciled(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,31 +51,44 @@ def reconcile(
         if row.intent_id is None or row.placed_at > placed_before:
             continue
         try:
-            intent = provider_of(row.order_id, row.intent_id).retrieve(row.intent_id)
-            done.append(_settle(settler, row, intent))
+            provider = provider_of(row.order_id, row.intent_id)
+            intent = provider.retrieve(row.intent_id)
+            done.append(_settle(settler, provider.name, row, intent))
         except (ProviderError, LiveModeMismatch) as exc:
             done.append(_report(row, None, "error", str(exc)))
     return done
 
 
-def _settle(settler: Settler, row: views.OrderRow, intent: PaymentIntent) -> Reconciled:
-    kind = _REPORTED.get(intent.status)
-    if kind is None:
+def _settle(
+    settler: Settler, provider: str, row: views.OrderRow, intent: PaymentIntent
+) -> Reconciled:
+    if intent.status not in REPORTED:
         return _report(row, intent.status, "waiting", f"the provider reports {intent.status}")
-    event = IntentEvent(
-        event_id=f"reconcile:{intent.intent_id}:{intent.status}",
-        event_type=kind,
+    event_id = f"reconcile:{intent.intent_id}:{intent.status}"
+    event = Inbound(
+        provider=provider,
+        event_id=event_id,
+        event_type=f"reconcile.{intent.status}",
+        fact=_fact(event_id, intent),
         livemode=intent.livemode,
-        created=int(row.placed_at.timestamp()),  # the same body each time: a repeat is a repeat
-        intent_id=intent.intent_id,
-        amount=intent.amount,
-        amount_received=intent.amount if kind == SUCCEEDED else 0,
-        currency=intent.currency,
-        status=intent.status,
-        order_id=row.order_id,
+        order_hint=row.order_id,
     )
-    result = settler.settle_event(event, msgspec.json.encode(event))
+    result = settler.settle(event, msgspec.json.encode(event))  # the same body each time
     return _report(row, intent.status, result.outcome, result.reason)
+
+
+def _fact(event_id: str, intent: PaymentIntent) -> Fact:
+    if intent.status == "canceled":
+        return Cancellation(intent_id=intent.intent_id)
+    succeeded = intent.status == "succeeded"
+    return PaymentNotice(
+        event_id=event_id,
+        intent_id=intent.intent_id,
+        succeeded=succeeded,
+        amount=intent.amount,
+        currency=intent.currency,
+        reason="" if succeeded else "the provider reports the payment failed",
+    )
 
 
 def _report(row: views.OrderRow, status: str | None, outcome: str, reason: str) -> Reconciled:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,17 +25,16 @@ from commerce.errors import (
     OrderConflict,
     UnknownProduct,
 )
-from commerce.events import CouponAdded, ProductAdded, Restocked, StockLine
+from commerce.events import CouponAdded, PaymentNotice, ProductAdded, Restocked, StockLine
 from commerce.flows import ORDER_FLOW
 from commerce.handlers import OrderHandlers
 from commerce.limits import MAX_PRICE, MAX_QUANTITY, MAX_STOCK
 from commerce.money import Money, check_amount
-from commerce.notices import FAILED, SUCCEEDED
 from commerce.pricing import Coupon
 from commerce.projections import CommerceProjection
-from commerce.providers import FakeProvider, PaymentProvider
+from commerce.providers import FakeProvider, Inbound, PaymentProvider, WebhookSource
+from commerce.providers.stripe_webhooks import SIGNATURE_HEADER, StripeWebhooks
 from commerce.requests import PlaceOrder
-from commerce.stripe_events import IntentEvent
 from commerce.webhooks import Settler, SettleResult
 from flowlib import (
     REGISTRY,
@@ -301,6 +300,18 @@ class Shop:
 
     # -- payments ----------------------------------------------------------------------
 
+    def receive(
+        self,
+        source: WebhookSource,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        now: datetime | None = None,
+    ) -> SettleResult:
+        """Settle one delivery from `source` (e.g. `StripeWebhooks(secret)`): the raw body
+        bytes and the request's headers, authenticated before anything is parsed."""
+        return self.settler.receive(source, body, headers, now=now)
+
     def settle_webhook(
         self,
         body: bytes,
@@ -310,10 +321,9 @@ class Shop:
         tolerance: int = 300,
         now: datetime | None = None,
     ) -> SettleResult:
-        """Settle a signed provider webhook from its raw body bytes (see `Settler`)."""
-        return self.settler.settle_webhook(
-            body, signature_header, secret=secret, tolerance=tolerance, now=now
-        )
+        """Settle a signed Stripe webhook from its raw body bytes and `Stripe-Signature`."""
+        headers = {} if signature_header is None else {SIGNATURE_HEADER: signature_header}
+        return self.receive(StripeWebhooks(secret, tolerance=tolerance), body, headers, now=now)
 
     def settle(
         self, order_id: str, *, amount: int | None = None, event_id: str | None = None
@@ -323,13 +333,7 @@ class Shop:
         paid = row.total if amount is None else check_amount(amount, row.currency)
         if paid < 0:
             raise InvalidMoney(amount, row.currency, "a payment cannot be negative")
-        return self._direct(
-            row,
-            SUCCEEDED,
-            paid,
-            event_id or f"direct:{order_id}",
-            "",
-        )
+        return self._direct(row, True, paid, event_id or f"direct:{order_id}", "")
 
     def fail_payment(
         self, order_id: str, *, reason: str = "declined", event_id: str | None = None
@@ -337,30 +341,32 @@ class Shop:
         """Record a failed payment attempt for the order directly (trusted callers)."""
         row = views.order_row(self.ledger, order_id)
         return self._direct(
-            row, FAILED, row.total, event_id or f"direct-fail:{secrets.token_hex(6)}", reason
+            row, False, row.total, event_id or f"direct-fail:{secrets.token_hex(6)}", reason
         )
 
     def _direct(
-        self, row: views.OrderRow, kind: str, amount: int, event_id: str, reason: str
+        self, row: views.OrderRow, succeeded: bool, amount: int, event_id: str, reason: str
     ) -> SettleResult:
         if row.intent_id is None:
             raise InvalidTransition(
                 row.order_id, row.status, "record a payment (it has no payment intent)"
             )
-        event = IntentEvent(
+        notice = PaymentNotice(
             event_id=event_id,
-            event_type=kind,
-            livemode=self.config.livemode,
-            created=int(row.placed_at.timestamp()),  # the same body each time: a repeat is a repeat
             intent_id=row.intent_id,
+            succeeded=succeeded,
             amount=amount,
-            amount_received=amount if kind == SUCCEEDED else 0,
             currency=row.currency,
-            status="succeeded" if kind == SUCCEEDED else "requires_payment_method",
-            order_id=row.order_id,
-            error_message=reason or None,
+            reason=reason,
         )
-        return self.settler.settle_event(event, msgspec.json.encode(event))
+        event = Inbound(
+            provider="direct",
+            event_id=event_id,
+            event_type="payment.succeeded" if succeeded else "payment.failed",
+            fact=notice,
+            order_hint=row.order_id,
+        )
+        return self.settler.settle(event, msgspec.json.encode(event))  # the same body each time
 
     def reconcile(
         self, *, older_than: timedelta = timedelta(0), now: datetime | None = None

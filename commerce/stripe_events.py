@@ -2,7 +2,8 @@
 
 `decode_event(body)` gives an `IntentEvent` (any `payment_intent.*`), a `ChargeRefunded`
 (`charge.refunded`), a `ChargeSucceeded` (`charge.succeeded`), a `CheckoutCompleted`
-(`checkout.session.completed`), or an `IgnoredEvent` (any other type, still with id, type
+(`checkout.session.completed` and the `async_payment_succeeded`/`_failed` that follow a
+delayed payment method), or an `IgnoredEvent` (any other type, still with id, type
 and livemode). Bodies over `MAX_BODY` bytes are refused before parsing; any other problem
 is a `MalformedEvent` naming the JSON path (`$.data.object.amount`).
 
@@ -258,6 +259,8 @@ _BY_TYPE: dict[str, Callable[[_Head, bytes], AnyStripeEvent]] = {
     "charge.refunded": _charge_event,
     "charge.succeeded": _charge_succeeded,
     "checkout.session.completed": _checkout_completed,
+    "checkout.session.async_payment_succeeded": _checkout_completed,
+    "checkout.session.async_payment_failed": _checkout_completed,
 }
 
 

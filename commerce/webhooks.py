@@ -1,7 +1,9 @@
-"""Settling payment-provider events: verify, decode, deduplicate, route, resume the order.
+"""Settling payment-provider events: authenticate, decode, deduplicate, route, resume the order.
 
-Everything a delivery decides happens in one ledger transaction, so two processes
-settling the same order serialise and exactly one of them acts. Each event id is settled
+Each provider's `WebhookSource` turns a delivery into a neutral `Inbound`; from there on
+nothing here knows which provider sent it. Everything a delivery decides happens in one
+ledger transaction, so two processes settling the same order serialise and exactly one of
+them acts. Each event id is settled
 once, forever (the `webhooks` table is a projection of `WebhookReceived`); each payment
 intent only moves forward (open -> succeeded -> refunded), so a second event about the
 same payment, or a stale one, is recorded as superseded and not acted on. An event that
@@ -11,7 +13,7 @@ comes before its order can take it is parked and handed over when the order's fl
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Literal
 
@@ -37,11 +39,16 @@ from commerce.events import (
 from commerce.flows import LATE_PAYMENT_FLOW
 from commerce.handlers import hold_events, order_stream
 from commerce.money import Money
-from commerce.notices import CANCELED, orphan_reason, payment_notice
+from commerce.providers.base import (
+    Cancellation,
+    Inbound,
+    NotActedOn,
+    Orphan,
+    RefundReport,
+    WebhookSource,
+)
 from commerce.requests import AwaitPayment
 from commerce.review import held_stock
-from commerce.signature import verify
-from commerce.stripe_events import AnyStripeEvent, ChargeRefunded, IntentEvent, decode_event
 from flowlib import Engine, FlowError
 from ledger import Ledger
 
@@ -99,35 +106,32 @@ class Settler:
         self.livemode = livemode
         self.clock = clock
 
-    def settle_webhook(
+    def receive(
         self,
+        source: WebhookSource,
         body: bytes,
-        signature_header: str | None,
+        headers: Mapping[str, str],
         *,
-        secret: str,
-        tolerance: int = 300,
         now: datetime | None = None,
     ) -> SettleResult:
-        """Verify the signature on the raw `body`, then settle the event it carries."""
-        verify(
-            body,
-            signature_header,
-            secret,
-            tolerance=tolerance,
-            now=int((now or self.clock()).timestamp()),
-        )
-        return self.settle_event(decode_event(body), body)
+        """Authenticate a delivery of `source`'s from its raw `body` and headers, then settle it.
 
-    def settle_event(self, event: AnyStripeEvent, body: bytes) -> SettleResult:
-        """Settle a decoded event whose origin the caller trusts (`body` is kept as its record)."""
-        if event.livemode != self.livemode:
+        Authentication and decoding (which may ask the provider to confirm an unsigned
+        notice) run before the settle transaction, so nothing is locked while they wait.
+        """
+        source.authenticate(body, headers, now=int((now or self.clock()).timestamp()))
+        return self.settle(source.decode(body), body)
+
+    def settle(self, event: Inbound, body: bytes) -> SettleResult:
+        """Settle an authentic event (the caller vouches for it); `body` is kept as its record."""
+        if event.livemode is not None and event.livemode != self.livemode:
             raise LiveModeMismatch(event.event_id, event.livemode, self.livemode)
         digest = hashlib.sha256(body).hexdigest()
         with self.ledger.transaction():
             seen = self._seen(event.event_id)
             if seen is not None:
                 return self._repeat(event, digest, *seen)
-            decision = self._decide(event)
+            decision = self._left(self._decide(event))
             self.ledger.append(
                 f"webhook:{event.event_id}",
                 [
@@ -141,6 +145,7 @@ class Settler:
                         order_id=decision.order_id,
                         intent_id=decision.intent_id,
                         body=msgspec.Raw(bytes(body)),
+                        provider=event.provider,
                     ),
                 ],
                 expected_version=0,
@@ -158,7 +163,7 @@ class Settler:
         return None if row is None else (row[0], row[1], row[2])
 
     def _repeat(
-        self, event: AnyStripeEvent, digest: str, stored: str, outcome: str, order_id: str | None
+        self, event: Inbound, digest: str, stored: str, outcome: str, order_id: str | None
     ) -> SettleResult:
         if digest == stored:
             reason = f"event {event.event_id} was delivered before ({outcome})"
@@ -168,15 +173,18 @@ class Settler:
         reason = f"event {event.event_id} came again with a different body; the first one stands"
         return self._result(event.event_id, _Decision("recorded", reason, order_id))
 
-    def _decide(self, event: AnyStripeEvent) -> _Decision:
-        if isinstance(event, ChargeRefunded):
-            return self._refund(event)
-        if isinstance(event, IntentEvent) and event.event_type == CANCELED:
-            return self._canceled(event)
-        notice = payment_notice(event)
-        if isinstance(notice, PaymentNotice):
-            return self._payment(notice, event.event_type, getattr(event, "order_id", None))
-        return _Decision("ignored", notice or f"event type {event.event_type} is not acted on")
+    def _decide(self, event: Inbound) -> _Decision:
+        fact = event.fact
+        if isinstance(fact, PaymentNotice):
+            return self._payment(fact, event.event_type, event.order_hint)
+        if isinstance(fact, RefundReport):
+            return self._refund(event, fact)
+        if isinstance(fact, Cancellation):
+            return self._canceled(event, fact.intent_id)
+        if isinstance(fact, Orphan):
+            return _Decision("recorded", fact.reason, None, fact.intent_id)
+        assert isinstance(fact, NotActedOn)
+        return _Decision("ignored", fact.reason)
 
     def _intent(self, intent_id: str | None) -> tuple[str, int, str, str] | None:
         row = self.ledger.db.execute(
@@ -189,17 +197,13 @@ class Settler:
         self, notice: PaymentNotice, event_type: str, hint: str | None, before: int | None = None
     ) -> _Decision:
         """Decide a payment event; `before`: only parked events older than that row are ahead."""
-        orphan = orphan_reason(notice.intent_id)
-        if orphan is not None:
-            return _Decision("recorded", orphan, None, notice.intent_id)
-        intent = self._intent(notice.intent_id)
-        if intent is None:
+        standing = self._standing(notice, before)
+        if standing is None:
             return self._unknown_intent(notice, hint)
-        order_id, _, _, status = intent
-        order_status, refunded = self._order(order_id)
+        order_id, status, order_status, refunded, parked_ahead = standing
         if order_status == "moved":
             return _moved(order_id, notice.intent_id)
-        if self._parked_ahead(notice, order_id, before):
+        if parked_ahead:
             why = "an earlier payment event for this order is parked: this one follows it"
             return self._park(order_id, notice, why)
         if status in PAID:
@@ -215,17 +219,25 @@ class Settler:
             return self._late_payment(order_id, notice, refunded, why)
         return self._resume(order_id, event_type, notice, refunded)
 
-    def _parked_ahead(self, notice: PaymentNotice, order_id: str, before: int | None) -> bool:
-        """Whether an earlier event for the order waits parked (a later one never overtakes it)."""
+    def _standing(
+        self, notice: PaymentNotice, before: int | None
+    ) -> tuple[str, str, str | None, int, bool] | None:
+        """Where a payment stands, in one read: its intent's order and status, that order's
+        status and refunds, and whether an earlier event for the order waits parked (a later
+        one never overtakes it; `before`: only rows older than that count). None: the intent
+        is not known here."""
         sql = (
-            "SELECT 1 FROM parked WHERE (intent_id = ? OR order_id = ?) AND event_id != ?"
-            + ("" if before is None else " AND rowid < ?")
-            + " LIMIT 1"
+            "SELECT i.order_id, i.status, o.status, coalesce(o.refunded, 0), EXISTS ("
+            " SELECT 1 FROM parked p WHERE (p.intent_id = i.intent_id OR p.order_id = i.order_id)"
+            " AND p.event_id != ?" + ("" if before is None else " AND p.rowid < ?") + ")"
+            " FROM payment_intents i LEFT JOIN orders o ON o.order_id = i.order_id"
+            " WHERE i.intent_id = ?"
         )
-        params: tuple[object, ...] = (notice.intent_id, order_id, notice.event_id)
-        if before is not None:
-            params += (before,)
-        return self.ledger.db.execute(sql, params).fetchone() is not None
+        params = (notice.event_id, *(() if before is None else (before,)), notice.intent_id)
+        row = self.ledger.db.execute(sql, params).fetchone()
+        if row is None:
+            return None
+        return str(row[0]), str(row[1]), row[2], int(row[3]), bool(row[4])
 
     def _unknown_intent(self, notice: PaymentNotice, hint: str | None) -> _Decision:
         """A payment on an intent we do not know: park it, or hold it on the order it names."""
@@ -258,13 +270,14 @@ class Settler:
         status = self._order_status(order_id)
         if resumed.resumed:
             if notice.succeeded and status in ("fulfilled", "partially_refunded"):
-                return _Decision("settled", f"paid; order {status}", order_id, notice.intent_id)
+                why = f"paid; order {status}"
+                return _Decision("settled", why, order_id, notice.intent_id, order_status=status)
             reason = (
                 "payment attempt failed; still awaiting payment"
                 if not notice.succeeded
                 else f"payment kept; order is {status}"
             )
-            return _Decision("recorded", reason, order_id, notice.intent_id)
+            return _Decision("recorded", reason, order_id, notice.intent_id, order_status=status)
         if resumed.status not in ("completed", "cancelled"):
             return self._park(order_id, notice, f"the order's flow is {resumed.status}")
         if not notice.succeeded:
@@ -292,63 +305,62 @@ class Settler:
             late_flow=flow_id,
         )
 
-    def _canceled(self, event: IntentEvent) -> _Decision:
-        """`payment_intent.canceled`: close an order still awaiting payment on that intent."""
-        orphan = orphan_reason(event.intent_id)
-        intent = None if orphan else self._intent(event.intent_id)
+    def _canceled(self, event: Inbound, intent_id: str) -> _Decision:
+        """The provider cancelled the intent: close an order still awaiting payment on it."""
+        intent = self._intent(intent_id)
         if intent is None:
-            why = orphan or f"cancellation of unknown payment intent {event.intent_id}"
-            return _Decision("recorded" if orphan else "ignored", why, None, event.intent_id)
+            why = f"cancellation of unknown payment intent {intent_id}"
+            return _Decision("ignored", why, None, intent_id)
         order_id, _, _, status = intent
         order_status = self._order_status(order_id)
         if order_status == "moved":
-            return _moved(order_id, event.intent_id)
+            return _moved(order_id, intent_id)
         if order_status != "awaiting_payment" or status != "open":
             why = f"the order is {order_status} and its payment intent {status}"
             return self._supersede(
-                order_id, event.event_id, event.event_type, event.intent_id, why, "ignored"
+                order_id, event.event_id, event.event_type, intent_id, why, "ignored"
             )
         if not self._cancel(order_id, "the payment intent was canceled at the provider"):
             why = "the order's flow cannot take the cancellation now: cancel the order by hand"
-            return _Decision("recorded", why, order_id, event.intent_id)
+            return _Decision("recorded", why, order_id, intent_id)
         why = "payment intent canceled: the order is cancelled and its stock released"
-        return _Decision("recorded", why, order_id, event.intent_id)
+        return _Decision("recorded", why, order_id, intent_id)
 
-    def _refund(self, event: ChargeRefunded) -> _Decision:
-        orphan = orphan_reason(event.intent_id)
-        intent = None if orphan else self._intent(event.intent_id)
+    def _refund(self, event: Inbound, report: RefundReport) -> _Decision:
+        intent_id = report.intent_id
+        intent = self._intent(intent_id)
         if intent is None:
-            why = orphan or f"refund for unknown payment intent {event.intent_id}"
-            return _Decision("recorded" if orphan else "ignored", why, None, event.intent_id)
+            why = f"refund for unknown payment intent {intent_id}"
+            return _Decision("ignored", why, None, intent_id)
         order_id, amount, currency, status = intent
         order_status, done = self._order(order_id)
         if order_status == "moved":
-            return _moved(order_id, event.intent_id)
-        if event.amount_refunded <= done or status in ("refunded",):
+            return _moved(order_id, intent_id)
+        if report.amount_refunded <= done or status in ("refunded",):
             why = f"refunds of {_money(done, currency)} were already recorded"
             return self._supersede(
-                order_id, event.event_id, event.event_type, event.intent_id, why, "ignored"
+                order_id, event.event_id, event.event_type, intent_id, why, "ignored"
             )
-        full = event.fully_refunded or event.amount_refunded >= amount  # the charge, or all
+        full = report.full or report.amount_refunded >= amount  # the charge, or all of it
         recorded = RefundRecorded(
             order_id=order_id,
-            intent_id=event.intent_id or "",
+            intent_id=intent_id,
             event_id=event.event_id,
-            amount_refunded=event.amount_refunded,
+            amount_refunded=report.amount_refunded,
             currency=currency,
             full=full,
         )
         self.ledger.append(order_stream(order_id), [recorded, *self._release_held(order_id, full)])
-        given = _money(event.amount_refunded, currency)
+        given = _money(report.amount_refunded, currency)
         if status == "open":
             why = f"refund of {given} recorded before its payment; the order is {order_status}"
-            return _Decision("recorded", why, order_id, event.intent_id)
+            return _Decision("recorded", why, order_id, intent_id)
         reason = (
             "refunded in full"
             if full
             else f"partially refunded ({given} of {_money(amount, currency)})"
         )
-        return _Decision("refunded", reason, order_id, event.intent_id)
+        return _Decision("refunded", reason, order_id, intent_id)
 
     def _release_held(self, order_id: str, full: bool) -> list[StockReleased]:
         """A full refund of a payment held for review releases the stock the order holds."""
@@ -521,6 +533,17 @@ class Settler:
 
     def _order_status(self, order_id: str) -> str | None:
         return self._order(order_id)[0]
+
+    def _left(self, decision: _Decision) -> _Decision:
+        """`decision` with the status it left its order in, read inside its transaction.
+
+        A decision whose refund runs after the commit is read after it instead (the order
+        is refunded by then).
+        """
+        if decision.order_status is not None or decision.order_id is None or decision.late_flow:
+            return decision
+        status = self._order_status(decision.order_id)
+        return msgspec.structs.replace(decision, order_status=status)
 
     def _result(self, event_id: str, decision: _Decision) -> SettleResult:
         status = decision.order_status

@@ -1,6 +1,7 @@
-"""Payment providers behind one seam: the protocol and values (`base`), `fake` and `stripe`.
+"""Payment providers behind one seam: the protocols and values (`base`), the fake, Stripe, SumUp.
 
-A new provider is a new module here that satisfies `PaymentProvider`.
+A new provider is a new module here: a `PaymentProvider` (outbound) and a `WebhookSource`
+(inbound).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from commerce.providers.base import (
 )
 from commerce.providers.fake import FakeProvider
 from commerce.providers.stripe import STRIPE_API_VERSION, StripeProvider
+from commerce.providers.stripe_webhooks import StripeWebhooks
+from commerce.providers.sumup import SumUpProvider
+from commerce.providers.sumup_webhooks import SumUpWebhooks
 
 __all__ = [
     "STRIPE_API_VERSION",
@@ -33,5 +37,8 @@ __all__ = [
     "Refund",
     "RefundReport",
     "StripeProvider",
+    "StripeWebhooks",
+    "SumUpProvider",
+    "SumUpWebhooks",
     "WebhookSource",
 ]

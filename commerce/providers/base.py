@@ -111,13 +111,12 @@ class Cancellation(msgspec.Struct, frozen=True, kw_only=True):
 class RefundReport(msgspec.Struct, frozen=True, kw_only=True):
     """Money given back on an intent; `amount_refunded` is cumulative over it.
 
-    `full` says the provider reports the whole payment refunded (`charged`, the amount the
-    refund is against, decides it when the provider does not say).
+    `full`: the provider reports the whole payment refunded (else the settler compares
+    `amount_refunded` with the intent's amount).
     """
 
     intent_id: str
     amount_refunded: int
-    charged: int
     currency: str
     full: bool = False
 

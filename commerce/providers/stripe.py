@@ -8,9 +8,8 @@ connection failures `ProviderUnavailable`, other 4xx `InvalidRequest` with Strip
 
 from __future__ import annotations
 
-import http.client
-from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from typing import TypeVar
+from urllib.parse import quote, urlencode
 
 import msgspec
 
@@ -23,10 +22,12 @@ from commerce.errors import (
 )
 from commerce.money import Money
 from commerce.providers.base import PaymentIntent, Refund
+from commerce.providers.http import Endpoint, decode
 
 STRIPE_API_VERSION = "2024-06-20"
 """The Stripe API version every request pins (answers keep this shape whatever the account's)."""
 STRIPE_API_BASE = "https://api.stripe.com"
+T = TypeVar("T")
 
 
 class _Intent(msgspec.Struct):
@@ -78,13 +79,13 @@ class StripeProvider:
     ) -> None:
         if not api_key:
             raise ValueError("a Stripe API key is needed (STRIPE_API_KEY)")
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"base_url must be an http(s) address, got {base_url!r}")
-        self._secure = parts.scheme == "https"
-        self._host, self._port = parts.hostname, parts.port
-        self._prefix = parts.path.rstrip("/")
-        self._api_key, self.timeout, self.api_version = api_key, timeout, api_version
+        self._endpoint = Endpoint(base_url, timeout=timeout, who="Stripe")
+        self._api_key, self.api_version = api_key, api_version
+
+    @property
+    def timeout(self) -> float:
+        """Seconds allowed for the connect and for each read."""
+        return self._endpoint.timeout
 
     def create_intent(self, order_id: str, amount: Money, *, idempotency_key: str) -> PaymentIntent:
         """Create the order's PaymentIntent (`automatic_payment_methods` on)."""
@@ -128,26 +129,11 @@ class StripeProvider:
         if key is not None:
             headers["Idempotency-Key"] = key
         body = urlencode(form).encode() if method == "POST" else None
-        try:
-            status, should_retry, raw = self._send(method, self._prefix + path, body, headers)
-        except (OSError, http.client.HTTPException) as exc:  # timeouts are OSErrors
-            raise ProviderUnavailable(f"Stripe unreachable: {exc!r}", code="network") from exc
-        if 200 <= status < 300:
-            return raw
-        raise _error(status, raw, should_retry=should_retry)
-
-    def _send(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, bool, bytes]:
-        cls = http.client.HTTPSConnection if self._secure else http.client.HTTPConnection
-        conn = cls(self._host, self._port, timeout=self.timeout)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            retry = response.getheader("Stripe-Should-Retry", "").lower() == "true"
-            return response.status, retry, response.read()
-        finally:
-            conn.close()
+        answer = self._endpoint.request(method, path, body=body, headers=headers)
+        if answer.ok:
+            return answer.body
+        should_retry = answer.headers.get("stripe-should-retry", "").lower() == "true"
+        raise _error(answer.status, answer.body, should_retry=should_retry)
 
 
 def _intent(i: _Intent, order_id: str | None = None) -> PaymentIntent:
@@ -162,13 +148,8 @@ def _intent(i: _Intent, order_id: str | None = None) -> PaymentIntent:
     )
 
 
-def _decode(raw: bytes, shape: type[Any]) -> Any:
-    try:
-        return msgspec.json.decode(raw, type=shape)
-    except msgspec.DecodeError as exc:  # a proxy's page, a cut-off body: try again later
-        raise ProviderUnavailable(
-            f"Stripe's answer is unreadable: {exc}", code="bad_answer"
-        ) from exc
+def _decode(raw: bytes, shape: type[T]) -> T:
+    return decode(raw, shape, "Stripe")
 
 
 def _error(status: int, raw: bytes, *, should_retry: bool) -> ProviderError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cli_helpers import Run, error_line, script
 from stripe_standin import API_KEY, StripeStandIn
 
@@ -118,3 +119,26 @@ def test_a_shop_that_moved_to_stripe_refunds_what_the_fake_took(
     paid = json.loads(shop_db("order", "settle", "o1", "--json", env=stripe_env(standin)).stdout)
     assert (paid["outcome"], paid["order_status"]) == ("refunded", "refunded")
     assert standin.requests == []  # the fake's intent went back to the fake
+
+
+def test_sumup_gives_a_checkout_page_and_a_cancel_deactivates_it(shop_db: Run) -> None:
+    sumup_standin = pytest.importorskip("sumup_standin")
+    if not sumup_standin.OPENAPI.is_dir():
+        pytest.skip("the recorded SumUp shapes (../shared/fixtures/payments) are not here")
+    server = sumup_standin.SumUpStandIn().start()
+    try:
+        env = {
+            **NONE,
+            "SUMUP_API_KEY": sumup_standin.API_KEY,
+            "SUMUP_MERCHANT_CODE": sumup_standin.MERCHANT_CODE,
+            "SUMUP_API_BASE": server.url,
+        }
+        view = json.loads(shop_db("--provider", "sumup", *START, "--json", env=env).stdout)
+        (checkout,) = server.checkouts.values()
+        assert view["checkout_url"] == checkout["hosted_checkout_url"]
+        text = shop_db("order", "show", "o1", env=NONE).stdout
+        assert f"checkout {checkout['hosted_checkout_url']}" in text
+        shop_db("--provider", "sumup", "order", "cancel", "o1", env=env)
+        assert checkout["status"] == "EXPIRED"  # nothing left to pay on
+    finally:
+        server.stop()

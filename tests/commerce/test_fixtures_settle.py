@@ -217,6 +217,7 @@ SETTLING_POINTED = [
     (f"{HERE}/checkout.session.completed", "checkout.session.completed"),
     (f"{HERE}/checkout.session.completed.payment_mode", "checkout.session.completed"),
     (f"{PAY_RAILS}/checkout.session.completed", "checkout.session.completed"),
+    (f"{PAY_RAILS}/checkout.session.completed", "checkout.session.async_payment_succeeded"),
 ]
 SUCCEEDED_FIXTURE = f"{HERE}/payment_intent.succeeded"
 
@@ -335,4 +336,19 @@ def test_ruby_mock_fixtures_share_one_event_id_so_later_ones_are_conflicts(usd_s
         json.loads(EVENTS[key]) for key in firsts.values()
     ]
     assert usd_shop.order("o1").order.status == "awaiting_payment"
+    check_all(usd_shop)
+
+
+@pytest.mark.parametrize("key", params([f"{PAY_RAILS}/checkout.session.completed"]))
+def test_a_delayed_checkout_payment_that_fails_leaves_the_order_waiting(
+    usd_shop: Shop, key: str
+) -> None:
+    """`checkout.session.async_payment_failed` (a bank debit bounced) is a failed attempt."""
+    body = pointed(usd_shop, key, "checkout.session.async_payment_failed", "evt_async_fail")
+    doc = json.loads(body)
+    doc["data"]["object"]["payment_status"] = "unpaid"
+    result = deliver(usd_shop, json.dumps(doc).encode())
+    assert (result.outcome, result.order_status) == ("recorded", "awaiting_payment"), result
+    assert count_events(usd_shop, "PaymentFailed") == 1
+    assert stock(usd_shop, "CAP") == (8, 2, 0)
     check_all(usd_shop)

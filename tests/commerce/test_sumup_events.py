@@ -7,7 +7,13 @@ import pytest
 from commerce.errors import BodyTooLarge, MalformedEvent
 from commerce.money import Money
 from commerce.stripe_events import MAX_BODY
-from commerce.sumup_events import SumUpCheckout, SumUpNotice, decode_checkout, decode_notice
+from commerce.sumup_events import (
+    SumUpCheckout,
+    SumUpNotice,
+    decode_checkout,
+    decode_checkouts,
+    decode_notice,
+)
 
 SUMUP = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "payments" / "sumup"
 
@@ -47,6 +53,36 @@ def test_checkout_amounts_are_exact(name: str) -> None:
     assert isinstance(checkout, SumUpCheckout)
     assert checkout.money == Money(1010, "EUR")  # 10.1 EUR, read as a decimal
     assert checkout.status == "pending"
+
+
+def test_the_paid_transaction_and_hosted_page_are_found_in_either_shape() -> None:
+    listed = "410fc44a-5956-44e1-b5cc-19c6f8d727a4"
+    assert (
+        decode_checkout(read("openapi/checkout.create_response.Checkout.json")).transaction_id
+        == listed
+    )
+    top_level = decode_checkout(read("openapi/checkout.retrieve_response.json"))
+    assert top_level.transaction_id == listed  # named beside the checkout, not in transactions[]
+    hosted = decode_checkout(read("openapi/checkout.create_response.HostedCheckout.json"))
+    assert hosted.transaction_id is None and hosted.money == Money(1200, "EUR")
+    assert (
+        hosted.checkout_url == "https://checkout.sumup.com/pay/8f9316a3-cda9-42a9-9771-54d534315676"
+    )
+    failed = (
+        b'{"id":"c1","amount":1,"currency":"EUR","status":"FAILED",'
+        b'"transactions":[{"id":"t1","status":"FAILED"}]}'
+    )
+    assert decode_checkout(failed).transaction_id is None  # nothing was paid to refund
+
+
+def test_a_list_of_checkouts() -> None:
+    (listed,) = decode_checkouts(read("openapi/checkout.list_response.json"))
+    assert (listed.checkout_id, listed.money) == (
+        "4e425463-3e1b-431d-83fa-1e51c2925e99",
+        Money(1010, "EUR"),
+    )
+    with pytest.raises(MalformedEvent):
+        decode_checkouts(read("openapi/checkout.retrieve_response.json"))  # one, not a list
 
 
 def test_checkout_decimal_amount_that_floats_get_wrong() -> None:
