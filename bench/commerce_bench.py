@@ -59,7 +59,9 @@ def order_paths(directory: Path, synchronous: Setting, count: int) -> dict[str, 
     raw, conn = raw_writer(directory / f"raw-orders-{synchronous}.db", synchronous)
     best = {"ceiling": 0.0, "begun": 0.0, "settled": 0.0}
     latencies: list[float] = []
-    with Shop.open(directory / f"orders-{synchronous}.db", synchronous=synchronous) as shop:
+    with Shop.open(
+        directory / f"orders-{synchronous}.db", provider=FakeProvider(), synchronous=synchronous
+    ) as shop:
         shop.add_product("MUG", "Mug", parse_money("12.50", "EUR"), stock=count * ROUNDS)
         for _ in range(ROUNDS):
             best["ceiling"] = max(best["ceiling"], rate(count * 2, raw))
@@ -92,7 +94,9 @@ def read_checks(directory: Path, count: int) -> dict[str, float]:
     """
     best = {"on": 0.0, "off": 0.0}
     checked = ledger_verify.check_link
-    with Shop.open(directory / "read-checks.db", synchronous="NORMAL") as shop:
+    with Shop.open(
+        directory / "read-checks.db", provider=FakeProvider(), synchronous="NORMAL"
+    ) as shop:
         shop.add_product("MUG", "Mug", parse_money("12.50", "EUR"), stock=count * ROUNDS * 2)
         for _ in range(ROUNDS):
             for mode in ("on", "off"):
@@ -124,7 +128,7 @@ def seed_suspended(path: Path, count: int) -> None:
     """
     from commerce.events import AnyCommerceEvent
 
-    with Shop.open(path, synchronous="NORMAL") as shop:
+    with Shop.open(path, provider=FakeProvider(), synchronous="NORMAL") as shop:
         shop.add_product("MUG", "Mug", parse_money("12.50", "EUR"), stock=count)
         template = shop.start_order([("MUG", 1)], order_id="o0000000").order
         ledger: Ledger = shop.ledger
@@ -167,7 +171,7 @@ def restart(directory: Path, suspended: int, sample: int) -> dict[str, float]:
     path = directory / f"restart-{suspended}.db"
     seed_suspended(path, suspended + 1)
     settles = suspended - sample
-    with Shop.open(path) as shop:
+    with Shop.open(path, provider=FakeProvider()) as shop:
         busy = 0.0
         for chunk in chunks(settles + 1, sample, SECRET):
             started = time.perf_counter()

@@ -49,7 +49,7 @@ def peak_rss_mb() -> float:
 
 def main(path: str, count: int, secret: str) -> None:
     """Open, settle order 1, then settle orders 2..count+1; print the figures."""
-    shop = Shop.open(path)
+    shop = Shop.open(path, provider=FakeProvider())
     body, header = signed_body(1, secret)
     result = shop.settle_webhook(body, header, secret=secret)
     if result.outcome != "settled":

@@ -21,6 +21,7 @@ from cli.runtime import (
     wants_json,
 )
 from cli.user_flows import FLOWS_ENV
+from commerce import PROVIDER_NAMES
 
 app = typer.Typer(
     name="orderflow",
@@ -50,6 +51,12 @@ def _print_version(given: bool) -> None:
         raise typer.Exit()
 
 
+def _check_provider(value: str | None) -> str | None:
+    if value is not None and value not in PROVIDER_NAMES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(PROVIDER_NAMES)}")
+    return value
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -75,6 +82,19 @@ def root(
             "are always imported.",
         ),
     ] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            envvar="ORDERFLOW_PROVIDER",
+            metavar="NAME",
+            show_default=False,
+            callback=_check_provider,
+            help="The payment provider new orders go through: fake, stripe or sumup (keys from "
+            "the environment). Else $ORDERFLOW_PROVIDER, else the one `config set --provider` "
+            "recorded.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="JSON output for every command (same as each --json).")
     ] = False,
@@ -89,7 +109,9 @@ def root(
     ] = False,
 ) -> None:
     """Global options; the database is opened lazily by each command."""
-    ctx.obj = State(db=db, debug=debug, json=as_json, flows=tuple(flow_modules or ()))
+    ctx.obj = State(
+        db=db, debug=debug, json=as_json, flows=tuple(flow_modules or ()), provider=provider
+    )
 
 
 @app.command("demo")

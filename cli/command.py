@@ -15,7 +15,7 @@ from cli.clickcompat import ClickException, Context, NoArgsIsHelpError, NoSuchOp
 from cli.runtime import JSON_ARGS, report
 
 CLOSED_PIPE = 141  # 128 + SIGPIPE, what `yes | head -1` exits with under `set -o pipefail`
-GLOBAL_OPTIONS = ("--db", "--debug", "--flows", "--version")
+GLOBAL_OPTIONS = ("--db", "--debug", "--flows", "--provider", "--version")
 
 
 class PlainArgument(TyperArgument):

@@ -8,18 +8,29 @@ import msgspec
 import typer
 
 from cli.clickcompat import UsageError
-from cli.runtime import JsonOption, emit, session, wants_json
+from cli.runtime import JsonOption, emit, session, state, wants_json
 from commerce import (
     MAX_PAYMENT_TIMEOUT,
     MAX_REVIEW_TIMEOUT,
     MAX_TAX_RATE_BP,
     MIN_PAYMENT_TIMEOUT,
+    PROVIDER_NAMES,
     ShopConfig,
 )
 
+NO_PROVIDER = "none"
+
+
+def _provider_setting(value: str | None) -> str | None:
+    if value is not None and value not in (*PROVIDER_NAMES, NO_PROVIDER):
+        known = ", ".join((*PROVIDER_NAMES, NO_PROVIDER))
+        raise typer.BadParameter(f"{value!r} is not one of {known}")
+    return value
+
+
 app = typer.Typer(
-    help="The shop's settings (test or live mode, tax, payment and review timeouts), kept in "
-    "the ledger.",
+    help="The shop's settings (test or live mode, tax, payment and review timeouts, payment "
+    "provider), kept in the ledger.",
     no_args_is_help=True,
 )
 
@@ -36,6 +47,10 @@ def _show(ctx: typer.Context, config: ShopConfig, as_json: bool, changed: bool |
     )
     typer.echo(f"payment timeout  {config.payment_timeout_seconds} s")
     typer.echo(f"review timeout   {config.review_timeout_seconds} s (then held payments refund)")
+    typer.echo(f"provider         {config.provider or 'none (orders need --provider)'}")
+    given = state(ctx).provider
+    if given and given != config.provider:
+        typer.echo(f"                 (--provider or $ORDERFLOW_PROVIDER chooses {given} here)")
 
 
 @app.command("show")
@@ -80,6 +95,17 @@ def set_(
         bool | None,
         typer.Option("--live/--test", help="Accept live-mode or test-mode provider events."),
     ] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            metavar="NAME",
+            callback=_provider_setting,
+            help="The payment provider new orders go through when the command line names "
+            f"none: {', '.join(PROVIDER_NAMES)}, or {NO_PROVIDER} to clear it. Its keys stay "
+            "in the environment (never recorded).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Record new settings; options left out keep their current value.
@@ -87,11 +113,13 @@ def set_(
     They apply to orders started from now on (a quote is recorded with its order) and to
     every process that opens the database afterwards.
 
-    Example: orderflow config set --tax-rate-bp 2000 --payment-timeout 900
+    Example: orderflow config set --tax-rate-bp 2000 --payment-timeout 900 --provider stripe
     """
-    if all(value is None for value in (tax_rate_bp, payment_timeout, review_timeout, live)):
+    given = (tax_rate_bp, payment_timeout, review_timeout, live, provider)
+    if all(value is None for value in given):
         raise UsageError(
-            "give at least one of --tax-rate-bp, --payment-timeout, --review-timeout, --live/--test"
+            "give at least one of --tax-rate-bp, --payment-timeout, --review-timeout, "
+            "--live/--test, --provider"
         )
     with session(ctx) as shop:
         changes: dict[str, object] = {}
@@ -103,6 +131,8 @@ def set_(
             changes["review_timeout_seconds"] = review_timeout
         if live is not None:
             changes["livemode"] = live
+        if provider is not None:
+            changes["provider"] = None if provider == NO_PROVIDER else provider
         config = msgspec.structs.replace(shop.config, **changes)
         changed = shop.configure(config)
         _show(ctx, config, as_json, changed)

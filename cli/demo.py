@@ -1,6 +1,7 @@
 """`orderflow demo`: the whole story on fresh database files, in well under a second.
 
-A simulated clock drives expiry (no waiting): three orders; one paid by a signed webhook
+A simulated clock drives expiry (no waiting) and the fake provider takes the payments
+(chosen explicitly; no money moves): three orders; one paid by a signed webhook
 delivered twice; one with a failed attempt that then expires; the survivor exported,
 imported into a second file and paid there; timelines; `ledger verify` on both files.
 """
@@ -213,15 +214,16 @@ def run(db: Path | None, story: Story) -> bool:
     story.doc["files"] = {"shop": str(first), "moved_to": str(second), "export": str(export)}
     story.say(f"demo files: {first} (the shop), {second} (where the survivor moves), {export}")
     clock = SimulatedClock(datetime.now(UTC).replace(microsecond=0))
-    with open_shop(first, clock=clock) as shop:
+    fake = FakeProvider()  # chosen explicitly: the demo's payments are pretend ones
+    with open_shop(first, clock=clock, provider=fake) as shop:
         seed(shop, story)
         ids, document = first_shop(shop, clock, story)
         export.write_bytes(document)
-    with open_shop(second, clock=clock) as shop:
+    with open_shop(second, clock=clock, provider=fake) as shop:
         receipt = second_shop(shop, clock, story, document, ids[2])
         moved = (str(second), shop.order(ids[2]))
         report_second = shop.ledger.verify()
-    with open_shop(first, clock=clock) as shop:
+    with open_shop(first, clock=clock, provider=fake) as shop:
         finish_move(shop, story, document, ids[2], receipt)
         views = [(str(first), shop.order(order_id)) for order_id in ids[:2]] + [moved]
         report_first = shop.ledger.verify()

@@ -310,7 +310,7 @@ def resume(
     """
     if (flow_id is None) == (not all_stuck):
         raise typer.BadParameter("give a flow id or --all-stuck (not both)")
-    with session(ctx) as shop:
+    with session(ctx, pays=True) as shop:
         ids = [flow_id] if flow_id else [r.flow_id for r in shop.engine.flows("stuck")]
         outcomes = [inspect_flow.resume(shop, i) for i in ids]
     if wants_json(ctx, as_json):

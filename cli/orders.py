@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from cli import listing, render
-from cli.runtime import JsonOption, emit, session, wants_json
-from commerce import ORDER_STATUSES, OrderView, parse_money
+from cli.runtime import CHOOSE_PROVIDER, JsonOption, emit, session, wants_json
+from commerce import ORDER_STATUSES, NoPaymentProvider, OrderView, parse_money
 
 app = typer.Typer(help="Start, settle, review and inspect orders.", no_args_is_help=True)
 OrderId = Annotated[
@@ -65,10 +65,16 @@ def start(
 ) -> None:
     """Quote, reserve stock and create the payment intent; the order then awaits payment.
 
+    Needs a payment provider (root --provider, $ORDERFLOW_PROVIDER, or `config set
+    --provider`). Prints what the storefront needs to take the payment: the intent's client
+    secret (Stripe.js) or the provider's checkout page, when it gave one.
+
     Example: orderflow order start --item MUG=2 --item TEE=1 --coupon WELCOME10
     """
     lines = [parse_item(item) for item in items]
-    with session(ctx) as shop:
+    with session(ctx, pays=True) as shop:
+        if shop.provider is None:
+            raise NoPaymentProvider("no payment provider chosen", CHOOSE_PROVIDER)
         view = shop.start_order(lines, coupon=coupon, order_id=order_id)
     if wants_json(ctx, as_json):
         emit(view)
@@ -77,6 +83,7 @@ def start(
     typer.echo(f"order {o.order_id}")
     render.quote(view.quote)
     typer.echo(f"payment intent {o.intent_id or '-'}")
+    render.pay_with(view)
     typer.echo(o.status.replace("_", " "))
 
 
@@ -97,7 +104,7 @@ def settle(
 
     Example: orderflow order settle ord_3f2a9c01d4e5b6a7 --amount 25.00
     """
-    with session(ctx) as shop:
+    with session(ctx, pays=True) as shop:
         minor = None
         if amount is not None:
             minor = parse_money(amount, shop.order(order_id).order.currency).amount
@@ -120,7 +127,7 @@ def fail(
 
     Example: orderflow order fail ord_3f2a9c01d4e5b6a7 --reason card_declined
     """
-    with session(ctx) as shop:
+    with session(ctx, pays=True) as shop:
         result = shop.fail_payment(order_id, reason=reason, event_id=event_id)
     if wants_json(ctx, as_json):
         emit(result)
@@ -136,7 +143,7 @@ def cancel(ctx: typer.Context, order_id: OrderId, as_json: JsonOption = False) -
 
     Example: orderflow order cancel ord_3f2a9c01d4e5b6a7
     """
-    with session(ctx) as shop:
+    with session(ctx, pays=True) as shop:
         already = shop.order(order_id).order.status == "cancelled"
         view = shop.cancel_order(order_id)
     if wants_json(ctx, as_json):
@@ -167,7 +174,7 @@ def review(
     """
     if accept == refund:
         raise typer.BadParameter("give exactly one of --accept and --refund")
-    with session(ctx) as shop:
+    with session(ctx, pays=True) as shop:
         view = shop.review(order_id, "accept" if accept else "refund", reason=reason)
     if wants_json(ctx, as_json):
         emit(view)

@@ -18,7 +18,17 @@ from commerce import (
     format_money,
 )
 
-_SKIP = {"currency", "body", "placed_at", "digest", "tax_rate_bp", "coupon_code", "intent_id"}
+_SKIP = {
+    "currency",
+    "body",
+    "placed_at",
+    "digest",
+    "tax_rate_bp",
+    "coupon_code",
+    "intent_id",
+    "client_secret",  # shown once, above the timeline, while the order can be paid
+    "checkout_url",
+}
 _MONEY_KEYS = ("amount", "amount_refunded", "amount_received", "unit_price", "total", "paid")
 
 
@@ -124,8 +134,18 @@ def order(view: OrderView) -> None:
     typer.echo(f"order {o.order_id}: {o.status.replace('_', ' ')}")
     typer.echo(f"  placed {when(o.placed_at)}, payment intent {o.intent_id or '-'}")
     typer.echo(f"  paid {money(o.paid, o.currency)}, refunded {money(o.refunded, o.currency)}")
+    if o.status == "awaiting_payment":
+        pay_with(view, indent="  ")
     quote(view.quote)
     timeline(view)
+
+
+def pay_with(view: OrderView, indent: str = "") -> None:
+    """What the storefront needs to take the payment, when the provider gave it."""
+    if view.client_secret:
+        typer.echo(f"{indent}client secret {view.client_secret}")
+    if view.checkout_url:
+        typer.echo(f"{indent}checkout {view.checkout_url}")
 
 
 def timeline(view: OrderView, indent: str = "  ") -> None:

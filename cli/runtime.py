@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ import typer
 
 from cli import user_flows
 from cli.clickcompat import Context, get_current_context
-from commerce import CommerceError, Shop
+from commerce import CommerceError, PaymentProvider, Shop, provider_from, refund_providers
 from flowlib import Clock, FlowError, utc_now
 from ledger import LedgerError, ReadOnlyLedger
 
@@ -37,6 +38,7 @@ class State:
     debug: bool = False
     json: bool = False
     flows: tuple[str, ...] = ()
+    provider: str | None = None
 
 
 def state(ctx: Context) -> State:
@@ -91,20 +93,26 @@ def guarded(ctx: typer.Context) -> Iterator[None]:
 
 
 def open_shop(
-    path: Path, *, clock: Clock = utc_now, access: Access = "write", notify: bool = False
+    path: Path,
+    *,
+    clock: Clock = utc_now,
+    access: Access = "write",
+    notify: bool = False,
+    provider: PaymentProvider | None = None,
 ) -> Shop:
     """Open the shop at `path` for `access`, naming a missing file or directory as such.
 
     "read" never creates or writes anything; "check" (verify) needs an existing file and
     writes only where it can (to record the verification). With `notify`, a write that
-    waits for the lock says so on stderr, naming the holder.
+    waits for the lock says so on stderr, naming the holder. `provider` takes new orders
+    (commands choose theirs in `session`).
     """
     absolute = path.absolute()
     if access == "write" and not absolute.parent.is_dir():
         raise ReadOnlyLedger(str(absolute), f"directory {absolute.parent} does not exist")
     readonly = access == "read" or (access == "check" and not absolute.exists())
     try:
-        shop = Shop.open(path, clock=clock, readonly=readonly)
+        shop = Shop.open(path, clock=clock, readonly=readonly, provider=provider)
     except ReadOnlyLedger:
         if access != "check":
             raise
@@ -119,17 +127,42 @@ def _waiting(holder: str) -> None:
     typer.echo(f"waiting for the ledger's write lock{who}...", err=True)
 
 
+CHOOSE_PROVIDER = (
+    "choose one with --provider fake|stripe|sumup, $ORDERFLOW_PROVIDER, "
+    "or `orderflow config set --provider NAME`"
+)
+
+
+def choose_providers(shop: Shop, given: str | None, environ: Mapping[str, str]) -> None:
+    """Give `shop` the provider `given` (else its recorded one), and every one with keys.
+
+    The others refund and cancel the intents recorded under their names. No provider at
+    all is allowed here (the shop then refuses new orders); a chosen one whose keys are
+    missing is `MissingProviderKey`.
+    """
+    name = given or shop.config.provider
+    live = shop.config.livemode
+    chosen = provider_from(name, environ, livemode=live) if name else None
+    shop.use_provider(
+        chosen, refund_providers=refund_providers(environ, besides=name, livemode=live)
+    )
+
+
 @contextmanager
-def session(ctx: typer.Context, access: Access = "write") -> Iterator[Shop]:
+def session(ctx: typer.Context, access: Access = "write", *, pays: bool = False) -> Iterator[Shop]:
     """The shop on the `--db` file for one command, closed afterwards; errors are guarded.
 
     Read commands pass "read": they open read-only, never create a file, and never wait.
-    The `--flows` modules (and `orderflow.flows` entry points) are imported first.
+    Commands that may call a payment provider pass `pays`: the shop gets the chosen one
+    (`choose_providers`). The `--flows` modules (and `orderflow.flows` entry points) are
+    imported first.
     """
     with guarded(ctx):
         handlers = user_flows.load(state(ctx).flows)
         shop = open_shop(state(ctx).db, access=access, notify=sys.stderr.isatty())
         try:
+            if pays:
+                choose_providers(shop, state(ctx).provider, os.environ)
             user_flows.install(shop.engine.handlers, handlers)
             yield shop
         finally:

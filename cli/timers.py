@@ -35,7 +35,7 @@ def run(
     Example: orderflow timers run --now 2030-01-31T12:00:00Z
     """
     instant = parse_instant(now) or datetime.now(UTC)
-    with session(ctx) as shop, working("firing due timers"):
+    with session(ctx, pays=True) as shop, working("firing due timers"):
         fired = shop.fire_timers(instant)
     if wants_json(ctx, as_json):
         emit({"now": instant, "fired": fired})

@@ -98,7 +98,7 @@ def deliver(
     key = _secret(secret)
     with guarded(ctx):
         body = read_delivery(source)
-    with session(ctx) as shop:
+    with session(ctx, pays=True) as shop:
         result = shop.settle_webhook(body, signature, secret=key, tolerance=tolerance)
     if wants_json(ctx, as_json):
         emit(result)

@@ -25,6 +25,8 @@ from commerce.errors import (
     InvalidTransition,
     LiveModeMismatch,
     MalformedEvent,
+    MissingProviderKey,
+    NoPaymentProvider,
     OrderConflict,
     OutOfStock,
     ProviderError,
@@ -71,6 +73,12 @@ from commerce.providers import (
     SumUpWebhooks,
     WebhookSource,
 )
+from commerce.providers.choose import (
+    PROVIDER_KEYS,
+    PROVIDER_NAMES,
+    provider_from,
+    refund_providers,
+)
 from commerce.reconcile import Reconciled
 from commerce.shop import Shop
 from commerce.signature import sign, verify
@@ -105,6 +113,8 @@ __all__ = [
     "MAX_TAX_RATE_BP",
     "MIN_PAYMENT_TIMEOUT",
     "ORDER_STATUSES",
+    "PROVIDER_KEYS",
+    "PROVIDER_NAMES",
     "STRIPE_API_VERSION",
     "AnyStripeEvent",
     "BadSignature",
@@ -136,7 +146,9 @@ __all__ = [
     "Line",
     "LiveModeMismatch",
     "MalformedEvent",
+    "MissingProviderKey",
     "Money",
+    "NoPaymentProvider",
     "NotActedOn",
     "OrderConflict",
     "OrderRow",
@@ -180,7 +192,9 @@ __all__ = [
     "from_major",
     "parse_money",
     "provider_error",
+    "provider_from",
     "quote",
+    "refund_providers",
     "sign",
     "to_major",
     "verify",

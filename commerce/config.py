@@ -7,6 +7,7 @@ import msgspec
 from commerce.errors import InvalidConfig
 from commerce.limits import MAX_PAYMENT_TIMEOUT, MAX_REVIEW_TIMEOUT, MIN_PAYMENT_TIMEOUT
 from commerce.pricing import check_rate
+from commerce.providers.choose import PROVIDER_NAMES
 from ledger import Ledger
 
 CONFIG_STREAM = "shop:config"
@@ -18,15 +19,20 @@ _TIMEOUT_BOUNDS = {
 
 class ShopConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Live or test mode, the exclusive tax rate, how long an order may wait for payment,
-    and how long a payment may stay held for review before it is refunded."""
+    how long a payment may stay held for review before it is refunded, and the payment
+    provider the command line takes orders through (by name: its keys are never recorded)."""
 
     livemode: bool = False
     tax_rate_bp: int = 0
     payment_timeout_seconds: int = 1800
     review_timeout_seconds: int = 14 * 24 * 3600
+    provider: str | None = None
 
     def __post_init__(self) -> None:
         check_rate(self.tax_rate_bp)
+        if self.provider is not None and self.provider not in PROVIDER_NAMES:
+            known = ", ".join(PROVIDER_NAMES)
+            raise InvalidConfig("provider", self.provider, f"must be one of {known}")
         for setting, (low, high) in _TIMEOUT_BOUNDS.items():
             timeout = getattr(self, setting)
             if (

@@ -26,6 +26,8 @@ CommerceError
     + SignatureExpired    authentic, but the timestamp is outside the tolerance
  + MalformedEvent         a webhook body that is not a valid event (names the field)
  + BodyTooLarge           a webhook body over the limit (rejected before parsing)
+ + NoPaymentProvider      no provider to take orders with (none, or the fake on a live shop)
+    + MissingProviderKey  the chosen provider's keys are not in the environment
  + ProviderError          a payment provider call failed (also a flowlib StepFailed)
     + CardDeclined        final for that attempt
     + RateLimited         retryable
@@ -254,6 +256,31 @@ class BodyTooLarge(CommerceError):
         self.size, self.limit, self.at_least = size, limit, at_least
         shown = f"at least {size}" if at_least else f"{size}"
         super().__init__(f"webhook body is {shown} bytes, over the {limit}-byte limit")
+
+
+NO_PROVIDER_HINT = "pass provider= to Shop.open (FakeProvider() for tests and demos)"
+
+
+class NoPaymentProvider(CommerceError):
+    """No provider can take this order: none was chosen, or the fake on a live-mode shop.
+
+    `reason` says which; `hint` how to choose one (the CLI names its own ways).
+    """
+
+    def __init__(
+        self, reason: str = "no payment provider is configured", hint: str = NO_PROVIDER_HINT
+    ) -> None:
+        self.reason, self.hint = reason, hint
+        super().__init__(f"{reason}: {hint}" if hint else reason)
+
+
+class MissingProviderKey(NoPaymentProvider):
+    """The chosen provider needs keys (`missing`, environment variable names) not given."""
+
+    def __init__(self, provider: str, missing: Sequence[str]) -> None:
+        self.provider, self.missing = provider, list(missing)
+        names = " and ".join(self.missing)
+        super().__init__(f"payment provider {provider} needs {names} in the environment", "")
 
 
 class ProviderError(CommerceError, StepFailed):

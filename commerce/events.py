@@ -108,6 +108,11 @@ class PaymentIntentCreated(CommerceEvent, frozen=True):
     """The provider's intent for the order; webhooks about it route here.
 
     `provider` names the provider that took it: its refunds and cancels go there.
+    `client_secret` (Stripe.js) or `checkout_url` (a hosted page) is what a storefront
+    needs to let the customer pay, if the provider gave one. It is recorded, not only
+    returned, so `order show` gives it again to a storefront that lost it (the flow's log
+    holds the provider's answer anyway, to replay exactly); it lets someone pay this one
+    intent, nothing more, and stops working once the intent is paid or cancelled.
     """
 
     order_id: str
@@ -115,6 +120,8 @@ class PaymentIntentCreated(CommerceEvent, frozen=True):
     amount: int
     currency: str
     provider: str = "fake"
+    client_secret: str | None = None
+    checkout_url: str | None = None
 
 
 class PaymentFailed(CommerceEvent, frozen=True):

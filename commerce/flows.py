@@ -7,6 +7,7 @@ order:  quote -> reserve -> payment intent -> wait for FirstOf(payment, timeout)
           failed attempt                        -> record, wait again until the timeout
           timeout                               -> release stock     (completed: expired)
           merchant cancel                       -> release stock     (cancelled)
+          (expired or cancelled: then the intent is cancelled at its provider)
 late payment (for an order already closed): record it, refund it    (completed: refunded)
 review refund (a hold decided, or expired): refund, release stock    (completed: refunded)
 ```
@@ -26,6 +27,7 @@ from commerce.pricing import Quote
 from commerce.requests import (
     PROVIDER_RETRY,
     AwaitPayment,
+    CancelIntent,
     CloseOrder,
     CreatePaymentIntent,
     Fulfil,
@@ -86,10 +88,29 @@ def _order(order: PlaceOrder, *, free_path: bool) -> Generator[Request[Any], Any
     started: datetime = yield Now()
     deadline = started + timedelta(seconds=order.payment_timeout_seconds)
     try:
-        return (yield from _collect_payment(order, intent.intent_id, quote, deadline))
+        verdict = yield from _collect_payment(order, intent.intent_id, quote, deadline)
     except Cancelled as cancel:
         yield CloseOrder(order_id=order_id, lines=lines, status="cancelled", reason=cancel.message)
+        yield from _void(order_id, intent.intent_id)
         raise
+    if verdict == "expired":
+        yield from _void(order_id, intent.intent_id)
+    return verdict
+
+
+def _void(order_id: str, intent_id: str) -> Generator[Request[Any], Any, None]:
+    """Cancel the closed order's intent at its provider, so the customer cannot pay it.
+
+    Only ever after the wait (flows suspended by older code replay unchanged). A refusal
+    (already paid, already cancelled) leaves the order as it is: a payment that got in
+    first arrives as a webhook and is refunded as a late payment.
+    """
+    try:
+        yield CancelIntent(order_id=order_id, intent_id=intent_id, retry=PROVIDER_RETRY)
+    except Cancelled:
+        raise
+    except StepFailed:
+        return
 
 
 def _collect_payment(

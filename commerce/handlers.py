@@ -1,7 +1,7 @@
 """The order flows' request handlers: each records its events in the step's transaction.
 
 Local handlers run inside the engine's transaction, so a step and its events are written
-together or not at all. The two provider calls are outside effects (`flowlib.effect`): the
+together or not at all. The three provider calls are outside effects (`flowlib.effect`): the
 engine records the request, commits, calls the provider with the step's idempotency key,
 and records the answer.
 """
@@ -37,6 +37,7 @@ from commerce.money import Money
 from commerce.pricing import Coupon, Line, Quote, quote
 from commerce.providers.base import PaymentIntent, PaymentProvider, Refund, bounded_key
 from commerce.requests import (
+    CancelIntent,
     CloseOrder,
     CreatePaymentIntent,
     Fulfil,
@@ -67,19 +68,23 @@ class OrderHandlers:
     def __init__(
         self,
         ledger: Ledger,
-        provider: PaymentProvider,
+        provider: PaymentProvider | None,
         *,
         tax_rate_bp: int = 0,
         others: Sequence[PaymentProvider] = (),
     ) -> None:
         self.ledger = ledger
-        self.provider = provider
-        self.providers = {p.name: p for p in (*others, provider)}
         self.tax_rate_bp = tax_rate_bp
+        self.provider: PaymentProvider | None = None
+        self.providers: dict[str, PaymentProvider] = {}
+        self.use(provider, others=others)
 
-    def use(self, provider: PaymentProvider) -> None:
-        """Create new intents through `provider`; the others stay for their own intents."""
-        self.providers[provider.name] = provider
+    def use(
+        self, provider: PaymentProvider | None, *, others: Sequence[PaymentProvider] = ()
+    ) -> None:
+        """Create new intents through `provider`; `others` (and earlier ones) serve their own."""
+        chosen = () if provider is None else (provider,)
+        self.providers.update({p.name: p for p in (*others, *chosen)})
         self.provider = provider
 
     def provider_of(self, order_id: str, intent_id: str) -> PaymentProvider:
@@ -87,16 +92,17 @@ class OrderHandlers:
 
         An intent we did not create (adopted from a webhook) goes to the shop's provider.
         A recorded provider this process was not given is `ProviderUnavailable`: retried,
-        so configuring it lets the refund through instead of losing it.
+        so configuring it lets the refund (or cancel) through instead of losing it.
         """
-        name = self.provider.name
+        name = self.provider.name if self.provider is not None else None
         for event in self.ledger.read(order_stream(order_id), AnyCommerceEvent):
             if isinstance(event, PaymentIntentCreated) and event.intent_id == intent_id:
                 name = event.provider
-        found = self.providers.get(name)
+        found = self.providers.get(name) if name is not None else None
         if found is None:
+            whose = f"provider {name!r}" if name else "no recorded provider"
             raise ProviderUnavailable(
-                f"intent {intent_id} belongs to provider {name!r}, not configured here",
+                f"intent {intent_id} belongs to {whose}, not configured here",
                 code="provider_not_configured",
             )
         return found
@@ -108,6 +114,7 @@ class OrderHandlers:
             ReserveStock: self.reserve_stock,
             CreatePaymentIntent: effect(self.create_intent),
             RecordIntent: self.record_intent,
+            CancelIntent: effect(self.cancel_intent),
             TakeParked: self.take_parked,
             RecordFailedPayment: self.record_failed_payment,
             Fulfil: self.fulfil,
@@ -178,22 +185,53 @@ class OrderHandlers:
 
     def create_intent(self, request: CreatePaymentIntent, ctx: StepContext) -> PaymentIntent:
         """Ask the provider for the order's payment intent (no transaction is open)."""
+        self._outside_transaction()
         amount = Money(request.amount, request.currency)
-        return self.provider.create_intent(
+        return self._own().create_intent(
             request.order_id, amount, idempotency_key=bounded_key(ctx.idempotency_key)
         )
 
+    def _own(self) -> PaymentProvider:
+        """The provider that takes new intents; without one, a retried `ProviderUnavailable`."""
+        if self.provider is None:
+            raise ProviderUnavailable(
+                "this shop has no payment provider configured", code="provider_not_configured"
+            )
+        return self.provider
+
+    def _outside_transaction(self) -> None:
+        """Refuse a provider call while a write transaction is open: it is retried later.
+
+        Effects run after their step commits; a caller that drove a flow from inside its own
+        transaction (a webhook's settle that cancels an order) gets the call deferred to
+        the retry timer rather than holding the write lock across a network call.
+        """
+        if self.ledger.db.conn.in_transaction:
+            raise ProviderUnavailable(
+                "deferred: a write transaction is open; the next timers run makes the call",
+                code="deferred",
+            )
+
     def record_intent(self, request: RecordIntent, ctx: StepContext) -> None:
-        """Record the intent so webhooks about it reach the order."""
+        """Record the intent (and what a storefront needs of it) so webhooks reach the order."""
         i = request.intent
         event = PaymentIntentCreated(
             order_id=request.order_id,
             intent_id=i.intent_id,
             amount=i.amount,
             currency=i.currency,
-            provider=self.provider.name,
+            provider=self._own().name,
+            client_secret=i.client_secret,
+            checkout_url=i.checkout_url,
         )
         self._record(request.order_id, event)
+
+    def cancel_intent(self, request: CancelIntent, ctx: StepContext) -> str:
+        """Cancel the intent at the provider that took it, so it can no longer be paid."""
+        self._outside_transaction()
+        key = bounded_key(ctx.idempotency_key)
+        provider = self.provider_of(request.order_id, request.intent_id)
+        return provider.cancel(request.intent_id, idempotency_key=key).status
 
     # -- paying ----------------------------------------------------------------------
 
@@ -260,6 +298,7 @@ class OrderHandlers:
 
     def issue_refund(self, request: IssueRefund, ctx: StepContext) -> Refund:
         """Give the money back through the provider (no transaction is open)."""
+        self._outside_transaction()
         amount = Money(request.amount, request.currency)
         key = bounded_key(ctx.idempotency_key)
         provider = self.provider_of(request.order_id, request.intent_id)

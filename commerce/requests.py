@@ -52,6 +52,16 @@ class RecordIntent(Request[None], frozen=True):
     intent: PaymentIntent
 
 
+class CancelIntent(Request[str], frozen=True):
+    """Cancel the order's intent at its provider once the order closed; answers its status.
+
+    An outside effect with an idempotency key, so the customer can no longer pay it.
+    """
+
+    order_id: str
+    intent_id: str
+
+
 class TakeParked(Request[list[PaymentNotice]], frozen=True):
     """Collect payment events that arrived before the flow was waiting for them."""
 

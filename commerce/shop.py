@@ -21,6 +21,7 @@ from commerce.errors import (
     InvalidOrder,
     InvalidQuantity,
     InvalidTransition,
+    NoPaymentProvider,
     OrderConflict,
     UnknownProduct,
 )
@@ -53,8 +54,10 @@ class Shop:
 
     Settings come from the ledger (`configure` records them, so every process that opens
     the file agrees), else the defaults; `config=` overrides them for this object only.
-    `provider` takes new orders; `refund_providers` are others whose earlier intents this
-    shop may still refund (each intent records its provider's name).
+    `provider` takes new orders; without one the shop takes none (`NoPaymentProvider`)
+    but reads, settles webhooks, cancels and fires timers as ever. `refund_providers` are
+    others whose earlier intents this shop may still refund or cancel (each intent
+    records its provider's name; one whose provider is not here keeps retrying).
     """
 
     def __init__(
@@ -68,13 +71,12 @@ class Shop:
     ) -> None:
         self.ledger = ledger
         self.clock = clock
-        self._provider = provider
+        self.provider = provider
         self._others = tuple(refund_providers)
         self._apply(config or recorded_config(ledger) or ShopConfig())
 
     def _apply(self, config: ShopConfig) -> None:
         self.config = config
-        self.provider = self._provider or FakeProvider(livemode=config.livemode)
         self.handlers = OrderHandlers(
             self.ledger, self.provider, tax_rate_bp=config.tax_rate_bp, others=self._others
         )
@@ -82,15 +84,22 @@ class Shop:
         self.engine = Engine(self.ledger, table, clock=self.clock, registry=REGISTRY)
         self.settler = Settler(self.ledger, self.engine, livemode=config.livemode, clock=self.clock)
 
-    def use_provider(self, provider: PaymentProvider) -> None:
-        """From now on create intents (and call for their refunds) through `provider`.
+    def use_provider(
+        self,
+        provider: PaymentProvider | None,
+        *,
+        refund_providers: Sequence[PaymentProvider] = (),
+    ) -> None:
+        """From now on create intents through `provider` (None: take no new orders).
 
-        The provider used so far stays available for the intents it took. The engine and
-        any handlers installed on it are kept (the CLI picks a provider after opening).
+        The provider used so far stays available for the intents it took, as do
+        `refund_providers`. The engine and any handlers installed on it are kept (the CLI
+        picks its providers after opening, from the settings it reads).
         """
-        self._others = (*self._others, self.provider)
-        self._provider = self.provider = provider
-        self.handlers.use(provider)
+        previous = () if self.provider is None else (self.provider,)
+        self._others = (*self._others, *previous, *refund_providers)
+        self.provider = provider
+        self.handlers.use(provider, others=self._others)
 
     def configure(self, config: ShopConfig) -> bool:
         """Record new settings for every process using this file; False if already in force.
@@ -211,8 +220,15 @@ class Shop:
         stock) raises a `CommerceError` and writes nothing. An existing `order_id` with the
         same lines and coupon is returned as it stands (the order is never started twice);
         with others it is an `OrderConflict`, as Stripe treats a reused idempotency key.
+
+        Without a provider (or with the fake on a live-mode shop) it is `NoPaymentProvider`,
+        nothing written: even an order a coupon makes free, so whether a shop takes orders
+        never depends on what is in the basket. The intent's `client_secret` or
+        `checkout_url`, when the provider gives one, is in the view (and in `order` later:
+        it is recorded with the intent, see `PaymentIntentCreated`).
         """
         lines = _lines(items)
+        self._check_provider()
         order_id = order_id or f"ord_{secrets.token_hex(8)}"
         place = PlaceOrder(
             order_id=order_id,
@@ -225,23 +241,36 @@ class Shop:
             raise OrderConflict(order_id)
         return self.order(order_id)
 
+    def _check_provider(self) -> None:
+        """`NoPaymentProvider` unless this shop can take an order now."""
+        if self.provider is None:
+            raise NoPaymentProvider()
+        if self.config.livemode and self.provider.name == FakeProvider.name:
+            raise NoPaymentProvider(
+                "a live-mode shop takes no orders through the fake provider (it moves no money)",
+                "choose stripe or sumup",
+            )
+
     def cancel_order(
         self, order_id: str, reason: str = "cancelled by the merchant"
     ) -> views.OrderView:
         """Cancel an order still awaiting payment: its stock is released.
 
-        The check and the cancellation are one transaction, so a payment settled at the same
-        moment either comes first (`InvalidTransition`) or finds the order cancelled (and is
-        refunded). Cancelling a cancelled order again changes nothing.
+        The flow's cancellation is one transaction that checks it still waits, so a payment
+        settled at the same moment either comes first (`InvalidTransition`) or finds the
+        order cancelled (and is refunded). Cancelling a cancelled order again changes
+        nothing. Once the order is closed its intent is cancelled at the provider, after
+        that transaction committed (no provider call holds the write lock).
         """
-        with self.ledger.transaction():
-            row = views.order_row(self.ledger, order_id)
-            if row.status == "cancelled":
-                return self.order(order_id)
-            if row.status not in ("placed", "awaiting_payment"):  # placed: the intent is retried
-                raise InvalidTransition(order_id, row.status, "cancel it")
-            self.engine.cancel(order_id, reason)
-        return self.order(order_id)
+        row = views.order_row(self.ledger, order_id)
+        if row.status not in ("cancelled", "placed", "awaiting_payment"):  # placed: retrying
+            raise InvalidTransition(order_id, row.status, "cancel it")
+        if row.status != "cancelled":
+            self.engine.cancel(order_id, reason)  # a no-op if the flow finished meanwhile
+        view = self.order(order_id)
+        if view.order.status != "cancelled":
+            raise InvalidTransition(order_id, view.order.status, "cancel it")
+        return view
 
     def review(
         self, order_id: str, decision: holds.Decision, *, reason: str = ""

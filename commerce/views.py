@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from commerce.errors import UnknownOrder, UnknownProduct
-from commerce.events import AnyCommerceEvent, OrderPlaced, PaymentNotice
+from commerce.events import AnyCommerceEvent, OrderPlaced, PaymentIntentCreated, PaymentNotice
 from commerce.handlers import order_stream
 from commerce.money import Money, format_money
 from commerce.pricing import Quote
@@ -55,11 +55,17 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OrderView(msgspec.Struct, frozen=True, kw_only=True):
-    """An order with its quote and timeline."""
+    """An order with its quote and timeline, and what a storefront needs to let it be paid.
+
+    `client_secret` (Stripe.js) or `checkout_url` (a hosted page) come from the order's
+    intent as its provider created it (None when the provider gave none).
+    """
 
     order: OrderRow
     quote: Quote
     timeline: list[TimelineEntry]
+    client_secret: str | None = None
+    checkout_url: str | None = None
 
 
 class ParkedEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -154,11 +160,13 @@ def orders(
 def order_view(ledger: Ledger, order_id: str) -> OrderView:
     """The order, its quote and its timeline (every event of its stream, oldest first)."""
     row = order_row(ledger, order_id)
-    timeline, quote = [], None
+    timeline, quote, intent = [], None, None
     for record in ledger.records(order_stream(order_id)):
         event = _decode_event(record.data)
         if isinstance(event, OrderPlaced):
             quote = event.quote
+        elif isinstance(event, PaymentIntentCreated):
+            intent = event
         detail = {
             k: v for k, v in msgspec.to_builtins(event).items() if k not in ("type", "order_id")
         }
@@ -168,7 +176,13 @@ def order_view(ledger: Ledger, order_id: str) -> OrderView:
         timeline.append(entry)
     if quote is None:
         raise UnknownOrder(order_id)
-    return OrderView(order=row, quote=quote, timeline=timeline)
+    return OrderView(
+        order=row,
+        quote=quote,
+        timeline=timeline,
+        client_secret=intent.client_secret if intent else None,
+        checkout_url=intent.checkout_url if intent else None,
+    )
 
 
 _decode_notice = msgspec.json.Decoder(PaymentNotice).decode

@@ -84,12 +84,14 @@ class FakeProvider:
             return seen
         if amount.amount <= 0:
             raise InvalidRequest(f"amount must be positive, got {amount}", code="amount_too_small")
+        intent_id = derive_id("pi_", idempotency_key)
         intent = PaymentIntent(
-            intent_id=derive_id("pi_", idempotency_key),
+            intent_id=intent_id,
             order_id=order_id,
             amount=amount.amount,
             currency=amount.currency,
             livemode=self.livemode,
+            client_secret=derive_id(f"{intent_id}_secret_fake_", f"secret:{idempotency_key}"),
         )
         self.intents[intent.intent_id] = intent
         self._answers[idempotency_key] = (request, intent)

@@ -37,6 +37,7 @@ class _Intent(msgspec.Struct):
     status: str
     livemode: bool = False
     metadata: dict[str, str] = {}
+    client_secret: str | None = None
 
 
 class _Refund(msgspec.Struct):
@@ -143,6 +144,7 @@ def _intent(i: _Intent, order_id: str | None = None) -> PaymentIntent:
         currency=i.currency.upper(),
         status=i.status,
         livemode=i.livemode,
+        client_secret=i.client_secret,
     )
 
 

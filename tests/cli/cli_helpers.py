@@ -12,6 +12,8 @@ from typer.testing import CliRunner, Result
 from cli import app
 
 Run = Callable[..., Result]
+PROVIDER_ENV = {"ORDERFLOW_PROVIDER": "fake"}
+"""Every CLI test runs on the fake provider unless it says otherwise (`env=` overrides)."""
 
 
 def make_run(runner: CliRunner, db: Path) -> Run:
@@ -23,6 +25,7 @@ def make_run(runner: CliRunner, db: Path) -> Run:
         input: str | bytes | None = None,
         env: dict[str, str | None] | None = None,
     ) -> Result:
+        env = {**PROVIDER_ENV, **(env or {})}
         result = runner.invoke(app, ["--db", str(db), *args], input=input, env=env)
         if code is not None and result.exit_code != code:
             raise AssertionError(
@@ -52,8 +55,12 @@ def script(
     timeout: float = 30,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `orderflow` script in a subprocess (`env` adds to a clean environment)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")} | (env or {})
+    """Run the real `orderflow` script in a subprocess (`env` adds to a clean environment).
+
+    The clean environment has no ORDERFLOW_ variables but `PROVIDER_ENV` (the fake).
+    """
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")}
+    env = clean | PROVIDER_ENV | (env or {})
     argv = [str(binary), *(["--db", str(db)] if db else []), *args]
     return subprocess.run(
         argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_helpers import Run, make_run
+from stripe_standin import OPENAPI, StripeStandIn
 from typer.testing import CliRunner
 
 
@@ -82,3 +83,13 @@ def orderflow_bin() -> Path:
     if not path.exists():
         pytest.skip(f"the orderflow script is not installed next to {sys.executable}")
     return path
+
+
+@pytest.fixture
+def standin() -> Iterator[StripeStandIn]:
+    """The Stripe stand-in on 127.0.0.1 (skips without the recorded Stripe shapes)."""
+    if not OPENAPI.is_dir():
+        pytest.skip("the recorded Stripe shapes (../shared/fixtures/payments) are not here")
+    server = StripeStandIn().start()
+    yield server
+    server.stop()

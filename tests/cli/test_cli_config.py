@@ -11,6 +11,7 @@ def test_settings_are_recorded_and_used_by_later_commands(shop_db, as_json):
         "tax_rate_bp": 0,
         "payment_timeout_seconds": 1800,
         "review_timeout_seconds": 14 * 24 * 3600,
+        "provider": None,
     }
     recorded = as_json("config", "set", "--tax-rate-bp", "2000", "--payment-timeout", "600")
     assert recorded["changed"] is True and recorded["config"]["tax_rate_bp"] == 2000

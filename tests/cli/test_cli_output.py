@@ -8,13 +8,13 @@ from pathlib import Path
 
 from cli_helpers import script
 
-from commerce import Shop, parse_money
+from commerce import FakeProvider, Shop, parse_money
 
 SECRET = "whsec_test"
 
 
 def _busy_ledger(path: Path, orders: int) -> None:
-    with Shop.open(path, synchronous="NORMAL") as shop:
+    with Shop.open(path, provider=FakeProvider(), synchronous="NORMAL") as shop:
         shop.add_product("MUG", "Mug", parse_money("1.00", "EUR"), stock=orders)
         for _ in range(orders):
             shop.start_order([("MUG", 1)])

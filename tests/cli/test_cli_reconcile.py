@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from cli_helpers import Run
-from stripe_standin import API_KEY, OPENAPI, StripeStandIn
+from cli_helpers import Run, error_line
+from stripe_standin import API_KEY, StripeStandIn
 
 from commerce import Money, Shop, StripeProvider
-
-
-@pytest.fixture
-def standin() -> Iterator[StripeStandIn]:
-    if not OPENAPI.is_dir():
-        pytest.skip("the recorded Stripe shapes (../shared/fixtures/payments) are not here")
-    server = StripeStandIn().start()
-    yield server
-    server.stop()
 
 
 def _placed(db: Path, standin: StripeStandIn) -> str:
@@ -34,7 +23,7 @@ def test_reconcile_settles_what_stripe_reports(run: Run, standin: StripeStandIn)
     intent_id = _placed(run.db, standin)  # type: ignore[attr-defined]
     standin.pay(intent_id)  # the webhook is lost
     env = {"STRIPE_API_KEY": API_KEY, "STRIPE_API_BASE": standin.url}
-    result = run("reconcile", "--provider", "stripe", "--older-than", "0s", "--json", env=env)
+    result = run("--provider", "stripe", "reconcile", "--older-than", "0s", "--json", env=env)
     (order,) = json.loads(result.stdout)["orders"]
     assert (order["order_id"], order["provider_status"], order["outcome"]) == (
         "ord_c1",
@@ -44,15 +33,17 @@ def test_reconcile_settles_what_stripe_reports(run: Run, standin: StripeStandIn)
     assert json.loads(run("order", "show", "ord_c1", "--json").stdout)["order"]["status"] == (
         "fulfilled"
     )
-    again = run("reconcile", "--provider", "stripe", env=env)
+    again = run("reconcile", env=env)  # each intent is asked of its own provider
     assert "reconciled 0 order(s)" in again.stdout
 
 
 def test_reconcile_refusals(run: Run, standin: StripeStandIn) -> None:
     _placed(run.db, standin)  # type: ignore[attr-defined]
-    missing = run("reconcile", "--provider", "stripe", code=1, env={"STRIPE_API_KEY": None})
-    assert "STRIPE_API_KEY" in missing.stderr
+    missing = run("--provider", "stripe", "reconcile", code=1, env={"STRIPE_API_KEY": None})
+    assert "STRIPE_API_KEY" in error_line(missing)
     assert run("reconcile", "--older-than", "soon", code=2).exit_code == 2
-    assert run("reconcile", "--provider", "paypal", code=2).exit_code == 2
-    failed = run("reconcile", "--provider", "fake", code=1)  # a fresh fake knows no intent
+    assert run("--provider", "paypal", "reconcile", code=2).exit_code == 2
+    misplaced = run("reconcile", "--provider", "stripe", code=2)
+    assert "give it before the command" in misplaced.stderr
+    failed = run("reconcile", code=1, env={"STRIPE_API_KEY": None})  # no key: not configured
     assert "could not be reconciled: ord_c1" in failed.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from shop_helpers import ShopClock, stocked_shop
 
-from commerce import Shop
+from commerce import FakeProvider, Shop
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def shop_clock() -> ShopClock:
 @pytest.fixture
 def shop(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
     """An empty shop on a real SQLite file in `tmp_path`, on the test's clock."""
-    with Shop.open(tmp_path / "shop.db", clock=shop_clock) as opened:
+    with Shop.open(tmp_path / "shop.db", provider=FakeProvider(), clock=shop_clock) as opened:
         yield opened
 
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import msgspec
 
-from commerce import Shop, sign
+from commerce import FakeProvider, Shop, sign
 
 SECRET = "whsec_test_secret"
 
 
 def main(db: str, go: str, ready: str, mode: str, arg: str, body_file: str = "") -> None:
     now = datetime.fromtimestamp(int(arg), UTC) if mode == "webhook" else datetime.now(UTC)
-    with Shop.open(db, clock=lambda: now) as shop:
+    with Shop.open(db, provider=FakeProvider(), clock=lambda: now) as shop:
         body = Path(body_file).read_bytes() if body_file else b""
         Path(ready).touch()
         deadline = time.monotonic() + 30

@@ -18,6 +18,8 @@ import msgspec
 from commerce import FakeProvider, Money, PaymentIntent, SettleResult, Shop, sign
 from commerce.events import AnyCommerceEvent
 from commerce.providers.base import derive_id
+from commerce.requests import PROVIDER_RETRY
+from flowlib import FlowState
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SECRET = "whsec_test_secret"
@@ -27,6 +29,12 @@ INTENT_SEQ = 2
 """The order flow's step that creates the payment intent: QuoteOrder 0, ReserveStock 1."""
 
 PROJECTION_TABLES = ("products", "coupons", "orders", "payment_intents", "webhooks", "parked")
+
+
+class LiveStandIn(FakeProvider):
+    """The fake under another name, for live-mode tests: a live shop refuses the fake itself."""
+
+    name = "live-standin"
 
 
 class ShopClock:
@@ -91,6 +99,16 @@ def deliver(shop: Shop, body: bytes, *, secret: str = SECRET) -> SettleResult:
     """Sign `body` now (by the shop's clock) and settle it."""
     header = sign(body, secret, int(shop.clock().timestamp()))
     return shop.settle_webhook(body, header, secret=secret)
+
+
+def after_deferred_calls(shop: Shop, order_id: str = "o1") -> FlowState:
+    """The order's flow once the provider calls deferred by a settle are made (timers run).
+
+    A webhook that cancels an order does so inside its settle transaction: the cancel at
+    the provider waits for the first retry (2 s), so it never holds the write lock.
+    """
+    shop.fire_timers(shop.clock() + timedelta(seconds=PROVIDER_RETRY.backoff_seconds))
+    return shop.engine.status(order_id)
 
 
 def snapshot(shop: Shop) -> tuple[tuple[int, str], int]:

@@ -28,6 +28,7 @@ from test_fixtures_settle import fixture_events, pointed
 from commerce import (
     BodyTooLarge,
     CommerceError,
+    FakeProvider,
     MalformedEvent,
     Money,
     SettleResult,
@@ -56,7 +57,9 @@ def order_shop() -> Iterator[Shop]:
     """A fresh shop file with order o1 (2 x 10.00 USD) awaiting payment."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fuzz.db"
-        with Shop.open(path, synchronous="NORMAL", clock=ShopClock()) as shop:
+        with Shop.open(
+            path, provider=FakeProvider(), synchronous="NORMAL", clock=ShopClock()
+        ) as shop:
             shop.add_product("CAP", "Cap", Money(1000, "USD"), stock=10)
             shop.start_order([("CAP", 2)], order_id="o1")
             yield shop

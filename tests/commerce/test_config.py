@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from commerce import InvalidConfig, InvalidTaxRate, Money, Shop, ShopConfig
+from commerce import FakeProvider, InvalidConfig, InvalidTaxRate, Money, Shop, ShopConfig
 
 
 def test_defaults_until_settings_are_recorded(tmp_path: Path) -> None:
@@ -17,12 +17,12 @@ def test_defaults_until_settings_are_recorded(tmp_path: Path) -> None:
 def test_recorded_settings_apply_at_once_and_to_every_later_open(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     taxed = ShopConfig(tax_rate_bp=2000, payment_timeout_seconds=600)
-    with Shop.open(path) as shop:
+    with Shop.open(path, provider=FakeProvider()) as shop:
         assert shop.configure(taxed) is True
         assert shop.configure(taxed) is False  # already in force: nothing written
         shop.add_product("MUG", "Mug", Money(1000, "EUR"), stock=5)
         assert shop.start_order([("MUG", 1)], order_id="o1").quote.tax == 200
-    with Shop.open(path) as other:
+    with Shop.open(path, provider=FakeProvider()) as other:
         assert other.config == taxed
         assert other.start_order([("MUG", 1)], order_id="o2").quote.total == 1200
         assert other.ledger.verify().ok

@@ -41,8 +41,12 @@ def test_intent_ids_derive_from_the_idempotency_key() -> None:
         currency="EUR",
         status="requires_payment_method",
         livemode=False,
+        client_secret=intent.client_secret,
     )
     assert intent.money == EUR_10
+    assert intent.client_secret and intent.client_secret.startswith(f"pi_{digest}_secret_fake_")
+    again = FakeProvider().create_intent("o1", EUR_10, idempotency_key="order:o1:step:3")
+    assert again.client_secret == intent.client_secret  # derived from the key, like the id
 
 
 def test_same_key_same_intent_even_across_instances() -> None:

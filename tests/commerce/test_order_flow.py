@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from shop_helpers import (
+    LiveStandIn,
     ShopClock,
     body_for,
     check_all,
@@ -40,7 +41,7 @@ def open_shop(
     shop = Shop.open(
         tmp_path / "flow.db",
         clock=clock,
-        provider=provider,
+        provider=provider or (LiveStandIn() if config.get("livemode") else FakeProvider()),
         config=ShopConfig(**config),  # type: ignore[arg-type]
     )
     stocked_shop(shop)
@@ -388,7 +389,7 @@ def test_rate_limit_retry_survives_a_restart(tmp_path: Path, shop_clock: ShopClo
     ) as shop:
         shop.start_order([("MUG", 1)], order_id="o1")
     shop_clock.advance(5)
-    with Shop.open(tmp_path / "flow.db", clock=shop_clock) as reopened:
+    with Shop.open(tmp_path / "flow.db", provider=FakeProvider(), clock=shop_clock) as reopened:
         reopened.fire_timers()
         assert reopened.order("o1").order.status == "awaiting_payment"
         check_all(reopened)
@@ -478,7 +479,7 @@ def test_direct_settle_with_a_wrong_amount_needs_review(stocked: Shop) -> None:
 
 
 def test_direct_calls_work_in_a_live_mode_shop(tmp_path: Path, shop_clock: ShopClock) -> None:
-    with open_shop(tmp_path, shop_clock, livemode=True) as shop:
+    with open_shop(tmp_path, shop_clock, livemode=True) as shop:  # on a live stand-in
         shop.start_order([("MUG", 1)], order_id="o1")
         assert shop.fail_payment("o1").outcome == "recorded"
         assert shop.settle("o1").outcome == "settled"

@@ -9,6 +9,7 @@ import pytest
 from broken_deploy import deployed_broken_code
 from shop_helpers import (
     ShopClock,
+    after_deferred_calls,
     body_for,
     check_all,
     deliver,
@@ -94,7 +95,9 @@ def test_a_payment_on_an_intent_orderflow_did_not_create_goes_to_review(stocked:
     assert "held for review" in result.reason and "pi_made_in_the_dashboard" in result.reason
     row = stocked.order("o1").order
     assert row.paid == 2500  # the money is recorded
-    assert stocked.engine.status("o1").status == "cancelled"  # it no longer waits, nor expires
+    assert "AwaitPayment" not in stocked.engine.status("o1").awaits  # nor will it expire
+    assert after_deferred_calls(stocked).status == "cancelled"
+    assert stocked.provider.intents[row.intent_id].status == "canceled"  # type: ignore[attr-defined,index]
     assert stocked.parked() == []
     # The same payment reported again (another event about that intent) is deduplicated.
     again = deliver(stocked, _foreign(stocked, "payment_intent.succeeded", "evt_f2"))

@@ -27,7 +27,9 @@ DAY = 24 * 3600
 def held(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
     """o1 (2 MUG, 25.00 EUR) paid 10.00 EUR: held for review with its stock."""
     config = ShopConfig(review_timeout_seconds=3 * DAY)
-    with Shop.open(tmp_path / "review.db", clock=shop_clock, config=config) as shop:
+    with Shop.open(
+        tmp_path / "review.db", provider=FakeProvider(), clock=shop_clock, config=config
+    ) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2)], order_id="o1")
         assert shop.settle("o1", amount=1000).order_status == "needs_review"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from shop_helpers import ShopClock, body_for, check_all, count_events, stock, stocked_shop
 
-from commerce import Money, Shop
+from commerce import FakeProvider, Money, Shop
 
 WORKER = Path(__file__).with_name("settle_worker.py")
 
@@ -48,21 +48,21 @@ def race(
 @pytest.fixture
 def shared(tmp_path: Path, shop_clock: ShopClock) -> Path:
     db = tmp_path / "shared.db"
-    with Shop.open(db, clock=shop_clock) as shop:
+    with Shop.open(db, provider=FakeProvider(), clock=shop_clock) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2)], order_id="o1")
     return db
 
 
 def _after(db: Path, clock: ShopClock) -> Shop:
-    return Shop.open(db, clock=clock)
+    return Shop.open(db, provider=FakeProvider(), clock=clock)
 
 
 @pytest.mark.parametrize("same_event_id", [True, False], ids=["same-event", "two-event-ids"])
 def test_two_processes_deliver_the_webhook_at_once(
     tmp_path: Path, shop_clock: ShopClock, shared: Path, same_event_id: bool
 ) -> None:
-    with Shop.open(shared, clock=shop_clock) as shop:
+    with Shop.open(shared, provider=FakeProvider(), clock=shop_clock) as shop:
         bodies = [
             body_for(shop, "o1", "payment_intent.succeeded", event_id="evt_a"),
             body_for(
@@ -106,14 +106,14 @@ def test_cancel_racing_a_payment_in_another_process_never_returns_ok_unless_canc
     """Issue 11 case 5: the check and the cancel are one transaction, so a cancel that
     returns normally really cancelled; the loser of the race gets `InvalidTransition`."""
     db, count = tmp_path / "race.db", 120
-    with Shop.open(db) as shop:
+    with Shop.open(db, provider=FakeProvider()) as shop:
         shop.add_product("MUG", "Mug", Money(1250, "EUR"), stock=count)
         for i in range(count):
             shop.start_order([("MUG", 1)], order_id=f"o{i}")
     settled, cancelled = race(
         tmp_path, db, [["settle", str(count)], ["cancel", str(count)]], worker=RACE_WORKER
     )
-    with Shop.open(db) as shop:
+    with Shop.open(db, provider=FakeProvider()) as shop:
         for order_id, answer in cancelled.items():
             final = shop.order(order_id).order.status
             if answer == "cancelled":  # the cancel won: a payment after it is given back

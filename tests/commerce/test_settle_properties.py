@@ -20,7 +20,7 @@ from shop_helpers import (
 )
 from strategies import deliveries
 
-from commerce import Shop
+from commerce import FakeProvider, Shop
 
 SUCCEEDED, FAILED, REFUNDED = (
     "payment_intent.succeeded",
@@ -48,7 +48,9 @@ def run(actions: list[tuple[str, ...]]) -> None:
     """
     with tempfile.TemporaryDirectory() as tmp:
         clock = ShopClock()
-        with Shop.open(Path(tmp) / "prop.db", clock=clock, synchronous="NORMAL") as shop:
+        with Shop.open(
+            Path(tmp) / "prop.db", provider=FakeProvider(), clock=clock, synchronous="NORMAL"
+        ) as shop:
             stocked_shop(shop)
             for order_id, quantity in ORDERS.items():
                 shop.start_order([("MUG", quantity)], order_id=order_id)
@@ -161,7 +163,7 @@ def test_refund_delivered_before_the_payment(partial: bool) -> None:
     not fulfilled, its stock goes back, the payment is recorded as refunded (nothing owed)."""
     with tempfile.TemporaryDirectory() as tmp:
         clock = ShopClock()
-        with Shop.open(Path(tmp) / "reorder.db", clock=clock) as shop:
+        with Shop.open(Path(tmp) / "reorder.db", provider=FakeProvider(), clock=clock) as shop:
             stocked_shop(shop)
             shop.start_order([("MUG", 2)], order_id="o1")
             first = deliver(shop, _body(shop, "o1", REFUNDED, "evt_r", partial))

@@ -24,6 +24,7 @@ from commerce import (
     CurrencyMismatch,
     DuplicateSku,
     EmptyOrder,
+    FakeProvider,
     InvalidOrder,
     InvalidQuantity,
     InvalidTransition,
@@ -268,7 +269,9 @@ def test_fixed_coupon_never_exceeds_the_subtotal(stocked: Shop) -> None:
 
 def test_tax_is_exclusive_on_the_discounted_subtotal(tmp_path: Path, shop_clock: ShopClock) -> None:
     config = ShopConfig(tax_rate_bp=2000)
-    with Shop.open(tmp_path / "tax.db", clock=shop_clock, config=config) as shop:
+    with Shop.open(
+        tmp_path / "tax.db", provider=FakeProvider(), clock=shop_clock, config=config
+    ) as shop:
         stocked_shop(shop)
         shop.add_coupon(Coupon(code="TENOFF", percent_off_bp=1000))
         q = shop.start_order([("MUG", 3)], coupon="TENOFF", order_id="o1").quote
@@ -285,7 +288,12 @@ def test_tax_is_exclusive_on_the_discounted_subtotal(tmp_path: Path, shop_clock:
 
 
 def test_tax_rounds_half_up(tmp_path: Path, shop_clock: ShopClock) -> None:
-    with Shop.open(tmp_path / "tax.db", clock=shop_clock, config=ShopConfig(tax_rate_bp=1)) as s:
+    with Shop.open(
+        tmp_path / "tax.db",
+        provider=FakeProvider(),
+        clock=shop_clock,
+        config=ShopConfig(tax_rate_bp=1),
+    ) as s:
         s.add_product("P", "P", Money(5000, "EUR"), stock=1)
         q = s.start_order([("P", 1)], order_id="o1").quote
         assert q.tax == 1  # 5000 * 0.0001 = 0.5 -> 1
@@ -337,11 +345,11 @@ def test_unknown_order_is_typed(stocked: Shop) -> None:
 
 
 def test_reopening_the_file_keeps_everything(tmp_path: Path, shop_clock: ShopClock) -> None:
-    with Shop.open(tmp_path / "s.db", clock=shop_clock) as shop:
+    with Shop.open(tmp_path / "s.db", provider=FakeProvider(), clock=shop_clock) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2)], order_id="o1")
         before = (snapshot(shop), shop.products(), shop.orders())
-    with Shop.open(tmp_path / "s.db", clock=shop_clock) as shop:
+    with Shop.open(tmp_path / "s.db", provider=FakeProvider(), clock=shop_clock) as shop:
         assert (snapshot(shop), shop.products(), shop.orders()) == before
         assert shop.settle("o1").outcome == "settled"
         assert stock(shop, "MUG") == (8, 0, 2)

@@ -20,13 +20,13 @@ from shop_helpers import (
     tables,
 )
 
-from commerce import Money, Shop
+from commerce import FakeProvider, Money, Shop
 from flowlib import ImportRejected, RetireRefused
 
 
 @pytest.fixture
 def source(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
-    with Shop.open(tmp_path / "source.db", clock=shop_clock) as shop:
+    with Shop.open(tmp_path / "source.db", provider=FakeProvider(), clock=shop_clock) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2), ("TEE", 1)], order_id="o1")  # waiting
         shop.start_order([("MUG", 1)], order_id="o2")
@@ -36,7 +36,7 @@ def source(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
 
 @pytest.fixture
 def target(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
-    with Shop.open(tmp_path / "target.db", clock=shop_clock) as shop:
+    with Shop.open(tmp_path / "target.db", provider=FakeProvider(), clock=shop_clock) as shop:
         yield shop
 
 

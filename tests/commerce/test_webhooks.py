@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from shop_helpers import (
     SECRET,
+    LiveStandIn,
     ShopClock,
     body_for,
     check_all,
@@ -317,7 +318,10 @@ def test_wrong_mode_events_are_rejected(
     tmp_path: Path, shop_clock: ShopClock, shop_live: bool
 ) -> None:
     with Shop.open(
-        tmp_path / "mode.db", clock=shop_clock, config=ShopConfig(livemode=shop_live)
+        tmp_path / "mode.db",
+        provider=LiveStandIn() if shop_live else FakeProvider(),
+        clock=shop_clock,
+        config=ShopConfig(livemode=shop_live),
     ) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 1)], order_id="o1")

@@ -33,16 +33,18 @@ from commerce.events import (
 
 SECRET = "whsec_reliability"
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
+CLOSING = {"running", "waiting"}
+"""A closed order's flow still cancelling its intent at the provider (in flight, or retried)."""
 FLOW_STATUS = {
     "awaiting_payment": {"waiting", "stuck"},  # stuck: a bad deploy, until it is resumed
     "fulfilled": {"completed"},
-    "expired": {"completed"},
+    "expired": {"completed", *CLOSING},
     "failed": {"completed"},
-    "cancelled": {"cancelled"},
+    "cancelled": {"cancelled", *CLOSING},
     # A payment after a cancel is kept and given back by a separate late-payment flow, so
     # the order's own flow stays cancelled while the order ends refunded (or needs review).
-    "needs_review": {"completed", "cancelled"},
-    "refunded": {"completed", "cancelled"},
+    "needs_review": {"completed", "cancelled", *CLOSING},
+    "refunded": {"completed", "cancelled", *CLOSING},
     "partially_refunded": {"completed", "cancelled"},
     "moved": {"moved"},
 }

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from reliability_helpers import SECRET, event_body, intent_of, sha256_file
 
-from commerce import Money, Shop, sign
+from commerce import FakeProvider, Money, Shop, sign
 
 pytest.importorskip("cli.app", reason="the orderflow CLI (cli/app.py) is not there yet")
 ORDERFLOW = Path(sys.executable).with_name("orderflow")
@@ -31,6 +31,7 @@ if not ORDERFLOW.exists():
 
 def _cli(db: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ORDERFLOW_DB": str(db), "ORDERFLOW_WEBHOOK_SECRET": SECRET}
+    env["ORDERFLOW_PROVIDER"] = "fake"
     return subprocess.run(
         [str(ORDERFLOW), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60
     )
@@ -46,7 +47,7 @@ def shop_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ledger with APL in stock and order o1 awaiting payment, plus webhook bodies."""
     folder = tmp_path_factory.mktemp("cli")
     db = folder / "shop.db"
-    with Shop.open(db) as shop:
+    with Shop.open(db, provider=FakeProvider()) as shop:
         shop.add_product("APL", "Apple", Money(250, "EUR"), stock=5)
         shop.start_order([("APL", 2)], order_id="o1")
         body = event_body(

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from reliability_helpers import SECRET, event_body, intent_of, ledger_facts
 
-from commerce import Money, Shop, sign
+from commerce import FakeProvider, Money, Shop, sign
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "orderflow"
@@ -42,7 +42,7 @@ def deliveries(db: Path) -> list[tuple[bytes, str, int]]:
     """(body, signature, expected status) for every post: each payment thrice, plus forgeries."""
     now = int(time.time())
     posts = []
-    with Shop.open(db) as shop:
+    with Shop.open(db, provider=FakeProvider()) as shop:
         shop.add_product("MUG", "Mug", Money(1250, "EUR"), stock=1000)
         for n in range(ORDERS):
             shop.start_order([("MUG", 1 + n % 3)], order_id=f"o{n}")
@@ -71,6 +71,7 @@ def test_readme_handler_under_a_threaded_server_settles_each_payment_once(tmp_pa
     program = tmp_path / "webhook_server.py"
     program.write_text(readme_web_handler())
     env = {**os.environ, "ORDERFLOW_DB": str(db), "STRIPE_WEBHOOK_SECRET": SECRET, "PORT": "0"}
+    env["STRIPE_API_KEY"] = "sk_test_never_called"  # the snippet's provider: paid in time
     server = subprocess.Popen(
         [sys.executable, str(program)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

@@ -101,7 +101,7 @@ def deliver_all(db: str, bodies_path: str, seed: int, go: str) -> None:
     bodies = [base64.b64decode(b) for b in msgspec.json.decode(Path(bodies_path).read_bytes())]
     random.Random(seed).shuffle(bodies)
     clock = Clock()
-    shop = Shop.open(db, clock=clock, config=CONFIG)
+    shop = Shop.open(db, provider=FakeProvider(), clock=clock, config=CONFIG)
     say("READY")
     wait_for(Path(go))
     for body in bodies:
@@ -112,7 +112,7 @@ def deliver_all(db: str, bodies_path: str, seed: int, go: str) -> None:
 
 def order_many(db: str, sku: str, quantity: int, n: int, seed: int, go: str) -> None:
     clock = Clock()
-    shop = Shop.open(db, clock=clock, config=CONFIG)
+    shop = Shop.open(db, provider=FakeProvider(), clock=clock, config=CONFIG)
     say("READY")
     wait_for(Path(go))
     for i in range(n):
