@@ -3,7 +3,8 @@
 ```
 fake    no keys (moves no money: tests and the demo)
 stripe  STRIPE_API_KEY                       (STRIPE_API_BASE: another address, a stand-in)
-sumup   SUMUP_API_KEY, SUMUP_MERCHANT_CODE   (SUMUP_API_BASE: likewise)
+sumup   SUMUP_API_KEY, SUMUP_MERCHANT_CODE   (SUMUP_API_BASE: likewise; SUMUP_RETURN_URL: where
+                                             SumUp sends its legacy notices)
 ```
 Keys are read from the environment only, never recorded in the ledger.
 """
@@ -57,7 +58,11 @@ def _sumup(environ: Mapping[str, str], *, livemode: bool) -> PaymentProvider:
 
     base = environ.get("SUMUP_API_BASE") or SUMUP_API_BASE
     return SumUpProvider(
-        environ["SUMUP_API_KEY"], environ["SUMUP_MERCHANT_CODE"], base_url=base, livemode=livemode
+        environ["SUMUP_API_KEY"],
+        environ["SUMUP_MERCHANT_CODE"],
+        base_url=base,
+        livemode=livemode,
+        return_url=environ.get("SUMUP_RETURN_URL") or None,
     )
 
 

@@ -125,10 +125,12 @@ def test_every_provider_with_keys_stays_available_for_its_own_intents() -> None:
 
 
 def test_sumup_is_built_from_its_keys() -> None:
-    pytest.importorskip("commerce.providers.sumup")
     env = {"SUMUP_API_KEY": "sup_sk_x", "SUMUP_MERCHANT_CODE": "MC1"}
     assert provider_from("sumup", env).name == "sumup"
     assert "sumup" in [p.name for p in refund_providers(env)]
+    notices = "https://shop.example/webhooks/sumup"
+    sumup = provider_from("sumup", {**env, "SUMUP_RETURN_URL": notices})
+    assert getattr(sumup, "return_url", None) == notices  # where its legacy notices go
 
 
 def test_the_recorded_provider_is_a_name_orderflow_knows(tmp_path: Path) -> None:
