@@ -85,6 +85,8 @@ class FlowsProjection:
         started: tuple[_FlowFields, int] | None = None
         last: tuple[_FlowFields, int] | None = None
         for record in records:
+            if record.type == "StepDone":  # never carries a status (see the module docstring)
+                continue
             try:
                 fields = _decode(record.data)
             except msgspec.DecodeError as exc:
