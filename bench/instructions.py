@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.work import _begin, _settle, signed_bodies
-from commerce import Shop, parse_money
+from bench.work import begin_orders, settle_all, signed_bodies, stocked
+from commerce import Shop
 
 PHASES = ("open", "begin", "sign", "settle")
 HISTORY = 30
@@ -27,17 +27,14 @@ def main(phase: str, count: int, path: Path) -> None:
         raise SystemExit(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
     upto = PHASES.index(phase)
     with Shop.open(path, synchronous="FULL") as shop:
-        shop.add_product("MUG", "Mug", parse_money("12.50", "EUR"), stock=HISTORY + count)
-        history = [f"h-{n}" for n in range(HISTORY)]
-        _begin(shop, history)
-        _settle(shop, signed_bodies(shop, history, int(time.time())))
+        stocked(shop, count, HISTORY)
         order_ids = [f"o-{n}" for n in range(count)]
         if upto >= 1:
-            _begin(shop, order_ids)
+            begin_orders(shop, order_ids)
         if upto >= 2:
             bodies = signed_bodies(shop, order_ids, int(time.time()))
         if upto >= 3:
-            _settle(shop, bodies)
+            settle_all(shop, bodies)
 
 
 if __name__ == "__main__":

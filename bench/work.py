@@ -90,16 +90,26 @@ def measured(shop: Shop, path: Path, count: int) -> Iterator[Phase]:
     phase.wal_frames = grown // (page_size + _FRAME_HEADER)
 
 
-def _begin(shop: Shop, order_ids: list[str]) -> None:
+def begin_orders(shop: Shop, order_ids: list[str]) -> None:
+    """Begin one order of one MUG for each id."""
     for order_id in order_ids:
         shop.start_order([("MUG", 1)], order_id=order_id)
 
 
-def _settle(shop: Shop, bodies: list[tuple[bytes, str]]) -> None:
+def settle_all(shop: Shop, bodies: list[tuple[bytes, str]]) -> None:
+    """Settle each signed webhook (each must settle its order)."""
     for body, header in bodies:
         result = shop.settle_webhook(body, header, secret=SECRET)
         if result.outcome != "settled":
             raise RuntimeError(f"the bench's settle did not settle: {result}")
+
+
+def stocked(shop: Shop, count: int, history: int) -> None:
+    """Stock for `count` orders more, after `history` orders begun and settled."""
+    shop.add_product("MUG", "Mug", parse_money("12.50", "EUR"), stock=count + history)
+    earlier = [f"h-{n}" for n in range(history)]
+    begin_orders(shop, earlier)
+    settle_all(shop, signed_bodies(shop, earlier, int(time.time())))
 
 
 def phases(path: Path, count: int, history: int = WARM_UP) -> tuple[Phase, Phase]:
@@ -111,16 +121,13 @@ def phases(path: Path, count: int, history: int = WARM_UP) -> tuple[Phase, Phase
     if count * 2 * 40 >= WAL_AUTOCHECKPOINT:
         raise ValueError(f"{count} orders may checkpoint the WAL inside a phase")
     with Shop.open(path, synchronous="FULL") as shop:
-        shop.add_product("MUG", "Mug", parse_money("12.50", "EUR"), stock=count + history)
-        warm = [f"warm-{n}" for n in range(history)]
-        _begin(shop, warm)
-        _settle(shop, signed_bodies(shop, warm, int(time.time())))
+        stocked(shop, count, history)
         order_ids = [f"o-{n}" for n in range(count)]
         with measured(shop, path, count) as begin:
-            _begin(shop, order_ids)
+            begin_orders(shop, order_ids)
         bodies = signed_bodies(shop, order_ids, int(time.time()))
         with measured(shop, path, count) as settle:
-            _settle(shop, bodies)
+            settle_all(shop, bodies)
     return begin, settle
 
 
