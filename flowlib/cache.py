@@ -25,11 +25,11 @@ class InstanceCache:
     """An LRU of live instances by flow id; thread-safe."""
 
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self._live: OrderedDict[str, Instance] = OrderedDict()  # first: `__del__` reads it
+        self._lock = threading.Lock()
         if size < 0:
             raise ValueError(f"the cache size must be >= 0, not {size}")
         self.size = size
-        self._live: OrderedDict[str, Instance] = OrderedDict()
-        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._live)
@@ -65,6 +65,12 @@ class InstanceCache:
         for old in (replaced, *evicted):
             if old is not None and old is not inst:
                 old.discard()
+
+    def __del__(self) -> None:
+        # Closed by the garbage collector instead, a flow that yields in `finally` would
+        # report "generator ignored GeneratorExit": close each one as `discard` does.
+        for inst in self._live.values():
+            inst.discard()
 
     def clear(self) -> None:
         """Discard every instance (e.g. before closing the store)."""

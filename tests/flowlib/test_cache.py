@@ -6,6 +6,8 @@ is used again only while its stream is exactly where it left it and its code is 
 
 from __future__ import annotations
 
+import gc
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -236,3 +238,24 @@ def test_a_store_without_commit_hooks_replays_every_step() -> None:
 def test_a_negative_size_is_refused() -> None:
     with pytest.raises(ValueError, match="cache size"):
         InstanceCache(-1)
+
+
+def test_dropping_an_engine_closes_its_cached_generators_itself(registry: Registry) -> None:
+    """Closed by the garbage collector, a flow yielding in `finally` would raise there."""
+
+    @flow("compensates", registry=registry)
+    def compensates():  # type: ignore[no-untyped-def]
+        try:
+            yield Wait(n=0)
+        finally:
+            yield Wait(n=1)
+
+    engine = Engine(MemoryStore(), {}, clock=FakeClock(), registry=registry)
+    engine.start("compensates", flow_id="f")
+    assert len(engine.cache) == 1
+    closed = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "unraisablehook", closed.append)
+        del engine
+        gc.collect()
+    assert closed == []  # nothing was left for the garbage collector to close
