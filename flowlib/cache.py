@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 from flowlib.errors import UnknownFlow
 from flowlib.flow import Registry
@@ -34,10 +35,11 @@ class InstanceCache:
     def __len__(self) -> int:
         return len(self._live)
 
-    def take(self, flow_id: str, version: int, registry: Registry) -> Instance | None:
+    def take(self, flow_id: str, version: Callable[[], int], registry: Registry) -> Instance | None:
         """The flow's instance, removed from the cache, if it is current; else None.
 
-        Current: it left its stream at `version` and its definition is still registered.
+        Current: it left its stream at `version()` (asked only if there is an instance to
+        check) and its definition is still the registered one.
         """
         with self._lock:
             inst = self._live.pop(flow_id, None)
@@ -48,7 +50,7 @@ class InstanceCache:
             registered = registry.get(definition.name, definition.version)
         except UnknownFlow:
             registered = None
-        if inst.version != version or registered is not definition:
+        if registered is not definition or inst.version != version():
             inst.discard()
             return None
         return inst

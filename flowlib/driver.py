@@ -383,8 +383,8 @@ class Engine:
     def _live(self, flow_id: str) -> Instance:
         """The cached instance if it is current (checked in this transaction), else replayed."""
         if self._after_commit is not None:
-            version = self.store.version(stream_of(flow_id))
-            inst = self.cache.take(flow_id, version, self.registry)
+            stream = stream_of(flow_id)
+            inst = self.cache.take(flow_id, lambda: self.store.version(stream), self.registry)
             if inst is not None:
                 return inst
         return self.load(flow_id)

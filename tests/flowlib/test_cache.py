@@ -200,9 +200,9 @@ def test_a_cached_instance_is_lent_to_one_step_at_a_time() -> None:
     engine = Engine(store, {}, clock=FakeClock(), registry=WAITS)
     engine.start("waits", 2, flow_id="f")
     version = store.version(stream_of("f"))
-    lent = engine.cache.take("f", version, WAITS)
+    lent = engine.cache.take("f", lambda: version, WAITS)
     assert lent is not None
-    assert engine.cache.take("f", version, WAITS) is None  # a second step replays its own
+    assert engine.cache.take("f", lambda: version, WAITS) is None  # a second step replays
     lent.discard()
 
 
@@ -211,7 +211,7 @@ def test_a_stale_instance_is_discarded_not_lent() -> None:
     engine = Engine(store, {}, clock=FakeClock(), registry=WAITS)
     engine.start("waits", 2, flow_id="f")
     version = store.version(stream_of("f"))
-    assert engine.cache.take("f", version + 1, WAITS) is None
+    assert engine.cache.take("f", lambda: version + 1, WAITS) is None
     assert len(engine.cache) == 0
 
 
