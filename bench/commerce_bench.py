@@ -23,30 +23,13 @@ import msgspec
 import ledger.verify as ledger_verify  # to price the read checks (switched off for one figure)
 from bench.ledger_bench import ROUNDS, SETTINGS, Setting, rate, raw_writer
 from bench.restart_worker import chunks
-from commerce import FakeProvider, PaymentIntent, Shop, parse_money, sign
+from bench.work import SECRET, signed_bodies
+from commerce import Shop, parse_money
 from flowlib import AnyFlowEvent
 from ledger import Ledger
 
-SECRET = "whsec_bench"
 BEGIN_COMMITS, SETTLE_COMMITS = 2, 1
 _AnyCommerce: Any = None
-
-
-def _signed(shop: Shop, order_ids: list[str], now: int) -> list[tuple[bytes, str]]:
-    bodies = []
-    for order_id in order_ids:
-        row = shop.order(order_id).order
-        intent = PaymentIntent(
-            intent_id=row.intent_id or "",
-            order_id=order_id,
-            amount=row.total,
-            currency=row.currency,
-        )
-        body = FakeProvider.event_for(
-            intent, "payment_intent.succeeded", event_id=f"evt_{order_id}", created=now
-        )
-        bodies.append((body, sign(body, SECRET, now)))
-    return bodies
 
 
 def order_paths(directory: Path, synchronous: Setting, count: int) -> dict[str, float]:
@@ -68,7 +51,7 @@ def order_paths(directory: Path, synchronous: Setting, count: int) -> dict[str, 
             started = time.perf_counter()
             order_ids = [shop.start_order([("MUG", 1)]).order.order_id for _ in range(count)]
             best["begun"] = max(best["begun"], count / (time.perf_counter() - started))
-            bodies = _signed(shop, order_ids, int(time.time()))
+            bodies = signed_bodies(shop, order_ids, int(time.time()))
             started = time.perf_counter()
             for body, header in bodies:
                 t0 = time.perf_counter()
@@ -101,7 +84,7 @@ def read_checks(directory: Path, count: int) -> dict[str, float]:
         for _ in range(ROUNDS):
             for mode in ("on", "off"):
                 order_ids = [shop.start_order([("MUG", 1)]).order.order_id for _ in range(count)]
-                bodies = _signed(shop, order_ids, int(time.time()))
+                bodies = signed_bodies(shop, order_ids, int(time.time()))
                 ledger_verify.check_link = checked if mode == "on" else _unchecked
                 try:
                     started = time.perf_counter()

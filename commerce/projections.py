@@ -15,7 +15,7 @@ Each row follows from the events alone, so `Ledger.rebuild()` reproduces it exac
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 from sqlite_utils import Database
@@ -160,6 +160,10 @@ def _payment_received(conn: sqlite3.Connection, e: PaymentReceived) -> None:
         " THEN 'refunded' ELSE status END WHERE order_id = :order",
         {"amount": e.amount, "order": e.order_id},
     )
+    _payment_received_intent(conn, e)
+
+
+def _payment_received_intent(conn: sqlite3.Connection, e: PaymentReceived) -> None:
     conn.execute(
         "UPDATE payment_intents SET status = CASE"
         " WHEN (SELECT refunded FROM orders WHERE order_id = :order) >= amount THEN 'refunded'"
@@ -266,6 +270,42 @@ _APPLY: dict[type, Apply] = {
     WebhookUnparked: _unparked,  # type: ignore[dict-item]
 }
 _TYPES = frozenset(cls.__name__ for cls in _APPLY)
+_ORDER_ROW = (  # the events whose rows read or write `orders`: the order of these matters
+    OrderPlaced,
+    PaymentIntentCreated,
+    PaymentReceived,
+    OrderFulfilled,
+    PaymentDisputed,
+    OrderClosed,
+    OrderMovedOut,
+    RefundIssued,
+    RefundRecorded,
+)
+
+
+def _paid_and_fulfilled(conn: sqlite3.Connection, e: PaymentReceived) -> None:
+    """`PaymentReceived` then `OrderFulfilled` of the same order, with one `orders` update.
+
+    The fulfilment sets the status whatever it was (from `refunded`, which the payment
+    does not change), so the payment's own status rule is overwritten anyway.
+    """
+    conn.execute(
+        "UPDATE orders SET paid = paid + ?, status = CASE WHEN refunded > 0"
+        " THEN 'partially_refunded' ELSE 'fulfilled' END WHERE order_id = ?",
+        (e.amount, e.order_id),
+    )
+    _payment_received_intent(conn, e)
+
+
+def _fulfilled_next(events: list[object], index: int) -> int | None:
+    """The index of the `OrderFulfilled` that is the next `orders` event after `index`."""
+    paid = events[index]
+    for later in range(index + 1, len(events)):
+        event = events[later]
+        if isinstance(event, _ORDER_ROW):
+            same = getattr(event, "order_id", None) == getattr(paid, "order_id", "")
+            return later if isinstance(event, OrderFulfilled) and same else None
+    return None
 
 
 class CommerceProjection:
@@ -286,3 +326,24 @@ class CommerceProjection:
             return
         event = _decode(record.data)  # type: ignore[attr-defined]
         _APPLY[type(event)](conn, event)
+
+    def apply_batch(self, conn: sqlite3.Connection, records: Sequence[object]) -> None:
+        """Fold one append's records, a payment and the fulfilment after it as one update.
+
+        The rows end as `apply` of each record in turn leaves them (rebuilds use `apply`).
+        """
+        events: list[object] = [
+            _decode(r.data)  # type: ignore[attr-defined]
+            for r in records
+            if r.type in _TYPES and r.stream.startswith(STREAM_PREFIXES)  # type: ignore[attr-defined]
+        ]
+        done: int | None = None
+        for index, event in enumerate(events):
+            if index == done:
+                continue
+            if isinstance(event, PaymentReceived):
+                done = _fulfilled_next(events, index)
+                if done is not None:
+                    _paid_and_fulfilled(conn, event)
+                    continue
+            _APPLY[type(event)](conn, event)

@@ -1,8 +1,9 @@
 """The engine: starts, resumes, cancels and times out flow instances kept in a `Store`.
 
-Every operation rebuilds the instance from its log inside one store transaction, lets the
-`Stepper` run it forward, and commits; outside effects run after the commit, with no
-transaction open, and their answers are recorded in a transaction of their own.
+Every operation takes the live instance (from the `InstanceCache` if it is current there,
+else rebuilt from its log) inside one store transaction, lets the `Stepper` run it
+forward, and commits; outside effects run after the commit, with no transaction open,
+and their answers are recorded in a transaction of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import msgspec
 
 from flowlib import transfer
+from flowlib.cache import DEFAULT_SIZE, InstanceCache
 from flowlib.errors import (
     Cancelled,
     FlowError,
@@ -91,10 +93,18 @@ class Engine:
         clock: Clock = utc_now,
         registry: Registry = REGISTRY,
         call_lease: timedelta = timedelta(seconds=30),
+        cache_size: int = DEFAULT_SIZE,
     ) -> None:
+        """`cache_size` live instances are kept between steps (0: replay every step).
+
+        Only with a store that has `after_commit(fn, on_rollback)`, which tells when a
+        step's transaction has committed; without it every step replays.
+        """
         self.store = store
         self.registry = registry
         self.steps = Stepper(store, handlers or {}, clock, call_lease)
+        self.cache = InstanceCache(cache_size)
+        self._after_commit = getattr(store, "after_commit", None)
 
     @property
     def clock(self) -> Clock:
@@ -146,8 +156,10 @@ class Engine:
             inst = Instance(flow_id, definition, started)
             try:
                 calls = self.steps.drive(inst, tx, [started])
-            finally:
+            except BaseException:
                 inst.discard()  # a live copy must never run its `finally` on garbage collection
+                raise
+        self._keep(inst)
         return self._after(inst, calls, defer_effects)
 
     def resume(
@@ -349,32 +361,40 @@ class Engine:
     def _after(self, inst: Instance, calls: list[Call], defer: bool = False) -> FlowState:
         """Run the outside effects an operation left, then say where the flow stands."""
         if calls and not defer:
-            self._run_calls(calls)
-            return self._state(inst.flow_id)
-        pending = inst.pending
-        return FlowState(
-            flow_id=inst.flow_id,
-            name=inst.definition.name,
-            version=inst.definition.version,
-            status=inst.status,
-            awaits=list(pending.awaits) if pending else [],
-            due=pending.due if pending else None,
-        )
+            return self._run_calls(calls) or self._state(inst.flow_id)
+        return _state_of(inst)
 
     @contextmanager
     def _operation(self, flow_id: str) -> Iterator[tuple[Instance, Any]]:
-        """A transaction with the rebuilt instance; a divergence marks the flow stuck."""
+        """A transaction with the live instance; a divergence marks the flow stuck."""
         inst: Instance | None = None
         try:
             with self.store.transaction() as tx:
-                inst = self.load(flow_id)
+                inst = self._live(flow_id)
                 yield inst, tx
-        except NondeterminismError as exc:
-            self._mark_stuck(exc)
-            raise
-        finally:
+        except BaseException as exc:
             if inst is not None:
                 inst.discard()
+            if isinstance(exc, NondeterminismError):
+                self._mark_stuck(exc)
+            raise
+        self._keep(inst)
+
+    def _live(self, flow_id: str) -> Instance:
+        """The cached instance if it is current (checked in this transaction), else replayed."""
+        if self._after_commit is not None:
+            stream = stream_of(flow_id)
+            inst = self.cache.take(flow_id, lambda: self.store.version(stream), self.registry)
+            if inst is not None:
+                return inst
+        return self.load(flow_id)
+
+    def _keep(self, inst: Instance) -> None:
+        """Cache the instance once the transaction it stepped in commits; discard it if not."""
+        if self._after_commit is None:
+            inst.discard()
+            return
+        self._after_commit(lambda: self.cache.put(inst), inst.discard)
 
     def _mark_stuck(self, exc: NondeterminismError) -> None:
         """Record the divergence once; the flow keeps what it awaits and when it is due."""
@@ -407,8 +427,8 @@ class Engine:
                 calls = self.steps.answer(inst, tx, timer_value(request, pending.due))
             else:
                 calls = self._service_again(inst, tx, request, pending.seq, pending.attempts + 1)
-        self._run_calls(calls)
-        return [Fired(flow_id=flow_id, mode=pending.mode, status=self._state(flow_id).status)]
+        status = self._after(inst, calls).status
+        return [Fired(flow_id=flow_id, mode=pending.mode, status=status)]
 
     def _service_again(
         self, inst: Instance, tx: Any, request: Request[Any], seq: int, attempt: int
@@ -426,19 +446,26 @@ class Engine:
         )
         return self.steps.drive(inst, tx, batch) + ([call] if call else [])
 
-    def _run_calls(self, calls: list[Call]) -> None:
-        """Perform outside effects with no transaction open, then record each answer."""
+    def _run_calls(self, calls: list[Call]) -> FlowState | None:
+        """Perform outside effects with no transaction open, then record each answer.
+
+        Returns where the flow stands after the last answer (None: not known without a read).
+        """
+        state = None
         while calls:
             call = calls.pop(0)
             ctx = StepContext(call.flow_id, call.seq, self.clock(), call.attempt, None)
             outcome = self.steps.call(call.handler, call.request, ctx)
-            calls.extend(self._record_call(call, outcome))
+            more, state = self._record_call(call, outcome)
+            calls.extend(more)
+        return state
 
-    def _record_call(self, call: Call, outcome: Outcome) -> list[Call]:
+    def _record_call(self, call: Call, outcome: Outcome) -> tuple[list[Call], FlowState | None]:
+        """Record an effect's answer and run on: (further calls, the state it left)."""
         with self._operation(call.flow_id) as (inst, tx):
             pending = inst.pending
             if pending is None or pending.seq != call.seq or pending.mode != "call":
-                return []  # answered meanwhile (a recovery or a cancel): that record stands
+                return [], None  # answered meanwhile (a recovery or a cancel): that record stands
             batch: list[FlowEvent] = []
             self.steps.settle(
                 inst,
@@ -450,7 +477,21 @@ class Engine:
                 attempt=call.attempt,
                 opened=True,
             )
-            return self.steps.drive(inst, tx, batch)
+            calls = self.steps.drive(inst, tx, batch)
+        return calls, _state_of(inst)  # its last event is one just written, which says this
+
+
+def _state_of(inst: Instance) -> FlowState:
+    """Where a live instance stands (as its log says, once its last step is written)."""
+    pending = inst.pending
+    return FlowState(
+        flow_id=inst.flow_id,
+        name=inst.definition.name,
+        version=inst.definition.version,
+        status=inst.status,
+        awaits=list(pending.awaits) if pending else [],
+        due=pending.due if pending else None,
+    )
 
 
 def _summary(flow_id: str, events: list[AnyFlowEvent]) -> FlowSummary | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Protocol
@@ -70,13 +70,16 @@ class MemoryStore:
         self._index: dict[str, FlowSummary] = {}
         self._depth = 0
         self._undo: dict[str, int] = {}
+        self._hooks: list[tuple[Callable[[], None], Callable[[], None] | None]] = []
 
     @contextmanager
     def transaction(self) -> Iterator[MemoryStore]:
         """Group appends; roll them all back if the outermost block raises."""
         self._depth += 1
+        committed = False
         try:
             yield self
+            committed = True
         except BaseException:
             if self._depth == 1:
                 self._rollback()
@@ -85,6 +88,24 @@ class MemoryStore:
             self._depth -= 1
             if self._depth == 0:
                 self._undo.clear()
+                hooks, self._hooks = self._hooks, []
+                for on_commit, on_rollback in hooks:
+                    hook = on_commit if committed else on_rollback
+                    if hook is not None:
+                        hook()
+
+    def after_commit(
+        self, fn: Callable[[], None], on_rollback: Callable[[], None] | None = None
+    ) -> None:
+        """Run `fn` when the outermost transaction ends well (at once outside one).
+
+        If it rolls back, `on_rollback` runs instead (an inner block's exception that the
+        outer one catches rolls nothing back here, so it changes nothing).
+        """
+        if not self._depth:
+            fn()
+            return
+        self._hooks.append((fn, on_rollback))
 
     def read(self, stream: str, type: Any = None) -> list[Any]:
         """The stream's items, oldest first (they are kept as the objects appended)."""

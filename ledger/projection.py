@@ -31,6 +31,9 @@ class Projection(Protocol):
       `record.type`) and write with prepared `conn.execute` statements; never commit.
       An exception rolls back the append. It must depend on the events alone (no clock,
       no other tables), so a rebuild reproduces the rows exactly.
+    - optionally `apply_batch(conn, records)`: called instead of `apply` with each append's
+      records (one stream, in order), so a projection can write a row once per append;
+      the rows must end as `apply` of each record in turn leaves them (rebuilds use `apply`).
     """
 
     @property

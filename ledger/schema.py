@@ -11,10 +11,11 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from ledger.errors import NotALedger, SchemaTooNew
+from ledger.flows import DUE_INDEX
 from ledger.sqlite import GUARD_MESSAGE, sqlite3
 
 APPLICATION_ID = 0x4F464C47  # "OFLG"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 GUARDS = ("events_refuse_update", "events_refuse_delete")
 _OWN_TABLES = {Migrations.migrations_table}
 
@@ -69,6 +70,19 @@ def _verified(db: Database) -> None:
         "hash TEXT NOT NULL, verified_at TEXT NOT NULL) STRICT, WITHOUT ROWID"
     )
     _stamp(db, 2)
+
+
+@migrations(name="0003_partial_due_index")
+def _partial_due_index(db: Database) -> None:
+    """The flows index on `due` leaves out the rows without one (see `flows.DUE_INDEX`).
+
+    On a new file the flows table does not exist yet: its projection creates it, with
+    the partial index, right after the migrations.
+    """
+    if db["flows"].exists():
+        db.execute("DROP INDEX IF EXISTS idx_flows_due")
+        db.execute(DUE_INDEX)
+    _stamp(db, 3)
 
 
 def identify(conn: sqlite3.Connection, path: str) -> int:

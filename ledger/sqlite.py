@@ -61,7 +61,8 @@ class WriteLock:
         self._fd = -1
         self._name = ":memory:" if path is None else str(path.with_suffix(""))
         self._threads = threading.Lock()
-        self._stamp = f"{os.getpid()} {label or _command()}"[:_STAMP_SIZE].ljust(_STAMP_SIZE)
+        stamp = f"{os.getpid()} {label or _command()}"[:_STAMP_SIZE].ljust(_STAMP_SIZE)
+        self._stamp = stamp.encode()
         if path is not None:
             try:
                 self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -73,17 +74,21 @@ class WriteLock:
 
         `on_wait(holder)` is called once if the wait passes `WAIT_NOTICE` seconds.
         """
-        waiter = _Waiter(self._name, timeout, on_wait, _this_process)
-        while not self._threads.acquire(timeout=waiter.slice()):
-            waiter.tick()
+        waiter = None  # made only if the lock is not free at once (the usual case is)
+        if not self._threads.acquire(blocking=False):
+            waiter = _Waiter(self._name, timeout, on_wait, _this_process)
+            while not self._threads.acquire(timeout=waiter.slice()):
+                waiter.tick()
         if self._fd < 0:
             return
-        waiter.holder = self.holder  # now the wait is for another process
         try:
             while not _try_flock(self._fd):
+                if waiter is None:
+                    waiter = _Waiter(self._name, timeout, on_wait, self.holder)
+                waiter.holder = self.holder  # now the wait is for another process
                 waiter.tick()
                 time.sleep(waiter.pause())
-            os.pwrite(self._fd, self._stamp.encode(), 0)
+            os.pwrite(self._fd, self._stamp, 0)
         except BaseException:
             self._threads.release()
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import weakref
@@ -43,8 +44,11 @@ _TIP = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
 _VERSION = "SELECT max(version) FROM events WHERE stream = ?"
 _INSERT = (
     "INSERT INTO events (position, stream, version, type, data, recorded_at, "
-    "idempotency_key, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "idempotency_key, hash) VALUES "
 )
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
+_ROWS_PER_INSERT = 100  # one statement for a batch's rows (8 parameters each)
+_CLASH = "UNIQUE constraint failed: events.stream, events.version"
 # Each event read with its predecessor's stored hash, so its link is checked as it is read.
 _READ = (
     f"SELECT {EVENT_COLUMNS}, (SELECT p.hash FROM events p WHERE p.position = e.position - 1) "
@@ -88,7 +92,7 @@ class Ledger:
         names = [projection.name for projection in self.projections]
         if len(set(names)) != len(names):
             raise ValueError(f"projection names must be unique: {names}")
-        self._applies = [projection.apply for projection in self.projections]
+        self._applies = [_batched(projection) for projection in self.projections]
         self._connector = connector  # None: one connection for every thread (in memory)
         self._lock = lock
         self._busy_timeout = busy_timeout
@@ -345,8 +349,30 @@ class Ledger:
         return out
 
     def version(self, stream: str) -> int:
-        """The number of events in `stream` (0 if it has none)."""
-        return int(self._s.conn.execute(_VERSION, (stream,)).fetchone()[0] or 0)
+        """The number of events in `stream` (0 if it has none).
+
+        Inside this thread's write transaction the answer is remembered (no other writer
+        can move the stream until it ends), so a later append to it needs no probe.
+        """
+        session = self._s
+        if not session.joinable():
+            return int(session.conn.execute(_VERSION, (stream,)).fetchone()[0] or 0)
+        version = session.versions.get(stream)
+        if version is None:
+            version = session.versions[stream] = int(
+                session.conn.execute(_VERSION, (stream,)).fetchone()[0] or 0
+            )
+        return version
+
+    def after_commit(
+        self, fn: Callable[[], None], on_rollback: Callable[[], None] | None = None
+    ) -> None:
+        """Run `fn` once this thread's transaction has committed (at once if none is open).
+
+        If the block it was queued in is rolled back (a savepoint, or the whole
+        transaction), `on_rollback` runs instead. Neither may raise.
+        """
+        self._s.after_commit(fn, on_rollback)
 
     def records(self, stream: str) -> list[Record]:
         """The stream's stored records (position, time, type, JSON body), oldest first.
@@ -486,7 +512,10 @@ class Ledger:
         if key is not None and (earlier := find_repeat(conn, stream, batch, expected, key)):
             return earlier
         version = s.versions.get(stream)
-        if version is None:
+        probed = True
+        if version is None and expected == 0 and batch:  # new: the UNIQUE index checks it
+            version, probed = 0, False
+        elif version is None:
             version = conn.execute(_VERSION, (stream,)).fetchone()[0] or 0
         if expected is not None and expected != version:
             raise ConcurrencyError(stream, expected, version)
@@ -507,16 +536,52 @@ class Ledger:
                 (position, stream, version, type_, data.decode(), recorded_at, stored_key, previous)
             )
         s.partial = True  # from here a failure leaves part of the batch written
-        if len(rows) == 1:
-            conn.execute(_INSERT, rows[0])
-        else:
-            conn.executemany(_INSERT, rows)
+        try:
+            _insert(conn, rows)
+        except sqlite3.IntegrityError as exc:
+            if probed or _CLASH not in str(exc):
+                raise
+            s.partial = False  # the first statement failed whole: nothing was written
+            found = conn.execute(_VERSION, (stream,)).fetchone()[0] or 0
+            raise ConcurrencyError(stream, 0, found) from exc
         s.tip, s.versions[stream] = (position, previous), version
-        for row, (_, data) in zip(rows, batch, strict=True):
-            record = Record(row[0], stream, row[2], row[3], data, recorded_at, row[6], row[7])
-            for apply in self._applies:
-                apply(conn, record)
+        records = [
+            Record(row[0], stream, row[2], row[3], data, recorded_at, row[6], row[7])
+            for row, (_, data) in zip(rows, batch, strict=True)
+        ]
+        for apply in self._applies:
+            apply(conn, records)
         return Appended(stream, first, len(rows), version)
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert the rows, as few multi-row statements as the parameter limit allows.
+
+    A clash on the first statement leaves nothing written (SQLite undoes a failed
+    statement whole), and the first row is the one a stale version clashes on.
+    """
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        conn.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
+
+
+@functools.cache
+def _insert_sql(count: int) -> str:
+    return _INSERT + ", ".join([_ROW] * count)
+
+
+def _batched(projection: Projection) -> Callable[[sqlite3.Connection, list[Record]], None]:
+    """The projection's `apply_batch` if it has one, else its `apply` for each record."""
+    batch = getattr(projection, "apply_batch", None)
+    if batch is not None:
+        return batch  # type: ignore[no-any-return]
+    apply = projection.apply
+
+    def each(conn: sqlite3.Connection, records: list[Record]) -> None:
+        for record in records:
+            apply(conn, record)
+
+    return each
 
 
 def _after_fork_in_child() -> None:

@@ -14,6 +14,10 @@ outermost rollback) undoes the part, and any further use before that raises
 A session also caches the chain tip and stream versions across its own transactions;
 `PRAGMA data_version` (checked right after `BEGIN IMMEDIATE`) tells whether any other
 connection committed in between, and then the cache is dropped.
+
+Commit hooks (`after_commit`) run once the outermost transaction has committed and the
+lock is released; the rollback of the block they were queued in (a savepoint, or the
+whole transaction) runs their `on_rollback` instead.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ledger.errors import LockTimeout, ReadOnlyLedger, TransactionAborted
 from ledger.sqlite import WAIT_NOTICE, LedgerDatabase, WaitHook, WriteLock, sqlite3, translate
 
 T = TypeVar("T")
+Hook = Callable[[], None]
 _MAX_CACHED_STREAMS = 10_000
 _BUSY = 5  # SQLITE_BUSY
 
@@ -61,6 +66,7 @@ class Session:
         self.partial = False  # set by a write once it has begun changing the database
         self.recorded_at: str | None = None  # the time every event of this transaction gets
         self._doomed: int | None = None  # the depth at which a part-written append failed
+        self._hooks: list[tuple[int, Hook, Hook | None]] = []  # (depth queued at, commit, undo)
 
     @contextmanager
     def transaction(self, owner: T) -> Iterator[T]:
@@ -112,6 +118,23 @@ class Session:
             raise
         finally:
             self.partial = False
+
+    def after_commit(self, fn: Hook, on_rollback: Hook | None = None) -> None:
+        """Run `fn` once this thread's transaction commits (at once if none is open).
+
+        If the block it was queued in rolls back, `on_rollback` runs instead (if given).
+        Hooks must not raise: they run after the commit, when nothing can be undone.
+        """
+        if not self.joinable():
+            fn()
+            return
+        self._hooks.append((self.depth, fn, on_rollback))
+
+    def _undo_hooks(self, above: int) -> None:
+        """Run the rollback hooks of the blocks deeper than `above` (they were undone)."""
+        undone = [hook for hook in self._hooks if hook[0] > above]
+        self._hooks = [hook for hook in self._hooks if hook[0] <= above]
+        _run(undone, committed=False)
 
     def guarded(self, fn: Callable[..., T], *args: Any) -> T:
         """Call `fn`, translating SQLite's storage and guard failures into ledger errors."""
@@ -205,6 +228,7 @@ class Session:
             self.finish(exc)
             raise exc
         self._doomed = None
+        hooks, self._hooks, committed = self._hooks, [], False
         try:
             if exc is not None:
                 self.forget()
@@ -221,8 +245,10 @@ class Session:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+                committed = True
         finally:
             self.lock.release()
+            _run(hooks, committed=committed)
 
     def close(self) -> None:
         """Roll back anything open and close the connection."""
@@ -252,7 +278,17 @@ class Session:
                 conn.execute(f"RELEASE {name}")
                 if self._doomed is not None and self._doomed > self.depth:
                     self._doomed = None  # the part-written append is undone
+                self._undo_hooks(self.depth)
             raise
         self.depth -= 1
         self._check_doomed()
         conn.execute(f"RELEASE {name}")
+        depth = self.depth  # the released block's hooks now wait for the enclosing one
+        self._hooks = [(min(d, depth), fn, undo) for d, fn, undo in self._hooks]
+
+
+def _run(hooks: list[tuple[int, Hook, Hook | None]], *, committed: bool) -> None:
+    for _, on_commit, on_rollback in hooks:
+        hook = on_commit if committed else on_rollback
+        if hook is not None:
+            hook()
