@@ -24,7 +24,7 @@ import ledger.verify as ledger_verify  # to price the read checks (switched off 
 from bench.ledger_bench import ROUNDS, SETTINGS, Setting, rate, raw_writer
 from bench.restart_worker import chunks
 from bench.work import SECRET, signed_bodies
-from commerce import Shop, parse_money
+from commerce import FakeProvider, Shop, parse_money
 from flowlib import AnyFlowEvent
 from ledger import Ledger
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench.work import begin_orders, settle_all, signed_bodies, stocked
-from commerce import Shop
+from commerce import FakeProvider, Shop
 
 PHASES = ("open", "begin", "sign", "settle")
 HISTORY = 30
@@ -26,7 +26,7 @@ def main(phase: str, count: int, path: Path) -> None:
     if phase not in PHASES:
         raise SystemExit(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
     upto = PHASES.index(phase)
-    with Shop.open(path, synchronous="FULL") as shop:
+    with Shop.open(path, synchronous="FULL", provider=FakeProvider()) as shop:
         stocked(shop, count, HISTORY)
         order_ids = [f"o-{n}" for n in range(count)]
         if upto >= 1:

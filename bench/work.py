@@ -120,7 +120,7 @@ def phases(path: Path, count: int, history: int = WARM_UP) -> tuple[Phase, Phase
     # Each phase must fit in the WAL without an automatic checkpoint (which would reset it).
     if count * 2 * 40 >= WAL_AUTOCHECKPOINT:
         raise ValueError(f"{count} orders may checkpoint the WAL inside a phase")
-    with Shop.open(path, synchronous="FULL") as shop:
+    with Shop.open(path, synchronous="FULL", provider=FakeProvider()) as shop:
         stocked(shop, count, history)
         order_ids = [f"o-{n}" for n in range(count)]
         with measured(shop, path, count) as begin:
