@@ -139,10 +139,10 @@ class OrderHandlers:
         lines = [self._priced(line) for line in request.lines]
         coupon = self._coupon(request.coupon) if request.coupon else None
         priced = quote(lines, coupon=coupon, tax_rate_bp=self.tax_rate_bp, now=ctx.now)
-        self._record(
-            request.order_id,
-            OrderPlaced(order_id=request.order_id, quote=priced, placed_at=ctx.now),
-        )
+        placed = OrderPlaced(order_id=request.order_id, quote=priced, placed_at=ctx.now)
+        # An order's stream begins with its flow's first step: expecting it empty costs no
+        # probe, and a stream already there (never made by orderflow) refuses the order.
+        self.ledger.append(order_stream(request.order_id), [placed], expected_version=0)
         return priced
 
     def _priced(self, line: StockLine) -> Line:

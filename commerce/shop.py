@@ -236,8 +236,8 @@ class Shop:
             coupon=coupon,
             payment_timeout_seconds=self.config.payment_timeout_seconds,
         )
-        self.engine.start(ORDER_FLOW, place, flow_id=order_id)
-        if not _same_order(self.engine, order_id, place):  # flow arguments never change
+        started = self.engine.start_new(ORDER_FLOW, place, flow_id=order_id)
+        if started is None and not _same_order(self.engine, order_id, place):  # args are fixed
             raise OrderConflict(order_id)
         return self.order(order_id)
 

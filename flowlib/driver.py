@@ -140,11 +140,29 @@ class Engine:
         defer_effects: bool = False,
     ) -> FlowState:
         """Start flow `name` (newest version unless given); an existing `flow_id` is left as is."""
-        definition = self.registry.get(name, version)
         flow_id = flow_id or secrets.token_hex(12)
+        started = self.start_new(
+            name, *args, flow_id=flow_id, version=version, defer_effects=defer_effects
+        )
+        return self.status(flow_id) if started is None else started
+
+    def start_new(
+        self,
+        name: str,
+        *args: Any,
+        flow_id: str,
+        version: int | None = None,
+        defer_effects: bool = False,
+    ) -> FlowState | None:
+        """`start`, but None (and nothing done) if flow `flow_id` exists already.
+
+        A caller that must know whether this call started it (to compare the arguments of
+        one it did not) learns it without reading the flow's log.
+        """
+        definition = self.registry.get(name, version)
         with self.store.transaction() as tx:
             if self.store.version(stream_of(flow_id)):
-                return self._state(flow_id)
+                return None
             started = FlowStarted(
                 flow_id=flow_id,
                 name=definition.name,

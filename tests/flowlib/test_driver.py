@@ -103,6 +103,16 @@ def test_starting_an_existing_id_never_runs_it_twice(registry) -> None:
     assert calls == ["A1"]
 
 
+def test_start_new_says_whether_this_call_started_the_flow(registry) -> None:
+    register_order(registry)
+    engine = make_engine(registry)
+    first = engine.start_new("order", "A1", flow_id="o1")
+    assert first is not None and first.flow_id == "o1"
+    before = snapshot(engine.store)
+    assert engine.start_new("order", "OTHER", flow_id="o1") is None
+    assert snapshot(engine.store) == before
+
+
 def test_a_second_engine_on_the_same_store_continues_the_flow(registry) -> None:
     register_order(registry)
     store = MemoryStore()
