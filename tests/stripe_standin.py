@@ -61,6 +61,16 @@ class StripeStandIn:
         self._thread.start()
         return self
 
+    def reset(self) -> None:
+        """Forget everything, as a new Stripe account would (one server for many examples)."""
+        with self._lock:
+            self.intents.clear()
+            self.refunds.clear()
+            self.requests.clear()
+            self._saved.clear()
+            self._faults.clear()
+            self.executed = 0
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
