@@ -44,9 +44,8 @@ class Service:
         *,
         settings: Settings | None = None,
     ) -> None:
-        self._given = shop if isinstance(shop, Shop) else None
         self._factory = None if isinstance(shop, Shop) else shop
-        self._shop = self._given
+        self._shop = shop if isinstance(shop, Shop) else None
         self.sources = dict(sources)
         self.settings = settings or Settings()
         self.health = Health()

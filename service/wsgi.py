@@ -31,14 +31,8 @@ class WSGIApp:
     forks, and `close()` when the server stops.
     """
 
-    def __init__(
-        self,
-        shop: ShopSource,
-        sources: Mapping[str, WebhookSource],
-        *,
-        settings: Settings | None = None,
-    ) -> None:
-        self.service = Service(shop, sources, settings=settings)
+    def __init__(self, service: Service) -> None:
+        self.service = service
 
     def start(self) -> None:
         """Open and verify the ledger and start the worker (idempotent)."""
@@ -82,7 +76,7 @@ def create_wsgi_app(
     shop: ShopSource, sources: Mapping[str, WebhookSource], *, settings: Settings | None = None
 ) -> WSGIApp:
     """The WSGI callable for `shop` (a `Shop`, or a function that opens one) and `sources`."""
-    return WSGIApp(shop, sources, settings=settings)
+    return WSGIApp(Service(shop, sources, settings=settings))
 
 
 def _read(environ: dict[str, Any], service: Service, provider: str) -> bytes | Answer:
