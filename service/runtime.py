@@ -81,7 +81,13 @@ class Service:
             if self._shop is None:
                 assert self._factory is not None
                 self._shop = self._factory()
-            report = self._verify(self._shop) if self.settings.verify else None
+            try:
+                report = self._verify(self._shop) if self.settings.verify else None
+            except StartupRefused:
+                if self._factory is not None:  # opened here: closed here
+                    self._shop.close()
+                    self._shop = None
+                raise
             if self.settings.worker:
                 self._start_worker(self._shop)
             self._started = True
