@@ -97,6 +97,7 @@ FILE_ACCESS_ALLOWED = {
     ("cli/command.py", "_silence_stdout"): "/dev/null onto stdout, once the reader went away",
     ("bench/restart_worker.py", "peak_rss_mb"): "/proc/self/status",
     ("bench/ledger_bench.py", "raw_writer"): "the plain-SQLite baseline's own file, before use",
+    ("bench/service_bench.py", "_serve"): "the served process's log, in the bench's temp folder",
 }
 _FILE_CALLS = {"open", "read_bytes", "read_text", "write_bytes", "write_text", "unlink", "fdopen"}
 _OS_FILE_CALLS = {"remove", "rename", "replace", "truncate", "rmtree", "mmap"}  # os./shutil./mmap.
