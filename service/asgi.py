@@ -42,6 +42,10 @@ def create_app(
 def build_app(service: Service) -> Starlette:
     """The Starlette app over an existing `Service` (its state is `app.state.service`)."""
 
+    # Settles queue on one write lock anyway: a few threads keep it busy, and more (anyio's
+    # default is 40) only fight over it and the GIL (p99 at 32 clients 395 ms -> ~160 ms).
+    settling = anyio.CapacityLimiter(service.settings.settle_threads)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: object) -> AsyncIterator[None]:
         await run_in_threadpool(service.start)
@@ -59,7 +63,10 @@ def build_app(service: Service) -> Starlette:
         if isinstance(body, Answer):
             return _response(body)
         headers = dict(request.headers)
-        return _response(await run_in_threadpool(service.deliver, provider, body, headers))
+        answer = await anyio.to_thread.run_sync(
+            service.deliver, provider, body, headers, limiter=settling
+        )
+        return _response(answer)
 
     async def healthz(_request: Request) -> Response:
         return _response(await run_in_threadpool(service.health_answer))

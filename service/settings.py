@@ -24,5 +24,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_every: float = 3600.0
     reconcile_older_than: float = 3600.0
     max_backoff: float = 60.0
+    settle_threads: int = 4
+    """Threads settling deliveries at once in the ASGI app; the others wait their turn."""
     drain_timeout: float = 30.0
     """How long closing waits for deliveries still being settled."""
