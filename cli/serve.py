@@ -86,12 +86,15 @@ def serve_command(
     """
     from service import Settings, build_app, sources_from
 
+    stop = _stop_on_signals()
     settings = Settings(verify=not skip_verify, worker=not no_worker, read_timeout=read_timeout)
     sources = sources_from(os.environ)
     if not sources:
         fail("no webhook source configured: set STRIPE_WEBHOOK_SECRET", kind="NoSource")
     _logging()
     with _service(ctx, db, settings, sources) as (service, report):
+        if stop.is_set():  # asked to stop while verifying: nothing to drain
+            return
         listener = _listen(host, port)
         bound = listener.getsockname()
         _started(ctx, as_json, report, url=f"http://{host}:{bound[1]}")
@@ -113,14 +116,21 @@ def worker_command(
     """
     from service import Settings
 
+    stop = _stop_on_signals()
     settings = Settings(verify=not skip_verify, worker=False)
     _logging()
     with _service(ctx, db, settings, {}) as (service, report):
         _started(ctx, as_json, report, url=None)
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
         service.run_worker(stop)
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM and SIGINT set the event the command stops on, from the very start (a
+    signal during the start-up verification ends it cleanly too, exit 0)."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 @contextmanager
@@ -210,10 +220,8 @@ def _run_uvicorn(app: Any, listener: socket.socket, settings: Settings) -> None:
         loop="asyncio",
     )
     server = uvicorn.Server(config)
-    # uvicorn re-raises the signal it drained on once it is done; a handler that does
-    # nothing makes that a clean exit 0 after the drain.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
+    # uvicorn takes SIGTERM and SIGINT while it serves, drains, then re-raises the signal
+    # to the handler it found: `_stop_on_signals`', so the drain ends in a clean exit 0.
     server.run(sockets=[listener])
     if not server.started:  # the lifespan start-up failed: uvicorn said why
         raise typer.Exit(3)

@@ -63,9 +63,10 @@ def build_app(service: Service) -> Starlette:
         if isinstance(body, Answer):
             return _response(body)
         headers = dict(request.headers)
-        answer = await anyio.to_thread.run_sync(
-            service.deliver, provider, body, headers, limiter=settling
-        )
+        with service.answering():  # waiting for a settling thread counts as queued
+            answer = await anyio.to_thread.run_sync(
+                service.deliver, provider, body, headers, limiter=settling
+            )
         return _response(answer)
 
     async def healthz(_request: Request) -> Response:

@@ -143,7 +143,9 @@ class Service:
         line(event="stopped", in_flight=self._in_flight)
 
     @contextlib.contextmanager
-    def _flight(self) -> Iterator[None]:
+    def answering(self) -> Iterator[None]:
+        """Count a delivery from its body read to its answer: the queue depth, and what
+        `close` waits for (the adapters wrap `deliver` in it)."""
         with self._idle:
             self._in_flight += 1
         try:
@@ -175,8 +177,7 @@ class Service:
         if source is None:
             return self.refused(provider, _unknown(provider))
         started = time.perf_counter()
-        with self._flight():
-            answer = answers.settle(self.shop, source, body, headers, self.settings.retry_after)
+        answer = answers.settle(self.shop, source, body, headers, self.settings.retry_after)
         seconds = time.perf_counter() - started
         if answer.result is not None:
             self.metrics.settle_seconds.observe(seconds)

@@ -69,7 +69,8 @@ class WSGIApp:
         body = _read(environ, service, provider)
         if isinstance(body, Answer):
             return body
-        return service.deliver(provider, body, _headers(environ))
+        with service.answering():
+            return service.deliver(provider, body, _headers(environ))
 
 
 def create_wsgi_app(

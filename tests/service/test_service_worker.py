@@ -29,7 +29,7 @@ QUIET = Settings(verify=False, worker=False, reconcile_every=1e6, scrub_every=1e
 @pytest.mark.skipif(not BIN.exists(), reason="the orderflow script is not installed")
 def test_two_worker_processes_fire_each_timer_once(tmp_path: Path) -> None:
     db = tmp_path / "shop.db"
-    orders = stocked(db, 12, timeout=1)
+    stocked(db, 0, timeout=1)
     logs = [tmp_path / f"worker{n}.log" for n in range(2)]
     workers = []
     for log in logs:
@@ -43,16 +43,21 @@ def test_two_worker_processes_fire_each_timer_once(tmp_path: Path) -> None:
                 )
             )
     try:
+        for worker in workers:  # both are running before the timers fall due
+            assert worker.stdout is not None
+            assert worker.stdout.readline().startswith(b"verified ")
+            assert worker.stdout.readline() == b"worker running\n"
+        orders = stocked(db, 12, timeout=1)
         deadline = time.monotonic() + DEADLINE
         while time.monotonic() < deadline and len(events(db, "OrderClosed")) < len(orders):
             time.sleep(0.2)
     finally:
         for worker in workers:
             worker.terminate()
-        outputs = [worker.communicate(timeout=DEADLINE)[0] for worker in workers]
+        for worker in workers:
+            worker.communicate(timeout=DEADLINE)
     codes = [worker.returncode for worker in workers]
     assert codes == [0, 0], [log.read_text() for log in logs]
-    assert all(out.endswith(b"worker running\n") for out in outputs), outputs
     closed = Counter(e.order_id for e in events(db, "OrderClosed"))
     assert closed == Counter(dict.fromkeys(orders, 1))
     fired = [
