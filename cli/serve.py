@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from service import Service, Settings
 
 PROVIDER_ENV = "ORDERFLOW_PROVIDER"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 DbOption = Annotated[
     Path | None,
     typer.Option(
@@ -84,15 +85,17 @@ def serve_command(
 
     Example: orderflow serve --db shop.db --port 8000
     """
-    from service import Settings, build_app, sources_from
+    from service import ServiceError, Settings, build_app, sources_from
 
-    stop = _stop_on_signals()
     settings = Settings(verify=not skip_verify, worker=not no_worker, read_timeout=read_timeout)
-    sources = sources_from(os.environ)
+    try:
+        sources = sources_from(os.environ)
+    except ServiceError as exc:  # a provider configured that this build cannot mount
+        fail(str(exc), kind=type(exc).__name__)
     if not sources:
         fail("no webhook source configured: set STRIPE_WEBHOOK_SECRET", kind="NoSource")
     _logging()
-    with _service(ctx, db, settings, sources) as (service, report):
+    with _stop_on_signals() as stop, _service(ctx, db, settings, sources) as (service, report):
         if stop.is_set():  # asked to stop while verifying: nothing to drain
             return
         listener = _listen(host, port)
@@ -116,21 +119,25 @@ def worker_command(
     """
     from service import Settings
 
-    stop = _stop_on_signals()
     settings = Settings(verify=not skip_verify, worker=False)
     _logging()
-    with _service(ctx, db, settings, {}) as (service, report):
+    with _stop_on_signals() as stop, _service(ctx, db, settings, {}) as (service, report):
         _started(ctx, as_json, report, url=None)
         service.run_worker(stop)
 
 
-def _stop_on_signals() -> threading.Event:
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
     """SIGTERM and SIGINT set the event the command stops on, from the very start (a
-    signal during the start-up verification ends it cleanly too, exit 0)."""
+    signal during the start-up verification ends it cleanly too, exit 0); the handlers
+    found are put back at the end."""
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
+    found = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
+    try:
+        yield stop
+    finally:
+        for sig, handler in found.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
