@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
+from wsgiref.util import is_hop_by_hop
 
 from commerce import WebhookSource
 from service import answers
@@ -45,7 +46,9 @@ class WSGIApp:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         answer = self._route(environ)
         status = f"{answer.status} {HTTPStatus(answer.status).phrase}"
-        start_response(status, answer.all_headers())
+        # PEP 3333 leaves `Connection` to the server: after a 413 or 408 it closes anyway.
+        headers = [(k, v) for k, v in answer.all_headers() if not is_hop_by_hop(k)]
+        start_response(status, headers)
         return [answer.body]
 
     def _route(self, environ: dict[str, Any]) -> Answer:

@@ -13,10 +13,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import msgspec
 
@@ -191,3 +195,24 @@ def raw_exchange(port: int, head: bytes, parts: list[bytes]) -> bytes:
         return b"".join(chunks)
     finally:
         sock.close()
+
+
+@contextmanager
+def wsgi_server(app: object, *, read_timeout: float | None = None) -> Iterator[int]:
+    """A real wsgiref server on 127.0.0.1 in a thread; yields its port."""
+
+    class Quiet(WSGIRequestHandler):
+        timeout = read_timeout
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=Quiet)  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()

@@ -11,11 +11,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import msgspec
 import pytest
-from service_helpers import BIN, SECRET, env, events, payments, received, request, signed, stocked
+from service_helpers import (
+    BIN,
+    SECRET,
+    env,
+    events,
+    payments,
+    received,
+    request,
+    signed,
+    stocked,
+    wsgi_server,
+)
 
 from commerce import Shop, StripeWebhooks
 from service import Service, Settings, Worker, create_wsgi_app
@@ -114,25 +124,6 @@ def test_the_worker_survives_its_own_failures_and_healthz_shows_them(tmp_path: P
         assert msgspec.json.decode(healed.body)["worker"][0]["consecutive_failures"] == 0
         assert shop.order(order).order.status == "expired"
         assert service.metrics.worker_errors.value(job="timers") == 3
-
-
-@contextmanager
-def wsgi_server(app: object) -> Iterator[int]:
-    """A real wsgiref server on 127.0.0.1 in a thread; yields its port."""
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=Quiet)  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.serve_forever)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
 
 
 def test_a_held_write_lock_is_503_with_retry_after_then_redelivery_settles(tmp_path: Path) -> None:
