@@ -101,7 +101,7 @@ def serve_command(
         listener = _listen(host, port)
         bound = listener.getsockname()
         _started(ctx, as_json, report, url=f"http://{host}:{bound[1]}")
-        _run_uvicorn(build_app(service), listener, settings)
+        _run_uvicorn(build_app(service), listener, settings, stop)
 
 
 def worker_command(
@@ -214,8 +214,16 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_uvicorn(app: Any, listener: socket.socket, settings: Settings) -> None:
+def _run_uvicorn(
+    app: Any, listener: socket.socket, settings: Settings, stop: threading.Event
+) -> None:
     import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn, also draining on a signal that came before it took the signals over."""
+
+        async def on_tick(self, counter: int) -> bool:
+            return stop.is_set() or await super().on_tick(counter)
 
     config = uvicorn.Config(
         app,
@@ -226,9 +234,9 @@ def _run_uvicorn(app: Any, listener: socket.socket, settings: Settings) -> None:
         http="h11",
         loop="asyncio",
     )
-    server = uvicorn.Server(config)
+    server = Server(config)
     # uvicorn takes SIGTERM and SIGINT while it serves, drains, then re-raises the signal
-    # to the handler it found: `_stop_on_signals`', so the drain ends in a clean exit 0.
+    # to the handler it found, `_stop_on_signals`': the drain ends in a clean exit 0.
     server.run(sockets=[listener])
     if not server.started:  # the lifespan start-up failed: uvicorn said why
         raise typer.Exit(3)

@@ -176,3 +176,13 @@ def test_a_broken_chain_refuses_start_up_naming_the_position(tmp_path: Path) -> 
     message = log.read_text()
     assert "refusing to start: the ledger does not verify at position 1" in message, message
     assert "Traceback" not in message
+
+
+def test_sigterm_as_soon_as_it_listens_still_exits_0(tmp_path: Path) -> None:
+    """A signal between the start-up check and uvicorn taking the signals is not lost."""
+    db = tmp_path / "shop.db"
+    stocked(db, 1)
+    for _ in range(3):
+        server = Server(db)
+        assert server.stop() == 0, server.logs()
+        assert server.lines()[-1]["event"] == "stopped"
