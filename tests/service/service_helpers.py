@@ -29,7 +29,7 @@ from commerce.events import AnyCommerceEvent
 
 SECRET = "whsec_service_tests"
 BIN = Path(sys.executable).parent / "orderflow"
-LOAD = int(os.environ.get("SERVICE_LOAD", "40"))
+LOAD = int(os.environ.get("SERVICE_LOAD", "120"))
 """Orders per load test (SIGTERM and SIGKILL in the middle of load); raise it for a long run."""
 _decode = msgspec.json.Decoder(AnyCommerceEvent).decode
 
