@@ -20,6 +20,7 @@ from cli.runtime import (
     state,
     wants_json,
 )
+from cli.serve import serve_command, worker_command
 from cli.user_flows import FLOWS_ENV
 from commerce import PROVIDER_NAMES
 
@@ -43,6 +44,8 @@ app.add_typer(flows.app, name="flows")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(config_cmd.app, name="config")
 app.command("reconcile")(reconcile.reconcile_command)
+app.command("serve")(serve_command)
+app.command("worker")(worker_command)
 
 
 def _print_version(given: bool) -> None:

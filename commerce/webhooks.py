@@ -12,6 +12,7 @@ comes before its order can take it is parked and handed over when the order's fl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -50,7 +51,7 @@ from commerce.providers.base import (
 from commerce.requests import AwaitPayment
 from commerce.review import held_stock
 from flowlib import Engine, FlowError
-from ledger import Ledger
+from ledger import Ledger, LedgerError
 
 Outcome = Literal["settled", "already_settled", "recorded", "refunded", "ignored"]
 PAID = ("succeeded", "refunded", "partially_refunded")
@@ -498,12 +499,23 @@ class Settler:
         return _Decision("recorded", f"held for review: {why}", order_id, notice.intent_id)
 
     def _cancel(self, order_id: str, why: str) -> bool:
-        """Cancel the order's flow if it still waits; False if its flow cannot be run now."""
+        """Cancel the order's flow if it still waits; False if its flow cannot be run now.
+
+        Its intent is cancelled at the provider once this transaction has committed (no
+        provider call while the write lock is held).
+        """
         try:
-            self.engine.cancel(order_id, why)
+            self.engine.cancel(order_id, why, defer_effects=True)
         except FlowError:
             return False
+        self.ledger.after_commit(lambda: self._run_effects(order_id))
         return True
+
+    def _run_effects(self, flow_id: str) -> None:
+        """After a commit: the provider call the flow has open (a failure here is not the
+        delivery's: the call keeps its lease, and the next timer run retries it)."""
+        with contextlib.suppress(FlowError, LedgerError):
+            self.engine.run_effects(flow_id)
 
     def _supersede(
         self,

@@ -200,13 +200,17 @@ class Engine:
         status = self._after(inst, calls, defer_effects).status
         return Resumption(flow_id=flow_id, resumed=True, status=status)
 
-    def cancel(self, flow_id: str, reason: str = "") -> FlowState:
-        """Throw `Cancelled(reason)` into the flow; its compensation steps are serviced."""
+    def cancel(self, flow_id: str, reason: str = "", *, defer_effects: bool = False) -> FlowState:
+        """Throw `Cancelled(reason)` into the flow; its compensation steps are serviced.
+
+        With `defer_effects`, an outside effect its compensation reaches is left for
+        `run_effects` (call it once the caller's transaction has committed).
+        """
         with self._operation(flow_id) as (inst, tx):
             if inst.ended is not None or inst.pending is None:
                 return self._state(flow_id)
             calls = self.steps.close_step(inst, tx, CancelledBy(reason))
-        return self._after(inst, calls)
+        return self._after(inst, calls, defer_effects)
 
     def retire(self, flow_id: str, *, expected_log: bytes, reason: str = "moved") -> bool:
         """End an instance here, without running it, because it continues in another store.

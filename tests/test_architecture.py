@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("flowlib", "ledger", "commerce", "cli")
-# What each package may import from the others: cli -> commerce -> {flowlib, ledger}.
+PACKAGES = ("flowlib", "ledger", "commerce", "service", "cli")
+# What each package may import from the others: cli -> service -> commerce -> {flowlib, ledger}.
 ALLOWED = {
     "flowlib": set(),
     "ledger": set(),
     "commerce": {"flowlib", "ledger"},
-    "cli": {"commerce", "flowlib", "ledger"},
+    "service": {"commerce", "flowlib", "ledger"},
+    "cli": {"service", "commerce", "flowlib", "ledger"},
 }
 # IO that flowlib must never reach for: it is pure orchestration.
 FLOWLIB_FORBIDDEN = {"sqlite3", "sqlite_utils", "time", "random", "uuid", "os", "socket"}
@@ -96,6 +97,7 @@ FILE_ACCESS_ALLOWED = {
     ("cli/command.py", "_silence_stdout"): "/dev/null onto stdout, once the reader went away",
     ("bench/restart_worker.py", "peak_rss_mb"): "/proc/self/status",
     ("bench/ledger_bench.py", "raw_writer"): "the plain-SQLite baseline's own file, before use",
+    ("bench/service_bench.py", "_serve"): "the served process's log, in the bench's temp folder",
 }
 _FILE_CALLS = {"open", "read_bytes", "read_text", "write_bytes", "write_text", "unlink", "fdopen"}
 _OS_FILE_CALLS = {"remove", "rename", "replace", "truncate", "rmtree", "mmap"}  # os./shutil./mmap.

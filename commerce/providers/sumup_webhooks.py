@@ -73,8 +73,9 @@ class SumUpWebhooks:
     """The `WebhookSource` for SumUp; `client` confirms each event with SumUp's API.
 
     `secret` is the webhook signing secret (None: signed events are refused). With
-    `accept_legacy`, the unsigned legacy notice is let through to be confirmed.
-    `livemode` is the mode of the keys behind `client` (SumUp's events do not say).
+    `accept_legacy`, the unsigned legacy notice is let through to be confirmed. SumUp's
+    events do not say live or test: the mode is that of the keys behind `client`, which
+    confirms every event, so no mode is checked here.
     """
 
     name = "sumup"
@@ -84,14 +85,13 @@ class SumUpWebhooks:
         secret: str | None,
         client: Retrieves,
         *,
-        livemode: bool = False,
         tolerance: int = 300,
         accept_legacy: bool = True,
     ) -> None:
         if secret is not None and not secret:
             raise ValueError("the SumUp signing secret must be non-empty (or None)")
         self._secret, self._client = secret, client
-        self.livemode, self.tolerance, self.accept_legacy = livemode, tolerance, accept_legacy
+        self.tolerance, self.accept_legacy = tolerance, accept_legacy
 
     def authenticate(self, body: bytes, headers: Mapping[str, str], *, now: int) -> None:
         """Raise a `BadSignature` unless `body` is signed (or is exactly a legacy notice)."""
@@ -165,7 +165,6 @@ class SumUpWebhooks:
             event_id=event_id,
             event_type=notice.event_type,
             fact=fact,
-            livemode=self.livemode,
             order_hint=hint,
         )
 

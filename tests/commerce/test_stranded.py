@@ -143,3 +143,18 @@ def test_a_partial_refund_names_money(tmp_path: Path, shop_clock: ShopClock) -> 
         shop.settle("o1")
         body = body_for(shop, "o1", "charge.refunded", event_id="evt_r", amount_refunded=500)
         assert deliver(shop, body).reason == "partially refunded (5.00 EUR of 25.00 EUR)"
+
+
+def test_an_order_a_delivery_closes_has_its_intent_cancelled_once_the_settle_commits(
+    stocked: Shop,
+) -> None:
+    """A refund reported before its payment, then the payment: the settle closes the order,
+    and right after its commit (not at the next timer run) the intent is cancelled at the
+    provider, so the order's flow is finished rather than waiting on a retry."""
+    intent_id = stocked.start_order([("MUG", 1)], order_id="o1").order.intent_id
+    assert intent_id is not None
+    deliver(stocked, body_for(stocked, "o1", "charge.refunded", event_id="evt_r"))
+    result = deliver(stocked, body_for(stocked, "o1", "payment_intent.succeeded", event_id="e"))
+    assert result.outcome == "refunded", result
+    assert stocked.provider.intents[intent_id].status == "canceled"  # type: ignore[union-attr]
+    assert stocked.engine.status("o1").status == "cancelled"

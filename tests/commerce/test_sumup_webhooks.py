@@ -183,7 +183,6 @@ def test_the_recorded_failed_event_reports_the_apis_failure_and_amount(
             currency="EUR",
             reason="SumUp reports the checkout failed",
         ),
-        livemode=False,
         order_hint=REFERENCE,
     )
     lower = body.replace(b'"FAILED"', b'"failed"')
@@ -304,7 +303,6 @@ def test_the_recorded_legacy_notice_confirmed_paid_is_a_payment_of_the_apis_amou
             amount=1999,
             currency="EUR",
         ),
-        livemode=False,
         order_hint="ord_legacy",
     )
     assert receive(source, body, {}) == inbound  # a repeat is the same event id: deduplicated
