@@ -15,8 +15,7 @@ import msgspec
 
 from commerce import views
 from commerce.errors import LiveModeMismatch, ProviderError
-from commerce.events import PaymentNotice
-from commerce.providers.base import Cancellation, Fact, Inbound, PaymentIntent, PaymentProvider
+from commerce.providers.base import Inbound, PaymentIntent, PaymentProvider, reported
 from commerce.webhooks import Settler
 from ledger import Ledger
 
@@ -69,26 +68,12 @@ def _settle(
         provider=provider,
         event_id=event_id,
         event_type=f"reconcile.{intent.status}",
-        fact=_fact(event_id, intent),
+        fact=reported(event_id, intent, failure="the provider reports the payment failed"),
         livemode=intent.livemode,
         order_hint=row.order_id,
     )
     result = settler.settle(event, msgspec.json.encode(event))  # the same body each time
     return _report(row, intent.status, result.outcome, result.reason)
-
-
-def _fact(event_id: str, intent: PaymentIntent) -> Fact:
-    if intent.status == "canceled":
-        return Cancellation(intent_id=intent.intent_id)
-    succeeded = intent.status == "succeeded"
-    return PaymentNotice(
-        event_id=event_id,
-        intent_id=intent.intent_id,
-        succeeded=succeeded,
-        amount=intent.amount,
-        currency=intent.currency,
-        reason="" if succeeded else "the provider reports the payment failed",
-    )
 
 
 def _report(row: views.OrderRow, status: str | None, outcome: str, reason: str) -> Reconciled:

@@ -15,10 +15,11 @@ import json
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
+
+from standin_http import LocalServer
 
 OPENAPI = Path(__file__).resolve().parents[2] / "shared/fixtures/payments/stripe/openapi"
 API_KEY = "sk_test_standin"
@@ -47,18 +48,15 @@ class StripeStandIn:
         self._faults: list[str] = []
         self._saved: dict[str, tuple[tuple[str, str, tuple[tuple[str, str], ...]], Answer]] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = LocalServer(self._respond)
 
     @property
     def url(self) -> str:
         """The base URL to give `StripeProvider(base_url=...)`."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def start(self) -> StripeStandIn:
-        self._thread.start()
+        self._http.start()
         return self
 
     def reset(self) -> None:
@@ -72,8 +70,18 @@ class StripeStandIn:
             self.executed = 0
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
+
+    def _respond(
+        self, method: str, path: str, raw: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        form = dict(parse_qsl(raw.decode())) if raw else {}
+        self.requests.append((method, path, form, headers))
+        if headers.get("authorization") != f"Bearer {API_KEY}":
+            status, body = _error(401, "invalid_request_error", "Invalid API Key provided")
+        else:
+            status, body = self.answer(method, path, form, headers.get("idempotency-key"))
+        return status, json.dumps(body).encode()
 
     def fail_next(self, fault: str, times: int = 1) -> None:
         """Answer the next `times` API calls with `fault` (one of `FAULTS`)."""
@@ -216,38 +224,3 @@ class StripeStandIn:
         )
         self.refunds[refund["id"]] = refund
         return 200, copy.deepcopy(refund)
-
-
-def _handler_for(standin: StripeStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
-        def _serve(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            form = dict(parse_qsl(self.rfile.read(length).decode())) if length else {}
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            standin.requests.append((method, self.path, form, headers))
-            if headers.get("authorization") != f"Bearer {API_KEY}":
-                status, body = _error(401, "invalid_request_error", "Invalid API Key provided")
-            else:
-                status, body = standin.answer(
-                    method, self.path, form, headers.get("idempotency-key")
-                )
-            raw = json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
-                pass
-
-        def do_GET(self) -> None:
-            self._serve("GET")
-
-        def do_POST(self) -> None:
-            self._serve("POST")
-
-    return Handler

@@ -17,12 +17,12 @@ import threading
 import time
 import uuid
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
+from standin_http import LocalServer
 
 SUMUP = Path(__file__).resolve().parents[2] / "shared/fixtures/payments/sumup"
 OPENAPI = SUMUP / "openapi"
@@ -56,25 +56,35 @@ class SumUpStandIn:
         """Set once a checkout has been made (a test waits on it to kill a client mid-call)."""
         self._faults: list[str] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._http = LocalServer(self._respond)
 
     @property
     def url(self) -> str:
         """The base URL to give `SumUpProvider(base_url=...)`."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def start(self) -> SumUpStandIn:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
+
+    def _respond(
+        self, method: str, path: str, raw: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes | None]:
+        try:
+            body = _read.decode(raw) if raw else None
+        except msgspec.DecodeError:
+            body = "unreadable"
+        self.requests.append((method, path, body, headers))
+        if headers.get("authorization") != f"Bearer {API_KEY}":
+            status, answer = 401, {"error_code": "NOT_AUTHORIZED", "message": "Unauthorized"}
+        else:
+            status, answer = self.answer(method, path, body)
+        if status == 204:
+            return status, None
+        return status, b"<html>502</html>" if answer is None else _write.encode(answer)
 
     def fail_next(self, fault: str, times: int = 1) -> None:
         """Answer the next `times` API calls with `fault` (one of `FAULTS`)."""
@@ -228,50 +238,3 @@ class SumUpStandIn:
             return 409, {"error_code": "CONFLICT", "message": "Refund exceeds the transaction"}
         self.refunds.append((transaction_id, amount))
         return 204, None
-
-
-def _handler_for(standin: SumUpStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
-        def _serve(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            try:
-                body = _read.decode(raw) if raw else None
-            except msgspec.DecodeError:
-                body = "unreadable"
-            standin.requests.append((method, self.path, body, headers))
-            if headers.get("authorization") != f"Bearer {API_KEY}":
-                status, answer = 401, {"error_code": "NOT_AUTHORIZED", "message": "Unauthorized"}
-            else:
-                status, answer = standin.answer(method, self.path, body)
-            out = (
-                b""
-                if status == 204
-                else b"<html>502</html>"
-                if answer is None
-                else _write.encode(answer)
-            )
-            try:
-                self.send_response(status)
-                if status != 204:
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
-                pass
-
-        def do_GET(self) -> None:
-            self._serve("GET")
-
-        def do_POST(self) -> None:
-            self._serve("POST")
-
-        def do_DELETE(self) -> None:
-            self._serve("DELETE")
-
-    return Handler

@@ -171,6 +171,27 @@ class WebhookSource(Protocol):
     def decode(self, body: bytes) -> Inbound: ...
 
 
+def reported(event_id: str, intent: PaymentIntent, *, failure: str) -> Fact:
+    """What a provider's own answer about `intent` reports, as the fact `event_id` carries.
+
+    Succeeded or failed: a `PaymentNotice` of the intent's amount (`failure` says why it
+    failed); canceled: a `Cancellation`; any other state (open, processing): nothing yet.
+    """
+    if intent.status in ("succeeded", "failed"):
+        succeeded = intent.status == "succeeded"
+        return PaymentNotice(
+            event_id=event_id,
+            intent_id=intent.intent_id,
+            succeeded=succeeded,
+            amount=intent.amount,
+            currency=intent.currency,
+            reason="" if succeeded else failure,
+        )
+    if intent.status == "canceled":
+        return Cancellation(intent_id=intent.intent_id)
+    return NotActedOn(reason=f"the provider reports intent {intent.intent_id} {intent.status}")
+
+
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """The value of header `name`, whatever the case of its key (HTTP names are case-blind)."""
     wanted = name.lower()

@@ -25,15 +25,14 @@ from commerce.errors import (
     SignatureMismatch,
     SignatureMissing,
 )
-from commerce.events import PaymentNotice
 from commerce.providers.base import (
-    Cancellation,
     Fact,
     Inbound,
     NotActedOn,
     Orphan,
     PaymentIntent,
     header,
+    reported,
 )
 from commerce.signature import Scheme, verify
 from commerce.signature import sign as _sign
@@ -171,17 +170,4 @@ class SumUpWebhooks:
 
 def _fact(event_id: str, intent: PaymentIntent) -> Fact:
     """The fact SumUp's API reports for the checkout (whatever the event claimed)."""
-    if intent.status in ("succeeded", "failed"):
-        succeeded = intent.status == "succeeded"
-        return PaymentNotice(
-            event_id=event_id,
-            intent_id=intent.intent_id,
-            succeeded=succeeded,
-            amount=intent.amount,
-            currency=intent.currency,
-            reason="" if succeeded else "SumUp reports the checkout failed",
-        )
-    if intent.status == "canceled":
-        return Cancellation(intent_id=intent.intent_id)
-    reason = f"SumUp's API reports checkout {intent.intent_id} {intent.status}"
-    return NotActedOn(reason=reason)
+    return reported(event_id, intent, failure="SumUp reports the checkout failed")
