@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +32,20 @@ def _terminal_run(argv: list[str]) -> subprocess.Popen[bytes]:
     return proc
 
 
+def _read_until(fd: int, wanted: str, limit: float = 30.0) -> str:
+    """What the terminal showed up to and including `wanted` (however slow the start-up)."""
+    seen = b""
+    deadline = time.monotonic() + limit
+    while wanted.encode() not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:  # EIO: the other side closed
+                break
+    return seen.decode(errors="replace")
+
+
 def _read_all(fd: int) -> str:
     chunks = []
     while True:
@@ -53,7 +68,7 @@ def test_a_waiting_write_names_the_holder_on_a_terminal(shop_db: Run, orderflow_
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
         writer = _terminal_run([str(orderflow_bin), "--db", db, "catalog", "restock", "MUG", "5"])
-        time.sleep(1.8)  # past the one-second notice
+        shown = _read_until(writer.leader, "waiting for")  # type: ignore[attr-defined]
         assert writer.poll() is None, "the write did not wait for the lock"
     finally:
         assert holder.stdin is not None
@@ -63,7 +78,7 @@ def test_a_waiting_write_names_the_holder_on_a_terminal(shop_db: Run, orderflow_
         holder.stdout.close()  # type: ignore[union-attr]
         holder.stdin.close()
     assert writer.wait(timeout=30) == 0
-    out = _read_all(writer.leader)  # type: ignore[attr-defined]
+    out = shown + _read_all(writer.leader)  # type: ignore[attr-defined]
     assert f"waiting for the ledger's write lock (held by {holder.pid} " in out, out
     assert "MUG" in out  # then it went ahead
 
