@@ -15,6 +15,7 @@ from commerce import review as holds
 from commerce import transfer, views
 from commerce.config import ShopConfig, record_config, recorded_config
 from commerce.errors import (
+    CommerceError,
     DuplicateSku,
     EmptyOrder,
     InvalidMoney,
@@ -311,6 +312,32 @@ class Shop:
         """Settle one delivery from `source` (e.g. `StripeWebhooks(secret)`): the raw body
         bytes and the request's headers, authenticated before anything is parsed."""
         return self.settler.receive(source, body, headers, now=now)
+
+    def receive_batch(
+        self,
+        deliveries: Sequence[tuple[WebhookSource, bytes, Mapping[str, str]]],
+        *,
+        now: datetime | None = None,
+    ) -> list[SettleResult | CommerceError]:
+        """Settle several deliveries with one commit (group commit), answers in their order.
+
+        Each is authenticated and decoded first, outside any transaction; one that fails
+        there, or is refused when it is settled, is answered alone with its `CommerceError`
+        (`BadSignature`, `MalformedEvent`, ...) and the others still commit together. See
+        `Settler.settle_batch`.
+        """
+        stamp = int((now or self.clock()).timestamp())
+        answers: list[SettleResult | CommerceError | None] = []
+        authentic: list[tuple[Inbound, bytes]] = []
+        for source, body, headers in deliveries:
+            try:
+                source.authenticate(body, headers, now=stamp)
+                authentic.append((source.decode(body), body))
+                answers.append(None)
+            except CommerceError as exc:
+                answers.append(exc)
+        settled = iter(self.settler.settle_batch(authentic))
+        return [next(settled) if answer is None else answer for answer in answers]
 
     def settle_webhook(
         self,

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 
-from commerce.errors import LiveModeMismatch
+from commerce.errors import CommerceError, LiveModeMismatch
 from commerce.events import (
     AnyCommerceEvent,
     OrderFulfilled,
@@ -125,35 +125,72 @@ class Settler:
 
     def settle(self, event: Inbound, body: bytes) -> SettleResult:
         """Settle an authentic event (the caller vouches for it); `body` is kept as its record."""
+        self._check_mode(event)
+        with self.ledger.transaction():
+            decided = self._settle_in(event, body)
+        return self._answer(decided)
+
+    def settle_batch(
+        self, deliveries: Sequence[tuple[Inbound, bytes]]
+    ) -> list[SettleResult | CommerceError]:
+        """Settle several authentic events in one write transaction (group commit).
+
+        Each is decided in a savepoint of its own, in the order given: one that is refused
+        (a `CommerceError`, e.g. `LiveModeMismatch`) is undone and answered alone with its
+        error, and the others still commit. Nothing is answered before the one commit;
+        provider calls the decisions lead to (refunds of late payments, cancels) run after
+        it. A storage failure (`LedgerError`) undoes the whole batch and is raised.
+        """
+        decided: list[tuple[str, _Decision] | SettleResult | CommerceError] = []
+        with self.ledger.transaction():
+            for event, body in deliveries:
+                try:
+                    self._check_mode(event)
+                    with self.ledger.transaction():  # a savepoint: undone alone if refused
+                        decided.append(self._settle_in(event, body))
+                except CommerceError as exc:
+                    decided.append(exc)
+        return [item if isinstance(item, CommerceError) else self._answer(item) for item in decided]
+
+    def _check_mode(self, event: Inbound) -> None:
         if event.livemode is not None and event.livemode != self.livemode:
             raise LiveModeMismatch(event.event_id, event.livemode, self.livemode)
+
+    def _settle_in(self, event: Inbound, body: bytes) -> tuple[str, _Decision] | SettleResult:
+        """Decide and record one delivery inside the open transaction."""
         digest = hashlib.sha256(body).hexdigest()
-        with self.ledger.transaction():
-            seen = self._seen(event.event_id)
-            if seen is not None:
-                return self._repeat(event, digest, *seen)
-            decision = self._left(self._decide(event))
-            self.ledger.append(
-                f"webhook:{event.event_id}",
-                [
-                    *decision.parked,
-                    WebhookReceived(
-                        event_id=event.event_id,
-                        event_type=event.event_type,
-                        digest=digest,
-                        outcome=decision.outcome,
-                        reason=decision.reason,
-                        order_id=decision.order_id,
-                        intent_id=decision.intent_id,
-                        body=msgspec.Raw(bytes(body)),
-                        provider=event.provider,
-                    ),
-                ],
-                expected_version=0,
-            )
+        seen = self._seen(event.event_id)
+        if seen is not None:
+            return self._repeat(event, digest, *seen)
+        decision = self._left(self._decide(event))
+        self.ledger.append(
+            f"webhook:{event.event_id}",
+            [
+                *decision.parked,
+                WebhookReceived(
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    digest=digest,
+                    outcome=decision.outcome,
+                    reason=decision.reason,
+                    order_id=decision.order_id,
+                    intent_id=decision.intent_id,
+                    body=msgspec.Raw(bytes(body)),
+                    provider=event.provider,
+                ),
+            ],
+            expected_version=0,
+        )
+        return event.event_id, decision
+
+    def _answer(self, decided: tuple[str, _Decision] | SettleResult) -> SettleResult:
+        """After the commit: run the refund a decision left, then say what it did."""
+        if isinstance(decided, SettleResult):
+            return decided
+        event_id, decision = decided
         if decision.late_flow is not None:
             self.engine.run_effects(decision.late_flow)  # the refund call, nothing locked
-        return self._result(event.event_id, decision)
+        return self._result(event_id, decision)
 
     # -- deciding --------------------------------------------------------------------
 
