@@ -8,7 +8,6 @@ provider retries, and nothing is acknowledged that is not committed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import msgspec
@@ -20,8 +19,6 @@ from commerce import (
     MalformedEvent,
     ProviderError,
     SettleResult,
-    Shop,
-    WebhookSource,
 )
 from ledger import LedgerError
 
@@ -73,19 +70,15 @@ def timed_out(seconds: float) -> Answer:
     return error(408, "timed_out", message, Connection="close")
 
 
-def settle(
-    shop: Shop, source: WebhookSource, body: bytes, headers: Mapping[str, str], retry_after: int
-) -> Answer:
-    """Settle one delivery and answer it; every exception becomes an answer."""
-    try:
-        result = shop.receive(source, body, headers)
-    except REJECTED as exc:
-        return error(400, "rejected", exc)
-    except BodyTooLarge as exc:  # the adapters cap first; the library checks again
-        return error(413, "too_large", exc)
-    except UNAVAILABLE as exc:  # nothing committed: the provider must come back
-        return error(503, "unavailable", exc, **{"Retry-After": str(retry_after)})
-    except Exception as exc:  # a bug, not the provider's fault: 500 and it retries
-        return error(500, "error", exc)
-    payload = msgspec.json.encode(result)
-    return Answer(status=200, body=payload, outcome=result.outcome, result=result)
+def of(outcome: SettleResult | BaseException, retry_after: int) -> Answer:
+    """The answer to a delivery that settled as `outcome` (a result, or why it did not)."""
+    if isinstance(outcome, SettleResult):
+        payload = msgspec.json.encode(outcome)
+        return Answer(status=200, body=payload, outcome=outcome.outcome, result=outcome)
+    if isinstance(outcome, REJECTED):
+        return error(400, "rejected", outcome)
+    if isinstance(outcome, BodyTooLarge):  # the adapters cap first; the library checks again
+        return error(413, "too_large", outcome)
+    if isinstance(outcome, UNAVAILABLE):  # nothing committed: the provider must come back
+        return error(503, "unavailable", outcome, **{"Retry-After": str(retry_after)})
+    return error(500, "error", outcome)  # a bug, not the provider's fault: 500 and it retries

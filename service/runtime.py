@@ -17,10 +17,11 @@ from typing import Any
 
 import msgspec
 
-from commerce import MAX_BODY, Shop, WebhookSource
+from commerce import MAX_BODY, CommerceError, Inbound, SettleResult, Shop, WebhookSource
 from ledger import VerifyReport
 from service import answers
 from service.answers import Answer
+from service.batching import Batcher
 from service.errors import StartupRefused
 from service.health import Health
 from service.logs import line
@@ -58,6 +59,9 @@ class Service:
         self._in_flight = 0
         self._idle = threading.Condition()
         self._closed = False
+        self._batches: Batcher[tuple[Inbound, bytes], SettleResult | CommerceError] = Batcher(
+            lambda batch: self.shop.settler.settle_batch(batch), limit=self.settings.batch_limit
+        )
 
     @property
     def shop(self) -> Shop:
@@ -177,12 +181,25 @@ class Service:
         if source is None:
             return self.refused(provider, _unknown(provider))
         started = time.perf_counter()
-        answer = answers.settle(self.shop, source, body, headers, self.settings.retry_after)
+        answer = answers.of(self._settle(source, body, headers), self.settings.retry_after)
         seconds = time.perf_counter() - started
         if answer.result is not None:
             self.metrics.settle_seconds.observe(seconds)
         self._count(provider, answer, seconds)
         return answer
+
+    def _settle(
+        self, source: WebhookSource, body: bytes, headers: Mapping[str, str]
+    ) -> SettleResult | BaseException:
+        """Authenticate and decode here, in the delivery's thread (SumUp's confirmation
+        call included), then settle in the next shared transaction (group commit)."""
+        shop = self.shop
+        try:
+            source.authenticate(body, headers, now=int(shop.clock().timestamp()))
+            inbound = source.decode(body)
+        except Exception as exc:
+            return exc
+        return self._batches.submit((inbound, body))
 
     def refused(self, provider: str, answer: Answer, seconds: float = 0.0) -> Answer:
         """Count and log an answer given before settling (404, 408, 413), and return it."""
@@ -237,6 +254,14 @@ class Service:
             "orderflow_worker_lag_seconds": (
                 "How long the oldest due timer has waited to be fired.",
                 float(state["lag"] or 0.0),
+            ),
+            "orderflow_settle_batches_total": (
+                "Write transactions that settled deliveries (group commit: one per batch).",
+                float(self._batches.batches),
+            ),
+            "orderflow_settle_batch_largest": (
+                "The most deliveries one write transaction settled so far.",
+                float(self._batches.largest),
             ),
             "orderflow_ledger_head_position": (
                 "The position of the ledger's last event (-1: unreadable).",

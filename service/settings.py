@@ -24,7 +24,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_every: float = 3600.0
     reconcile_older_than: float = 3600.0
     max_backoff: float = 60.0
-    settle_threads: int = 4
-    """Threads settling deliveries at once in the ASGI app; the others wait their turn."""
+    settle_threads: int = 32
+    """Threads delivering at once in the ASGI app (the others wait their turn); those that
+    arrive while a batch is written go into the next one together."""
+    batch_limit: int = 64
+    """The most deliveries settled in one write transaction (group commit)."""
     drain_timeout: float = 30.0
     """How long closing waits for deliveries still being settled."""

@@ -30,7 +30,7 @@ from test_fixtures_settle import EVENTS, HERE, pointed
 from commerce import MAX_BODY, FakeProvider, Money, Shop, sign
 
 pytestmark = pytest.mark.skipif(not BIN.exists(), reason="the orderflow script is not installed")
-ORDERS = 120
+ORDERS = 160
 _next = itertools.count()
 
 
@@ -92,6 +92,33 @@ def test_64_concurrent_duplicates_settle_exactly_once(served: Server) -> None:
     assert Counter(answers) == {(200, "settled"): 1, (200, "already_settled"): 63}
     assert fulfilled(served.db)[order] == 1
     assert received(served.db)[f"evt_{order}"] == 1
+
+
+def test_concurrent_deliveries_share_write_transactions(served: Server) -> None:
+    """Group commit: 32 payments for 32 orders at once, each answered settled, in fewer
+    commits than deliveries (the metrics count the write transactions)."""
+    orders = [order for _ in range(32) for order in fresh(served)]
+    bodies = payments(served.db, orders)
+    before = _metric(served, "orderflow_settle_batches_total")
+    start = threading.Barrier(len(orders))
+
+    def deliver(order: str) -> tuple[int, str]:
+        start.wait()
+        status, _, answer = served.post("/webhooks/stripe", bodies[order], signed(bodies[order]))
+        return status, answer["outcome"]
+
+    with ThreadPoolExecutor(len(orders)) as clients:
+        answers = list(clients.map(deliver, orders))
+    assert answers == [(200, "settled")] * len(orders)
+    assert all(fulfilled(served.db)[order] == 1 for order in orders)
+    assert _metric(served, "orderflow_settle_batches_total") - before < len(orders)
+    assert _metric(served, "orderflow_settle_batch_largest") > 1
+
+
+def _metric(served: Server, name: str) -> float:
+    _, _, text = served.get("/metrics")
+    (value,) = [line.split()[1] for line in str(text).splitlines() if line.startswith(name + " ")]
+    return float(value)
 
 
 def test_bad_signatures_are_400_and_write_nothing(served: Server) -> None:
