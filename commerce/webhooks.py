@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Literal
@@ -83,6 +84,12 @@ def _moved(order_id: str, intent_id: str | None) -> _Decision:
     return _Decision("ignored", reason, order_id, intent_id)
 
 
+Delivery = tuple[Inbound, bytes]
+"""An authentic event and the raw body it came in."""
+_Settled = tuple[str, _Decision] | SettleResult  # decided now (event id, decision), or a repeat
+_Decided = _Settled | CommerceError
+
+
 class _StillParked(Exception):
     """A parked event that still cannot be applied: its savepoint is undone."""
 
@@ -106,6 +113,7 @@ class Settler:
         self.engine = engine
         self.livemode = livemode
         self.clock = clock
+        self._calls = threading.local()  # .out: this thread's decision calls out after commit
 
     def receive(
         self,
@@ -130,33 +138,52 @@ class Settler:
             decided = self._settle_in(event, body)
         return self._answer(decided)
 
-    def settle_batch(
-        self, deliveries: Sequence[tuple[Inbound, bytes]]
-    ) -> list[SettleResult | CommerceError]:
-        """Settle several authentic events in one write transaction (group commit).
+    def settle_batch(self, deliveries: Sequence[Delivery]) -> list[SettleResult | CommerceError]:
+        """Settle several authentic events with as few commits as they allow (group commit).
 
         Each is decided in a savepoint of its own, in the order given: one that is refused
         (a `CommerceError`, e.g. `LiveModeMismatch`) is undone and answered alone with its
-        error, and the others still commit. Nothing is answered before the one commit;
-        provider calls the decisions lead to (refunds of late payments, cancels) run after
-        it. A storage failure (`LedgerError`) undoes the whole batch and is raised.
+        error, and the others still commit. Nothing is answered before its commit. A
+        decision that calls a provider once committed (a late payment's refund, a cancel)
+        ends its transaction, and that call is made before the next delivery is decided, so
+        every delivery sees what it would have seen settled alone. A storage failure
+        (`LedgerError`) undoes the transaction it happened in and is raised.
         """
+        answers: list[SettleResult | CommerceError] = []
+        rest = list(deliveries)
+        while rest:
+            decided, rest = self._settle_some(rest)
+            answers += [d if isinstance(d, CommerceError) else self._answer(d) for d in decided]
+        return answers
+
+    def _settle_some(
+        self, deliveries: list[tuple[Inbound, bytes]]
+    ) -> tuple[
+        list[tuple[str, _Decision] | SettleResult | CommerceError], list[tuple[Inbound, bytes]]
+    ]:
+        """One transaction: deliveries up to the first that calls out after its commit."""
         decided: list[tuple[str, _Decision] | SettleResult | CommerceError] = []
         with self.ledger.transaction():
-            for event, body in deliveries:
+            for done, (event, body) in enumerate(deliveries, 1):
+                self._calls.out = False
                 try:
                     self._check_mode(event)
                     with self.ledger.transaction():  # a savepoint: undone alone if refused
-                        decided.append(self._settle_in(event, body))
+                        item = self._settle_in(event, body)
                 except CommerceError as exc:
                     decided.append(exc)
-        return [item if isinstance(item, CommerceError) else self._answer(item) for item in decided]
+                    continue
+                decided.append(item)
+                late = isinstance(item, tuple) and item[1].late_flow is not None
+                if late or self._calls.out:
+                    return decided, deliveries[done:]
+        return decided, []
 
     def _check_mode(self, event: Inbound) -> None:
         if event.livemode is not None and event.livemode != self.livemode:
             raise LiveModeMismatch(event.event_id, event.livemode, self.livemode)
 
-    def _settle_in(self, event: Inbound, body: bytes) -> tuple[str, _Decision] | SettleResult:
+    def _settle_in(self, event: Inbound, body: bytes) -> _Settled:
         """Decide and record one delivery inside the open transaction."""
         digest = hashlib.sha256(body).hexdigest()
         seen = self._seen(event.event_id)
@@ -183,7 +210,7 @@ class Settler:
         )
         return event.event_id, decision
 
-    def _answer(self, decided: tuple[str, _Decision] | SettleResult) -> SettleResult:
+    def _answer(self, decided: _Settled) -> SettleResult:
         """After the commit: run the refund a decision left, then say what it did."""
         if isinstance(decided, SettleResult):
             return decided
@@ -546,6 +573,7 @@ class Settler:
         except FlowError:
             return False
         self.ledger.after_commit(lambda: self._run_effects(order_id))
+        self._calls.out = True
         return True
 
     def _run_effects(self, flow_id: str) -> None:

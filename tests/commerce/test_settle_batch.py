@@ -52,10 +52,8 @@ def _delivery(shop: Shop, action: tuple[str, ...]) -> tuple[StripeWebhooks, byte
 
 
 def _outcome(answer: SettleResult | Exception) -> tuple[str, ...]:
-    """What a delivery did (not the order's status then: in a batch, a refund its decision
-    left runs after the one commit, so a later delivery of the same batch sees it coming)."""
     if isinstance(answer, SettleResult):
-        return (answer.outcome, answer.order_id or "")
+        return (answer.outcome, answer.order_id or "", answer.order_status or "")
     return ("error", type(answer).__name__)
 
 
@@ -65,8 +63,8 @@ def test_batches_answer_and_record_exactly_what_one_at_a_time_does(
     plays: list[tuple[str, ...]], cuts: list[int]
 ) -> None:
     """For all delivery histories cut into batches of any sizes: the same answers, the same
-    tables, the same events in every stream, as settling each delivery alone (only the
-    interleaving of streams differs: a batch's refunds are written after its commit)."""
+    tables, the same events in the same order, as settling each delivery alone (a decision
+    that calls a provider after its commit ends its transaction, so what follows sees it)."""
     with tempfile.TemporaryDirectory() as tmp:
         alone_clock, batch_clock = ShopClock(), ShopClock()
         with (
@@ -98,7 +96,7 @@ def test_batches_answer_and_record_exactly_what_one_at_a_time_does(
             flush()
             assert grouped == one_by_one
             assert tables(batched) == tables(alone)
-            rows = "SELECT stream, version, type, data FROM events ORDER BY stream, version"
+            rows = "SELECT stream, version, type, data FROM events ORDER BY position"
             assert (
                 batched.ledger.db.execute(rows).fetchall()
                 == alone.ledger.db.execute(rows).fetchall()
@@ -135,3 +133,23 @@ def test_a_batch_of_nothing_authentic_writes_nothing(tmp_path: Path) -> None:
         with unchanged(shop):
             (answer,) = shop.receive_batch([forged])
         assert isinstance(answer, SignatureMismatch)
+
+
+def test_a_late_payment_ends_its_transaction_so_the_next_delivery_sees_its_refund(
+    tmp_path: Path,
+) -> None:
+    clock = ShopClock()
+    with _open(tmp_path / "shop.db", clock) as shop:
+        clock.advance(1800)
+        shop.fire_timers()  # every order expired: a payment now is late, and refunded
+        late = _delivery(shop, ("d", "o0", "payment_intent.succeeded", "e", "full"))
+        again = _delivery(shop, ("d", "o0", "payment_intent.succeeded", "f", "full"))
+        other = _delivery(shop, ("d", "o1", "payment_intent.succeeded", "e", "full"))
+        answers = shop.receive_batch([late, again, other])
+        assert [_outcome(a)[::2] for a in answers] == [
+            ("refunded", "refunded"),
+            ("already_settled", "refunded"),  # after the refund, as it would be alone
+            ("refunded", "refunded"),
+        ]
+        assert count_events(shop, "RefundIssued") == 2
+        check_all(shop)
