@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import commerce_bench, flowlib_bench, ledger_bench, work
+from bench import commerce_bench, flowlib_bench, ledger_bench, service_bench, work
 
 Figures = dict[str, float]
 
@@ -77,6 +77,15 @@ def _aims(f: Figures) -> list[tuple[str, str, bool]]:
     rows.append(
         ("ledger single appends vs ceiling, FULL (aim >= 60%)", f"{single:.0%}", single >= 0.6)
     )
+    ratio, p99 = f["vs ceiling 32 clients"], f["p99 ms 32 clients"]
+    rows.append(
+        (
+            "service settles/s vs ceiling, 32 clients, FULL (aim >= 40%)",
+            f"{ratio:.1%}",
+            ratio >= 0.4,
+        )
+    )
+    rows.append(("service p99 at 32 clients (aim < 50 ms)", f"{p99:.1f} ms", p99 < 50))
     return rows
 
 
@@ -89,6 +98,7 @@ def main() -> None:
         ("flowlib", flowlib_bench.run),
         ("commerce", commerce_bench.run),
         ("work per step", work.run),
+        ("the service over HTTP", lambda quick: service_bench.run(100 if quick else 1000)),
     ]
     started = time.perf_counter()
     for name, run in parts:
