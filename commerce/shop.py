@@ -326,13 +326,12 @@ class Shop:
         (`BadSignature`, `MalformedEvent`, ...) and the others still commit together. See
         `Settler.settle_batch`.
         """
-        stamp = int((now or self.clock()).timestamp())
+        now = now or self.clock()
         answers: list[SettleResult | CommerceError | None] = []
         authentic: list[tuple[Inbound, bytes]] = []
         for source, body, headers in deliveries:
             try:
-                source.authenticate(body, headers, now=stamp)
-                authentic.append((source.decode(body), body))
+                authentic.append((self.settler.authentic(source, body, headers, now=now), body))
                 answers.append(None)
             except CommerceError as exc:
                 answers.append(exc)

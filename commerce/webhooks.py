@@ -123,13 +123,24 @@ class Settler:
         *,
         now: datetime | None = None,
     ) -> SettleResult:
-        """Authenticate a delivery of `source`'s from its raw `body` and headers, then settle it.
+        """Authenticate a delivery of `source`'s from its raw `body` and headers, then settle it."""
+        return self.settle(self.authentic(source, body, headers, now=now), body)
 
-        Authentication and decoding (which may ask the provider to confirm an unsigned
-        notice) run before the settle transaction, so nothing is locked while they wait.
+    def authentic(
+        self,
+        source: WebhookSource,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        now: datetime | None = None,
+    ) -> Inbound:
+        """The event a delivery carries, once `source` has authenticated and decoded it.
+
+        This (which may ask the provider to confirm an unsigned notice) runs before any
+        settle transaction, so nothing is locked while it waits.
         """
         source.authenticate(body, headers, now=int((now or self.clock()).timestamp()))
-        return self.settle(source.decode(body), body)
+        return source.decode(body)
 
     def settle(self, event: Inbound, body: bytes) -> SettleResult:
         """Settle an authentic event (the caller vouches for it); `body` is kept as its record."""

@@ -193,10 +193,8 @@ class Service:
     ) -> SettleResult | BaseException:
         """Authenticate and decode here, in the delivery's thread (SumUp's confirmation
         call included), then settle in the next shared transaction (group commit)."""
-        shop = self.shop
         try:
-            source.authenticate(body, headers, now=int(shop.clock().timestamp()))
-            inbound = source.decode(body)
+            inbound = self.shop.settler.authentic(source, body, headers)
         except Exception as exc:
             return exc
         return self._batches.submit((inbound, body))
