@@ -14,11 +14,9 @@ Each row follows from the events alone, so `Ledger.rebuild()` reproduces it exac
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 
 import msgspec
-from sqlite_utils import Database
 
 from commerce.events import (
     AnyCommerceEvent,
@@ -43,6 +41,7 @@ from commerce.events import (
     WebhookReceived,
     WebhookUnparked,
 )
+from ledger import Tx
 
 STREAM_PREFIXES = ("sku:", "order:", "coupon:", "webhook:")
 _decode = msgspec.json.Decoder(AnyCommerceEvent).decode
@@ -79,7 +78,7 @@ CREATE TABLE IF NOT EXISTS parked (
 CREATE INDEX IF NOT EXISTS parked_intent ON parked (intent_id);
 """
 
-Apply = Callable[[sqlite3.Connection, object], None]
+Apply = Callable[[Tx, object], None]
 
 
 def _stock(column_from: str | None, column_to: str | None) -> Apply:
@@ -91,7 +90,7 @@ def _stock(column_from: str | None, column_to: str | None) -> Apply:
         sets.append(f"{column_to} = {column_to} + :q")
     sql = f"UPDATE products SET {', '.join(sets)} WHERE sku = :sku"
 
-    def apply(conn: sqlite3.Connection, event: object) -> None:
+    def apply(conn: Tx, event: object) -> None:
         for line in event.lines:  # type: ignore[attr-defined]
             conn.execute(sql, {"q": line.quantity, "sku": line.sku})
 
@@ -99,7 +98,7 @@ def _stock(column_from: str | None, column_to: str | None) -> Apply:
 
 
 def _status(status: str) -> Apply:
-    def apply(conn: sqlite3.Connection, event: object) -> None:
+    def apply(conn: Tx, event: object) -> None:
         conn.execute(
             "UPDATE orders SET status = ? WHERE order_id = ?",
             (status, event.order_id),  # type: ignore[attr-defined]
@@ -108,22 +107,22 @@ def _status(status: str) -> Apply:
     return apply
 
 
-def _product_added(conn: sqlite3.Connection, e: ProductAdded) -> None:
+def _product_added(conn: Tx, e: ProductAdded) -> None:
     conn.execute(
         "INSERT INTO products (sku, name, unit_price, currency) VALUES (?, ?, ?, ?)",
         (e.sku, e.name, e.unit_price, e.currency),
     )
 
 
-def _restocked(conn: sqlite3.Connection, e: Restocked) -> None:
+def _restocked(conn: Tx, e: Restocked) -> None:
     conn.execute("UPDATE products SET available = available + ? WHERE sku = ?", (e.quantity, e.sku))
 
 
-def _removed(conn: sqlite3.Connection, e: StockRemoved) -> None:
+def _removed(conn: Tx, e: StockRemoved) -> None:
     conn.execute("UPDATE products SET available = available - ? WHERE sku = ?", (e.quantity, e.sku))
 
 
-def _coupon_added(conn: sqlite3.Connection, e: CouponAdded) -> None:
+def _coupon_added(conn: Tx, e: CouponAdded) -> None:
     c = e.coupon
     expires = c.expires_at.isoformat() if c.expires_at else None
     conn.execute(
@@ -132,7 +131,7 @@ def _coupon_added(conn: sqlite3.Connection, e: CouponAdded) -> None:
     )
 
 
-def _order_placed(conn: sqlite3.Connection, e: OrderPlaced) -> None:
+def _order_placed(conn: Tx, e: OrderPlaced) -> None:
     q = e.quote
     conn.execute(
         "INSERT INTO orders (order_id, status, currency, subtotal, discount, tax, total, placed_at)"
@@ -141,7 +140,7 @@ def _order_placed(conn: sqlite3.Connection, e: OrderPlaced) -> None:
     )
 
 
-def _intent_created(conn: sqlite3.Connection, e: PaymentIntentCreated) -> None:
+def _intent_created(conn: Tx, e: PaymentIntentCreated) -> None:
     conn.execute(
         "UPDATE orders SET status = 'awaiting_payment', intent_id = ? WHERE order_id = ?",
         (e.intent_id, e.order_id),
@@ -152,7 +151,7 @@ def _intent_created(conn: sqlite3.Connection, e: PaymentIntentCreated) -> None:
     )
 
 
-def _payment_received(conn: sqlite3.Connection, e: PaymentReceived) -> None:
+def _payment_received(conn: Tx, e: PaymentReceived) -> None:
     # A refund may have come first (events out of order): the statuses take it into account.
     conn.execute(
         "UPDATE orders SET paid = paid + :amount, status = CASE"
@@ -163,7 +162,7 @@ def _payment_received(conn: sqlite3.Connection, e: PaymentReceived) -> None:
     _payment_received_intent(conn, e)
 
 
-def _payment_received_intent(conn: sqlite3.Connection, e: PaymentReceived) -> None:
+def _payment_received_intent(conn: Tx, e: PaymentReceived) -> None:
     conn.execute(
         "UPDATE payment_intents SET status = CASE"
         " WHEN (SELECT refunded FROM orders WHERE order_id = :order) >= amount THEN 'refunded'"
@@ -173,7 +172,7 @@ def _payment_received_intent(conn: sqlite3.Connection, e: PaymentReceived) -> No
     )
 
 
-def _fulfilled(conn: sqlite3.Connection, e: OrderFulfilled) -> None:
+def _fulfilled(conn: Tx, e: OrderFulfilled) -> None:
     conn.execute(
         "UPDATE orders SET status = CASE WHEN refunded > 0 THEN 'partially_refunded'"
         " ELSE 'fulfilled' END WHERE order_id = ?",
@@ -181,20 +180,20 @@ def _fulfilled(conn: sqlite3.Connection, e: OrderFulfilled) -> None:
     )
 
 
-def _disputed(conn: sqlite3.Connection, e: PaymentDisputed) -> None:
+def _disputed(conn: Tx, e: PaymentDisputed) -> None:
     _status("needs_review")(conn, e)
 
 
-def _closed(conn: sqlite3.Connection, e: OrderClosed) -> None:
+def _closed(conn: Tx, e: OrderClosed) -> None:
     _status(e.status)(conn, e)
 
 
-def _moved_out(conn: sqlite3.Connection, e: OrderMovedOut) -> None:
+def _moved_out(conn: Tx, e: OrderMovedOut) -> None:
     _stock("reserved", None)(conn, e)
     _status("moved")(conn, e)
 
 
-def _refund_issued(conn: sqlite3.Connection, e: RefundIssued) -> None:
+def _refund_issued(conn: Tx, e: RefundIssued) -> None:
     conn.execute(
         "UPDATE orders SET status = 'refunded', refunded = refunded + ? WHERE order_id = ?",
         (e.amount, e.order_id),
@@ -204,7 +203,7 @@ def _refund_issued(conn: sqlite3.Connection, e: RefundIssued) -> None:
     )
 
 
-def _refund_recorded(conn: sqlite3.Connection, e: RefundRecorded) -> None:
+def _refund_recorded(conn: Tx, e: RefundRecorded) -> None:
     # A refund reported before the payment itself leaves the intent open: the payment, when
     # it comes, is then settled knowing what was already given back.
     # A part refunded of a payment held for review leaves it held: a person still decides.
@@ -222,28 +221,28 @@ def _refund_recorded(conn: sqlite3.Connection, e: RefundRecorded) -> None:
     )
 
 
-def _intent_adopted(conn: sqlite3.Connection, e: PaymentIntentAdopted) -> None:
+def _intent_adopted(conn: Tx, e: PaymentIntentAdopted) -> None:
     conn.execute(
         "INSERT INTO payment_intents VALUES (?, ?, ?, ?, 'open')",
         (e.intent_id, e.order_id, e.amount, e.currency),
     )
 
 
-def _webhook(conn: sqlite3.Connection, e: WebhookReceived) -> None:
+def _webhook(conn: Tx, e: WebhookReceived) -> None:
     conn.execute(
         "INSERT INTO webhooks VALUES (?, ?, ?, ?, ?, ?)",
         (e.event_id, e.event_type, e.digest, e.outcome, e.order_id, e.intent_id),
     )
 
 
-def _parked(conn: sqlite3.Connection, e: WebhookParked) -> None:
+def _parked(conn: Tx, e: WebhookParked) -> None:
     conn.execute(
         "INSERT INTO parked VALUES (?, ?, ?, ?)",
         (e.event_id, e.intent_id, e.order_id, _encode(e.payment).decode()),
     )
 
 
-def _unparked(conn: sqlite3.Connection, e: WebhookUnparked) -> None:
+def _unparked(conn: Tx, e: WebhookUnparked) -> None:
     conn.execute("DELETE FROM parked WHERE event_id = ?", (e.event_id,))
 
 
@@ -283,7 +282,7 @@ _ORDER_ROW = (  # the events whose rows read or write `orders`: the order of the
 )
 
 
-def _paid_and_fulfilled(conn: sqlite3.Connection, e: PaymentReceived) -> None:
+def _paid_and_fulfilled(conn: Tx, e: PaymentReceived) -> None:
     """`PaymentReceived` then `OrderFulfilled` of the same order, with one `orders` update.
 
     The fulfilment sets the status whatever it was (from `refunded`, which the payment
@@ -314,20 +313,20 @@ class CommerceProjection:
     name = "commerce"
     tables = ("products", "coupons", "orders", "payment_intents", "webhooks", "parked")
 
-    def create(self, db: Database) -> None:
+    def create(self, tx: Tx) -> None:
         """Create the tables and indexes if missing."""
         for statement in _SCHEMA.split(";"):
             if statement.strip():
-                db.execute(statement)
+                tx.execute(statement)
 
-    def apply(self, conn: sqlite3.Connection, record: object) -> None:
+    def apply(self, conn: Tx, record: object) -> None:
         """Fold one ledger record into the tables (others' records are skipped cheaply)."""
         if record.type not in _TYPES or not record.stream.startswith(STREAM_PREFIXES):  # type: ignore[attr-defined]
             return
         event = _decode(record.data)  # type: ignore[attr-defined]
         _APPLY[type(event)](conn, event)
 
-    def apply_batch(self, conn: sqlite3.Connection, records: Sequence[object]) -> None:
+    def apply_batch(self, conn: Tx, records: Sequence[object]) -> None:
         """Fold one append's records, a payment and the fulfilment after it as one update.
 
         The rows end as `apply` of each record in turn leaves them (rebuilds use `apply`).

@@ -40,6 +40,7 @@ from ledger.records import (
 from ledger.schema import SCHEMA_VERSION
 from ledger.sqlite import WAIT_NOTICE
 from ledger.store import WAL_AUTOCHECKPOINT, Ledger, Synchronous
+from ledger.tx import Dialect, Params, SqliteTx, Tx
 
 __all__ = [
     "GENESIS",
@@ -53,6 +54,7 @@ __all__ = [
     "ChainBroken",
     "ConcurrencyError",
     "CorruptRecord",
+    "Dialect",
     "DiskFull",
     "FlowRow",
     "FlowsProjection",
@@ -66,13 +68,16 @@ __all__ = [
     "MissingLedger",
     "NotALedger",
     "OpenError",
+    "Params",
     "Projection",
     "ProjectionDiff",
     "ReadOnlyLedger",
     "Record",
     "SchemaTooNew",
+    "SqliteTx",
     "StorageError",
     "Synchronous",
     "TransactionAborted",
+    "Tx",
     "VerifyReport",
 ]

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
-from sqlite_utils import Database
 
 from ledger.codec import utc_text
 from ledger.errors import CorruptRecord
 from ledger.records import FlowRow, Record
+from ledger.tx import Tx
 
 PREFIX = "flow:"
 DUE_INDEX = "CREATE INDEX IF NOT EXISTS idx_flows_due_set ON flows (due) WHERE due IS NOT NULL"
@@ -56,25 +56,25 @@ class FlowsProjection:
     name = "flows"
     tables: Sequence[str] = ("flows",)
 
-    def create(self, db: Database) -> None:
+    def create(self, tx: Tx) -> None:
         """Create the `flows` table and its index on `due`.
 
         Keyed by flow id without a rowid (one b-tree to write per step, not two), and with
         no index on `status`: it changes at every step, and listing by status is rare.
         """
-        db.execute(
+        tx.execute(
             "CREATE TABLE IF NOT EXISTS flows (flow_id TEXT PRIMARY KEY, name TEXT NOT NULL,"
             " version INTEGER NOT NULL, status TEXT NOT NULL, awaits TEXT NOT NULL, due TEXT,"
             " started_position INTEGER NOT NULL, updated_position INTEGER NOT NULL)"
             " STRICT, WITHOUT ROWID"
         )
-        db.execute(DUE_INDEX)
+        tx.execute(DUE_INDEX)
 
-    def apply(self, conn: sqlite3.Connection, record: Record) -> None:
+    def apply(self, tx: Tx, record: Record) -> None:
         """Fold one event into the row of the flow whose stream it belongs to."""
-        self.apply_batch(conn, [record])
+        self.apply_batch(tx, [record])
 
-    def apply_batch(self, conn: sqlite3.Connection, records: Sequence[Record]) -> None:
+    def apply_batch(self, tx: Tx, records: Sequence[Record]) -> None:
         """Fold one append's events (one stream) into its flow's row, in one statement.
 
         The row ends as folding each event in turn leaves it: a `FlowStarted` restarts it,
@@ -104,11 +104,11 @@ class FlowsProjection:
         awaits = _encode_awaits(fields.awaits).decode()
         due = utc_text(fields.due) if fields.due is not None else None
         if started is None:
-            conn.execute(_UPDATE, (fields.status, awaits, due, position, flow_id))
+            tx.execute(_UPDATE, (fields.status, awaits, due, position, flow_id))
         else:
             begun, at = started
             row = (flow_id, begun.name, begun.version, fields.status, awaits, due, at, position)
-            conn.execute(_START, row)
+            tx.execute(_START, row)
 
 
 def query(

@@ -14,6 +14,7 @@ from ledger import schema
 from ledger.errors import MissingLedger, NotALedger, OpenError, ReadOnlyLedger
 from ledger.projection import Projection, replay
 from ledger.sqlite import LedgerDatabase, sqlite3, writable
+from ledger.tx import SqliteTx
 
 
 def check_path(path: Path, readonly: bool) -> None:
@@ -69,12 +70,13 @@ def setup(conn: sqlite3.Connection, path: str, projections: Sequence[Projection]
     db = LedgerDatabase(conn)
     db.ledger_path = path
     schema.migrate(db)
+    tx = SqliteTx(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         has_events = conn.execute("SELECT 1 FROM events LIMIT 1").fetchone()
         for projection in (flow_index.FlowsProjection(), *projections):
             fresh = not any(db[table].exists() for table in projection.tables)
-            projection.create(db)
+            projection.create(tx)
             if fresh and has_events:
                 replay(conn, [projection])
     except BaseException:

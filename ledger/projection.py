@@ -7,9 +7,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from sqlite_utils import Database
-
 from ledger.records import ProjectionDiff, Record
+from ledger.tx import SqliteTx, Tx
 
 EVENT_COLUMNS = "position, stream, version, type, data, recorded_at, idempotency_key, hash"
 
@@ -22,16 +21,16 @@ class Projection(Protocol):
     - `tables`: every table the projection owns. `rebuild()` empties them (DELETE, so
       their schema and indexes stay) and replays all events; `verify()` compares their
       rows, as a multiset, with such a rebuild done in a savepoint that is rolled back.
-    - `create(db)`: create the tables and indexes if missing (idempotent; sqlite-utils'
-      `create(..., if_not_exists=True)` suits). Run by `Ledger.open` under the write lock;
-      if none of `tables` existed before and the ledger holds events, the ledger replays
-      them into this projection at once.
-    - `apply(conn, record)`: called for EVERY appended event, in position order, inside
+    - `create(tx)`: create the tables and indexes if missing (idempotent: `CREATE ...
+      IF NOT EXISTS`; `tx.dialect` says which database's DDL to use). Run by
+      `Ledger.open` under the write lock; if none of `tables` existed before and the
+      ledger holds events, the ledger replays them into this projection at once.
+    - `apply(tx, record)`: called for EVERY appended event, in position order, inside
       the append's transaction (and during rebuilds). Filter cheaply (stream prefix,
-      `record.type`) and write with prepared `conn.execute` statements; never commit.
-      An exception rolls back the append. It must depend on the events alone (no clock,
-      no other tables), so a rebuild reproduces the rows exactly.
-    - optionally `apply_batch(conn, records)`: called instead of `apply` with each append's
+      `record.type`) and write with `tx.execute` (portable SQL, see `ledger.tx`); never
+      commit. An exception rolls back the append. It must depend on the events alone
+      (no clock, no other projection's tables), so a rebuild reproduces the rows exactly.
+    - optionally `apply_batch(tx, records)`: called instead of `apply` with each append's
       records (one stream, in order), so a projection can write a row once per append;
       the rows must end as `apply` of each record in turn leaves them (rebuilds use `apply`).
     """
@@ -42,9 +41,9 @@ class Projection(Protocol):
     @property
     def tables(self) -> Sequence[str]: ...
 
-    def create(self, db: Database) -> None: ...
+    def create(self, tx: Tx) -> None: ...
 
-    def apply(self, conn: sqlite3.Connection, record: Record) -> None: ...
+    def apply(self, tx: Tx, record: Record) -> None: ...
 
 
 def records(conn: sqlite3.Connection, after: int = 0, limit: int = -1) -> Iterator[Record]:
@@ -68,10 +67,10 @@ def replay(conn: sqlite3.Connection, projections: Sequence[Projection]) -> int:
     """Empty the projections' tables and apply every event to them; the events applied."""
     clear(conn, projections)
     applies = [projection.apply for projection in projections]
-    count = 0
+    tx, count = SqliteTx(conn), 0
     for record in records(conn):
         for apply in applies:
-            apply(conn, record)
+            apply(tx, record)
         count += 1
     return count
 

@@ -31,6 +31,7 @@ from ledger.projection import EVENT_COLUMNS, Projection, clear, records
 from ledger.records import Anchor, Appended, FlowRow, Record, VerifyReport
 from ledger.sqlite import LedgerDatabase, WaitHook, WriteLock, connect, sqlite3
 from ledger.transactions import Session
+from ledger.tx import Dialect, Params, Tx
 
 Synchronous = Literal["FULL", "NORMAL"]
 WAL_AUTOCHECKPOINT = 4000
@@ -254,6 +255,24 @@ class Ledger:
     def db(self) -> LedgerDatabase:
         """This thread's sqlite-utils `Database` on the file (typed errors on execute)."""
         return self._s.db
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """The rows of a read-model query in portable SQL (`?` placeholders, see `ledger.tx`).
+
+        Runs on this thread's connection: inside `transaction()` or `reading()`, that
+        snapshot; otherwise the last commit. Storage failures raise typed ledger errors.
+        """
+        return self._s.db.execute(sql, params).fetchall()
+
+    @property
+    def dialect(self) -> Dialect:
+        """Which SQL the ledger speaks ("sqlite" here), for the few places where it differs."""
+        return "sqlite"
+
+    @property
+    def in_transaction(self) -> bool:
+        """True while this thread is inside a transaction (a write, or a `reading()` block)."""
+        return self._s.conn.in_transaction
 
     @property
     def on_wait(self) -> WaitHook | None:
@@ -485,7 +504,7 @@ class Ledger:
             conn = self._s.conn
             clear(conn, self.projections)  # then one pass: check each link and apply it
             count, _, broken, _ = self._s.guarded(
-                verify.walk, conn, 0, GENESIS, (conn, self.projections)
+                verify.walk, conn, 0, GENESIS, (self._s.tx, self.projections)
             )
             if broken is not None:  # raising rolls the cleared tables back
                 raise ChainBroken(broken.position, "its content does not give its stored hash")
@@ -550,7 +569,7 @@ class Ledger:
             for row, (_, data) in zip(rows, batch, strict=True)
         ]
         for apply in self._applies:
-            apply(conn, records)
+            apply(s.tx, records)
         return Appended(stream, first, len(rows), version)
 
 
@@ -570,16 +589,16 @@ def _insert_sql(count: int) -> str:
     return _INSERT + ", ".join([_ROW] * count)
 
 
-def _batched(projection: Projection) -> Callable[[sqlite3.Connection, list[Record]], None]:
+def _batched(projection: Projection) -> Callable[[Tx, list[Record]], None]:
     """The projection's `apply_batch` if it has one, else its `apply` for each record."""
     batch = getattr(projection, "apply_batch", None)
     if batch is not None:
         return batch  # type: ignore[no-any-return]
     apply = projection.apply
 
-    def each(conn: sqlite3.Connection, records: list[Record]) -> None:
+    def each(tx: Tx, records: list[Record]) -> None:
         for record in records:
-            apply(conn, record)
+            apply(tx, record)
 
     return each
 

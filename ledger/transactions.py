@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from ledger.errors import LockTimeout, ReadOnlyLedger, TransactionAborted
 from ledger.sqlite import WAIT_NOTICE, LedgerDatabase, WaitHook, WriteLock, sqlite3, translate
+from ledger.tx import SqliteTx
 
 T = TypeVar("T")
 Hook = Callable[[], None]
@@ -50,6 +51,7 @@ class Session:
         readonly: bool = False,
     ) -> None:
         self.conn = conn
+        self.tx = SqliteTx(conn)  # what projections write through
         self.db = LedgerDatabase(conn)
         self.db.ledger_path = path
         self.lock = lock

@@ -11,13 +11,12 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from sqlite_utils import Database
-
 from ledger.codec import GENESIS, chain_hash, now_text
 from ledger.errors import ChainBroken
 from ledger.projection import EVENT_COLUMNS, Projection, compare, snapshot
 from ledger.records import Anchor, BrokenLink, Gap, Mark, Record, VerifyReport
 from ledger.schema import GUARDS
+from ledger.tx import SqliteTx, Tx
 
 MAX_GAPS = 100
 _PREDECESSOR = "SELECT hash FROM events WHERE position = ?"
@@ -72,12 +71,12 @@ def walk(
     conn: sqlite3.Connection,
     after: int = 0,
     previous: str = GENESIS,
-    rebuild: tuple[sqlite3.Connection, Sequence[Projection]] | None = None,
+    rebuild: tuple[Tx, Sequence[Projection]] | None = None,
 ) -> Walked:
     """(events, head, first broken link, gaps) over the events after position `after`.
 
     `previous` is the stored hash at `after`. With `rebuild`, every event is also applied
-    to those projections on that (other) connection, in the same pass. Stream versions
+    to those projections through that (other) transaction, in the same pass. Stream versions
     are checked for gaps only in a walk from the start.
     """
     expected_position, count = after + 1, 0
@@ -125,9 +124,10 @@ def full(
     """
     scratch = sqlite3.connect(":memory:")
     try:
+        tx = SqliteTx(scratch)
         for projection in projections:
-            projection.create(Database(scratch))
-        walked = walk(conn, rebuild=(scratch, projections))
+            projection.create(tx)
+        walked = walk(conn, rebuild=(tx, projections))
         diffs = compare(snapshot(conn, projections), snapshot(scratch, projections))
     finally:
         scratch.close()

@@ -7,9 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import msgspec
-from sqlite_utils import Database
 
-from ledger import Ledger, Record
+from ledger import Ledger, Record, Tx
 
 
 class Deposited(msgspec.Struct, frozen=True, tag=True):
@@ -39,19 +38,17 @@ class Balances:
         self._decode = msgspec.json.Decoder(AnyAccountEvent).decode
         self.fail_on: int | None = None
 
-    def create(self, db: Database) -> None:
-        db["balances"].create(  # type: ignore[union-attr]
-            {"account": str, "amount": int}, pk="account", if_not_exists=True
-        )
+    def create(self, tx: Tx) -> None:
+        tx.execute("CREATE TABLE IF NOT EXISTS balances (account TEXT PRIMARY KEY, amount INTEGER)")
 
-    def apply(self, conn: sqlite3.Connection, record: Record) -> None:
+    def apply(self, tx: Tx, record: Record) -> None:
         if not record.stream.startswith("account:"):
             return
         if self.fail_on is not None and record.position == self.fail_on:
             raise RuntimeError(f"projection failed at {record.position}")
         event = self._decode(record.data)
         delta = event.amount if isinstance(event, Deposited) else -event.amount
-        conn.execute(
+        tx.execute(
             "INSERT INTO balances (account, amount) VALUES (?, ?) "
             "ON CONFLICT (account) DO UPDATE SET amount = amount + excluded.amount",
             (event.account, delta),

@@ -17,6 +17,7 @@ from ledger import (
     Ledger,
     Record,
     TransactionAborted,
+    Tx,
 )
 
 
@@ -235,10 +236,10 @@ class _RefusesBigWithdrawals:
     name = "refuses"
     tables = ("refusals",)
 
-    def create(self, db: Any) -> None:
-        db.execute("CREATE TABLE IF NOT EXISTS refusals (n INTEGER)")
+    def create(self, tx: Tx) -> None:
+        tx.execute("CREATE TABLE IF NOT EXISTS refusals (n INTEGER)")
 
-    def apply(self, conn: sqlite3.Connection, record: Record) -> None:
+    def apply(self, tx: Tx, record: Record) -> None:
         if record.type == "Withdrawn" and msgspec.json.decode(record.data)["amount"] > 100:
             raise ValueError("too big")
 

@@ -1,0 +1,48 @@
+"""`Tx`: the portable transaction a projection reads and writes through, on any backend.
+
+Projections never see a driver connection. They write portable SQL with `?` (or
+`:name`) placeholders; a backend whose driver spells them otherwise translates them.
+DDL differs between databases, so `create` may ask `tx.dialect` which one it is on.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+Params = Sequence[Any] | Mapping[str, Any]
+Dialect = Literal["sqlite", "postgresql"]
+
+
+class Tx(Protocol):
+    """Statements inside the ledger's open transaction (never commit through it)."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        ...
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Run one query; all its rows."""
+        ...
+
+
+class SqliteTx:
+    """A `Tx` on one sqlite3 connection (SQLite takes the placeholders as written)."""
+
+    __slots__ = ("conn",)
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        return self.conn.execute(sql, params).rowcount
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Run one query; all its rows."""
+        return self.conn.execute(sql, params).fetchall()
