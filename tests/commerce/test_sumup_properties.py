@@ -82,6 +82,7 @@ def run(standin: SumUpStandIn, plays: list[Action]) -> None:
             closed: set[str] = set()  # timed out before any payment reached it
             fulfilled: set[str] = set()
             late: set[str] = set()
+            claimed: dict[str, str] = {}  # event id -> the status its first recorded claim gave
             for play in plays:
                 kind = play[0]
                 if kind == "tick":
@@ -95,8 +96,9 @@ def run(standin: SumUpStandIn, plays: list[Action]) -> None:
                     if status == "PENDING":  # a processed or deactivated page takes nothing
                         (standin.pay if kind == "pay" else standin.fail)(checkout[order_id])
                     continue
+                event_id = f"{play[3]}_{order_id}" if kind == "signed" else ""
                 if kind == "signed":
-                    body = _updated(f"{play[3]}_{order_id}", checkout[order_id], play[2])
+                    body = _updated(event_id, checkout[order_id], play[2])
                     headers = {SIGNATURE_HEADER: sign(body, SECRET, int(clock().timestamp()))}
                 else:
                     body, headers = _legacy(checkout[order_id]), {}
@@ -105,6 +107,8 @@ def run(standin: SumUpStandIn, plays: list[Action]) -> None:
                 except ProviderUnavailable:  # a PAID claim SumUp does not confirm: retried
                     assert kind == "signed" and status == "PENDING"
                     continue
+                if kind == "signed" and claimed.setdefault(event_id, play[2]) != play[2]:
+                    continue  # the id is another claim's: recorded as a conflict, not acted on
                 if kind == "signed" and play[2] == "PENDING":
                     continue  # a pending claim is not acted on (SumUp is not even asked)
                 if status == "PAID" and order_id not in fulfilled | late:
@@ -159,8 +163,17 @@ def test_any_sumup_history_settles_each_paid_order_once(
         [("fail", "o2"), ("signed", "o2", "PAID", "ea"), ("legacy", "o2"), ("pay", "o2")],
         [("pay", "o0"), ("signed", "o0", "FAILED", "ea"), ("signed", "o0", "PAID", "ea")],
         [("tick",), ("pay", "o0"), ("legacy", "o0")],
+        [("pay", "o0"), ("signed", "o0", "PENDING", "eb"), ("signed", "o0", "PAID", "eb")],
     ],
-    ids=["dup", "claim-before-pay", "late", "failed-is-final", "stale-claim", "pay-after-expiry"],
+    ids=[
+        "dup",
+        "claim-before-pay",
+        "late",
+        "failed-is-final",
+        "stale-claim",
+        "pay-after-expiry",
+        "id-reused-by-another-claim",
+    ],
 )
 def test_chosen_sumup_histories(standin: SumUpStandIn, plays: list[Action]) -> None:
     run(standin, plays)
