@@ -220,7 +220,6 @@ def _run_uvicorn(
         # h11 with a deadline on the headers: uvicorn has none, and the app's read timeout
         # starts only once they are complete (a slow-loris client would hold the socket).
         http=HeaderDeadline.within(settings.read_timeout),
-        ws="none",  # no WebSocket routes; the header deadline does not follow an upgrade
         loop="asyncio",
     )
     server = Server(config)

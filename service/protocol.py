@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
+import h11
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.server import ServerState
@@ -23,8 +24,7 @@ from service.logs import line
 class HeaderDeadline(H11Protocol):
     """h11 that cuts off a client slow to send its headers; `within(s)` makes one for uvicorn.
 
-    Pass it as `uvicorn.Config(..., http=HeaderDeadline.within(10.0), ws="none")`: the
-    deadline knows nothing of WebSocket upgrades.
+    Pass it as `uvicorn.run(app, http=HeaderDeadline.within(10.0))` (or `uvicorn.Config`).
     """
 
     header_timeout: ClassVar[float] = 10.0
@@ -58,6 +58,10 @@ class HeaderDeadline(H11Protocol):
         super().handle_events()
         if self._deadline is not None and self.cycle is not self._armed_after:
             self._disarm()  # the request's headers are complete: the app's timeout takes over
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        self._disarm()  # the connection belongs to the WebSocket protocol from here on
+        super().handle_websocket_upgrade(event)
 
     def on_response_complete(self) -> None:
         # Armed before uvicorn handles a pipelined request that may already be buffered,
