@@ -80,3 +80,44 @@ def test_the_due_count_searches_the_due_index_and_stops_at_its_cap(tmp_path: Pat
     assert flows and all(f"LIMIT {10_000}" in sql for sql in flows), flows
     for plan in plans:
         assert "USING INDEX idx_flows_due_set" in plan and "SCAN flows" not in plan, plan
+
+
+def test_skip_verify_starts_unverified_and_the_scrub_catches_up_in_the_background(
+    tmp_path: Path,
+) -> None:
+    """`--skip-verify` serves at once with no verified position; the worker's scrub then
+    verifies the chain, and again after new events, which `/healthz` shows."""
+    db = tmp_path / "shop.db"
+    stocked(db, 2)
+    server = Server(db, "--skip-verify", "--no-worker")
+    try:
+        unverified = server.get("/healthz")[2]
+    finally:
+        assert server.stop() == 0, server.logs()
+    assert unverified["verified"] is None and unverified["ok"], unverified
+    settings = Settings(verify=False, scrub_every=0.1, timers_poll=0.1, reconcile_every=1e6)
+    with Shop.open(db) as shop:
+        service = Service(shop, {}, settings=settings)
+        service.start()
+        try:
+            first = verified_up_to(service, shop.ledger.head()[0])
+            stocked(db, 1, first=2)  # new events, written by another shop on the file
+            later = verified_up_to(service, shop.ledger.head()[0])
+        finally:
+            service.close()
+    assert first["ok"] and not first["full"], first  # a scrub, not the start-up check
+    assert later["ok"] and later["position"] > first["position"], (first, later)
+
+
+def verified_up_to(service: Service, position: int) -> dict[str, Any]:
+    """`/healthz`'s `verified` once the background scrub reached `position`."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        verified: dict[str, Any] | None = msgspec.json.decode(service.health_answer().body)[
+            "verified"
+        ]
+        done = verified is not None and verified["position"] >= position
+        if done or time.monotonic() > deadline:
+            assert verified is not None, "the scrub never ran"
+            return verified
+        time.sleep(0.05)
