@@ -62,7 +62,8 @@ def serve_command(
             "--read-timeout",
             min=0.01,
             metavar="SECONDS",
-            help="A client that takes longer to send its body is answered 408.",
+            help="A client that takes longer to send its headers is cut off; "
+            "its body, answered 408.",
         ),
     ] = 10.0,
     no_worker: Annotated[
@@ -202,6 +203,8 @@ def _run_uvicorn(
 ) -> None:
     import uvicorn
 
+    from service import HeaderDeadline
+
     class Server(uvicorn.Server):
         """uvicorn, also draining on a signal that came before it took the signals over."""
 
@@ -214,7 +217,9 @@ def _run_uvicorn(
         log_config=None,
         access_log=False,  # the service logs one JSON line per delivery itself
         timeout_graceful_shutdown=int(settings.drain_timeout),
-        http="h11",
+        # h11 with a deadline on the headers: uvicorn has none, and the app's read timeout
+        # starts only once they are complete (a slow-loris client would hold the socket).
+        http=HeaderDeadline.within(settings.read_timeout),
         loop="asyncio",
     )
     server = Server(config)

@@ -16,6 +16,7 @@ from service.errors import (
 )
 from service.health import Health, Report
 from service.metrics import Metrics
+from service.protocol import HeaderDeadline
 from service.runtime import Service, ShopSource
 from service.settings import Settings
 from service.sources import sources_from
@@ -25,6 +26,7 @@ from service.wsgi import WSGIApp, create_wsgi_app
 __all__ = [
     "Answer",
     "ChainCheckFailed",
+    "HeaderDeadline",
     "Health",
     "Metrics",
     "NotAdvanced",

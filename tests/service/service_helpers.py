@@ -197,6 +197,30 @@ def raw_exchange(port: int, head: bytes, parts: list[bytes]) -> bytes:
         sock.close()
 
 
+def closed_within(sock: socket.socket, trickle: bytes, within: float) -> float | None:
+    """Send `trickle` a byte at a time, one more each time the server stays quiet for a
+    tenth of a second (a slow-loris client), until the server closes the connection or
+    `within` seconds pass; the seconds it took the server to close, or None."""
+    started = time.monotonic()
+    sock.settimeout(0.1)
+    sent = 0
+    while time.monotonic() - started < within:
+        try:
+            if sock.recv(1) == b"":
+                return time.monotonic() - started
+            raise AssertionError("the server answered a request it has not received")
+        except TimeoutError:  # quiet: send the next byte
+            if sent < len(trickle):
+                try:
+                    sock.sendall(trickle[sent : sent + 1])
+                except (BrokenPipeError, ConnectionResetError):
+                    return time.monotonic() - started
+                sent += 1
+        except ConnectionResetError:
+            return time.monotonic() - started
+    return None
+
+
 @contextmanager
 def wsgi_server(app: object, *, read_timeout: float | None = None) -> Iterator[int]:
     """A real wsgiref server on 127.0.0.1 in a thread; yields its port."""

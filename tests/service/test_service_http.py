@@ -6,7 +6,9 @@ each test pays its own orders.
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from service_helpers import (
     BIN,
     SECRET,
     Server,
+    closed_within,
     fulfilled,
     payments,
     raw_exchange,
@@ -31,6 +34,7 @@ from commerce import MAX_BODY, FakeProvider, Money, Shop, sign
 
 pytestmark = pytest.mark.skipif(not BIN.exists(), reason="the orderflow script is not installed")
 ORDERS = 160
+READ_TIMEOUT = 2.0
 _next = itertools.count()
 
 
@@ -38,7 +42,7 @@ _next = itertools.count()
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     db = tmp_path_factory.mktemp("served") / "shop.db"
     stocked(db, ORDERS)
-    server = Server(db, "--read-timeout", "2")
+    server = Server(db, "--read-timeout", str(READ_TIMEOUT))
     yield server
     assert server.stop() == 0, server.logs()
 
@@ -172,6 +176,48 @@ def test_a_slow_body_is_cut_off_by_the_read_timeout(served: Server) -> None:
     answer = raw_exchange(served.port, request, [])  # 499 bytes never come
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert b"did not arrive within 2 s" in answer
+
+
+@pytest.mark.parametrize("client", ["silent", "half a request line", "trickling", "kept alive"])
+def test_a_client_slow_to_send_its_headers_is_cut_off_and_nothing_recorded(
+    served: Server, client: str
+) -> None:
+    """Slow-loris: the headers must be complete within the read timeout of the connection
+    opening (or of the last answer on a kept-alive one), however the bytes trickle in."""
+    (order,) = fresh(served)
+    body = payments(served.db, [order])[order]
+    signature = signed(body)["Stripe-Signature"]
+    start = (
+        "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Length: {len(body)}\r\nStripe-Signature: {signature}\r\n"
+    ).encode()
+    before, logged = head(served.db), len(served.lines())
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
+    try:
+        if client == "kept alive":  # one whole exchange first, then the next request trickles
+            conn.request("GET", "/healthz")
+            assert conn.getresponse().read()
+        else:
+            conn.connect()
+        sock = conn.sock
+        assert isinstance(sock, socket.socket)
+        first, trickle = {
+            "silent": (b"", b""),
+            "half a request line": (b"POST /webhooks/str", b""),
+            "trickling": (start, b"X-Slow: " + b"a" * 1000),
+            "kept alive": (b"", start + b"X-Slow: " + b"a" * 1000),
+        }[client]
+        sock.sendall(first)
+        seconds = closed_within(sock, trickle, within=5 * READ_TIMEOUT)
+    finally:
+        conn.close()
+    assert seconds is not None, "the server kept the connection open"
+    assert READ_TIMEOUT / 2 <= seconds <= 4 * READ_TIMEOUT, seconds
+    assert head(served.db) == before and received(served.db)[f"evt_{order}"] == 0
+    deliveries = [x for x in served.lines()[logged:] if "provider" in x]
+    assert deliveries == [], deliveries
+    status, _, answer = served.post("/webhooks/stripe", body, signed(body))  # still serving
+    assert (status, answer["outcome"]) == (200, "settled"), answer
 
 
 def test_an_unknown_provider_is_404(served: Server) -> None:
