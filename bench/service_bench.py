@@ -1,10 +1,12 @@
 """Settles/s through `orderflow serve` over real HTTP: `python -m bench.service_bench [PER]`.
 
-One commit per delivery (group commit is not built yet): the baseline it will be measured
-against. For 1, 8, 32 and 64 clients (each on its own keep-alive connection), PER orders
-are paid through the server at synchronous=FULL; the raw one-row-per-commit ceiling is
-measured before each level in the same run, and a direct library settle on the same file
-after the server stops. Prints one JSON object.
+For 1, 8, 32 and 64 clients (each on its own keep-alive connection), PER orders are paid
+through the server at synchronous=FULL (concurrent deliveries share commits: group
+commit); the raw one-row-per-commit ceiling is measured before each level in the same
+run, and a direct library settle on the same file after the server stops. Besides rates
+and latencies it prints the server process's CPU time per delivery at each level, and the
+direct settle's, which shows what bounds the rate on a machine of few cores: CPU, not
+commits. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -82,20 +84,28 @@ def _clients(port: int, first: int, count: int, clients: int) -> tuple[float, li
     return time.perf_counter() - began, latencies
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux `/proc`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _p(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1]
 
 
-def _direct(path: Path, first: int, count: int) -> float:
-    """p50 ms of a direct library settle on the same file (no HTTP)."""
+def _direct(path: Path, first: int, count: int) -> tuple[float, float]:
+    """p50 ms and CPU ms per settle of a direct library settle on the same file (no HTTP)."""
     times = []
     with Shop.open(path) as shop:
+        cpu = time.process_time()
         for index in range(first, first + count):
             body, header = signed_body(index, SECRET)
             began = time.perf_counter()
             shop.settle_webhook(body, header, secret=SECRET)
             times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times)
+        cpu = time.process_time() - cpu
+    return statistics.median(times), cpu * 1000 / count
 
 
 def run(per: int) -> dict[str, float]:
@@ -110,7 +120,10 @@ def run(per: int) -> dict[str, float]:
         try:
             for level, clients in enumerate(LEVELS):
                 ceiling = rate(2000, write_raw)
+                cpu = _cpu_seconds(server.pid)
                 seconds, latencies = _clients(port, 1 + level * per, per, clients)
+                cpu = _cpu_seconds(server.pid) - cpu
+                figures[f"server CPU ms per delivery {clients} clients"] = cpu * 1000 / per
                 settled = per / seconds
                 figures[f"settled/s {clients} clients"] = settled
                 figures[f"vs ceiling {clients} clients"] = settled / ceiling
@@ -121,7 +134,9 @@ def run(per: int) -> dict[str, float]:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=120)
             raw.close()
-        figures["direct settle p50 ms"] = _direct(path, 1 + len(LEVELS) * per, per)
+        direct, direct_cpu = _direct(path, 1 + len(LEVELS) * per, per)
+        figures["direct settle p50 ms"] = direct
+        figures["direct settle CPU ms"] = direct_cpu
     return figures
 
 
