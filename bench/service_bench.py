@@ -84,6 +84,19 @@ def _clients(port: int, first: int, count: int, clients: int) -> tuple[float, li
     return time.perf_counter() - began, latencies
 
 
+def _round_trip(port: int, count: int = 300) -> float:
+    """p50 ms of a request the server answers without any work (a 404) on one connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    times = []
+    for _ in range(count):
+        began = time.perf_counter()
+        conn.request("GET", "/no-such-page")
+        conn.getresponse().read()
+        times.append((time.perf_counter() - began) * 1000)
+    conn.close()
+    return statistics.median(times)
+
+
 def _cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used so far (Linux `/proc`)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -118,6 +131,7 @@ def run(per: int) -> dict[str, float]:
         write_raw, raw = raw_writer(directory / "raw.db", "FULL")
         server, port = _serve(path, directory / "serve.log")
         try:
+            figures["HTTP round trip p50 ms"] = _round_trip(port)
             for level, clients in enumerate(LEVELS):
                 ceiling = rate(2000, write_raw)
                 cpu = _cpu_seconds(server.pid)
