@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -101,7 +101,7 @@ def serve_command(
         listener = _listen(host, port)
         bound = listener.getsockname()
         _started(ctx, as_json, report, url=f"http://{host}:{bound[1]}")
-        _run_uvicorn(build_app(service), listener, settings, stop)
+        _run_uvicorn(build_app(service), listener, settings, stop, service.metrics.cut_off.inc)
 
 
 def worker_command(
@@ -199,7 +199,11 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _run_uvicorn(
-    app: Any, listener: socket.socket, settings: Settings, stop: threading.Event
+    app: Any,
+    listener: socket.socket,
+    settings: Settings,
+    stop: threading.Event,
+    on_cut_off: Callable[[], None],
 ) -> None:
     import uvicorn
 
@@ -219,7 +223,7 @@ def _run_uvicorn(
         timeout_graceful_shutdown=int(settings.drain_timeout),
         # h11 with a deadline on the headers: uvicorn has none, and the app's read timeout
         # starts only once they are complete (a slow-loris client would hold the socket).
-        http=HeaderDeadline.within(settings.read_timeout),
+        http=HeaderDeadline.within(settings.read_timeout, on_cut_off),
         loop="asyncio",
     )
     server = Server(config)

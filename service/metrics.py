@@ -119,6 +119,11 @@ class Metrics:
         self.worker_errors = Counter(
             "orderflow_worker_errors_total", "Worker jobs that failed (retried with backoff)."
         )
+        self.cut_off = Counter(
+            "orderflow_connections_cut_off_total",
+            "Connections closed because their request headers did not arrive in time.",
+        )
+        self.cut_off.inc(0)  # shown from the start, so a scrape sees it rise from zero
 
     def render(self, gauges: Mapping[str, tuple[str, float]]) -> bytes:
         """The text exposition: the counters, then `gauges` (name -> (help, value))."""
@@ -129,6 +134,7 @@ class Metrics:
             self.timers_fired,
             self.reconciled,
             self.worker_errors,
+            self.cut_off,
         ):
             lines += metric.lines()
         lines += _gauges(gauges.items())

@@ -11,6 +11,7 @@ kept-alive connection. Nothing reaches the app, so nothing is recorded or answer
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import h11
@@ -28,13 +29,20 @@ class HeaderDeadline(H11Protocol):
     """
 
     header_timeout: ClassVar[float] = 10.0
+    cut_off_hooks: ClassVar[tuple[Callable[[], None], ...]] = ()  # run for each cut-off
 
     @classmethod
-    def within(cls, seconds: float) -> type[HeaderDeadline]:
-        """This protocol with a deadline of `seconds` (uvicorn takes a class, not an instance)."""
+    def within(
+        cls, seconds: float, on_cut_off: Callable[[], None] | None = None
+    ) -> type[HeaderDeadline]:
+        """This protocol with a deadline of `seconds` (uvicorn takes a class, not an instance).
+
+        `on_cut_off` is called (on the event loop) for each connection it closes.
+        """
 
         class Bounded(cls):  # type: ignore[valid-type,misc]
             header_timeout = seconds
+            cut_off_hooks = (on_cut_off,) if on_cut_off else ()
 
         return Bounded
 
@@ -91,3 +99,5 @@ class HeaderDeadline(H11Protocol):
         client = f"{self.client[0]}:{self.client[1]}" if self.client else None
         line(event="cut_off", client=client, why="headers too slow", seconds=self.header_timeout)
         self.transport.close()
+        for hook in self.cut_off_hooks:
+            hook()

@@ -191,7 +191,7 @@ def test_a_client_slow_to_send_its_headers_is_cut_off_and_nothing_recorded(
         "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\n"
         f"Content-Length: {len(body)}\r\nStripe-Signature: {signature}\r\n"
     ).encode()
-    before, logged = head(served.db), len(served.lines())
+    before, logged, cut = head(served.db), len(served.lines()), _cut_off(served)
     conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
     try:
         if client == "kept alive":  # one whole exchange first, then the next request trickles
@@ -216,8 +216,23 @@ def test_a_client_slow_to_send_its_headers_is_cut_off_and_nothing_recorded(
     assert head(served.db) == before and received(served.db)[f"evt_{order}"] == 0
     deliveries = [x for x in served.lines()[logged:] if "provider" in x]
     assert deliveries == [], deliveries
+    assert _cut_off(served) == cut + 1
     status, _, answer = served.post("/webhooks/stripe", body, signed(body))  # still serving
     assert (status, answer["outcome"]) == (200, "settled"), answer
+
+
+def _cut_off(served: Server) -> float:
+    """The service's count of connections it cut off, from `/metrics`."""
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    (value,) = [
+        line.split()[-1]
+        for line in text.splitlines()
+        if line.startswith("orderflow_connections_cut_off_total")
+    ]
+    return float(value)
 
 
 def test_an_unknown_provider_is_404(served: Server) -> None:
