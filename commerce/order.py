@@ -72,7 +72,7 @@ def evolve(state: OrderState, event: OrderEvent) -> OrderState:
     """The order's state after `event` (pure: the same inputs give the same state)."""
     match event:
         case OrderPlaced():
-            return OrderState()
+            return OrderState(intents=state.intents)  # intents are rows of their own
         case PaymentIntentCreated():
             opened = _intent(state, event.intent_id, IntentState(event.amount))
             return _replace(opened, status="awaiting_payment", intent_id=event.intent_id)
