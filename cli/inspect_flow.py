@@ -119,14 +119,10 @@ def _last_error(log: list[Any], times: list[str]) -> tuple[str, str] | None:
 
 
 def _parked(shop: Shop, flow_id: str) -> list[Parked]:
-    db = shop.ledger.db
-    intent = db.execute("SELECT intent_id FROM orders WHERE order_id = ?", (flow_id,)).fetchone()
-    rows = db.execute(
-        "SELECT event_id, intent_id, notice FROM parked WHERE order_id = ? OR intent_id = ? "
-        "ORDER BY event_id",
-        (flow_id, intent[0] if intent else None),
-    ).fetchall()
-    return [Parked(event_id=r[0], intent_id=r[1], notice=msgspec.json.decode(r[2])) for r in rows]
+    return [
+        Parked(event_id=p.event_id, intent_id=p.intent_id, notice=msgspec.to_builtins(p.notice))
+        for p in shop.inbox(flow_id)
+    ]
 
 
 def why(shop: Shop, flow_id: str) -> Why:

@@ -79,6 +79,7 @@ from commerce.providers.choose import (
     provider_from,
     refund_providers,
 )
+from commerce.readmodel import OrderRow, ParkedEvent, ProductRow
 from commerce.reconcile import Reconciled
 from commerce.shop import Shop
 from commerce.signature import sign, verify
@@ -92,14 +93,7 @@ from commerce.stripe_events import (
     StripeEvent,
     decode_event,
 )
-from commerce.views import (
-    ORDER_STATUSES,
-    OrderRow,
-    OrderView,
-    ParkedEvent,
-    ProductRow,
-    TimelineEntry,
-)
+from commerce.views import ORDER_STATUSES, OrderView, TimelineEntry
 from commerce.webhooks import Settler, SettleResult
 
 __all__ = [

@@ -8,12 +8,14 @@ and records the answer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
 
 import msgspec
 
+from commerce import readmodel
 from commerce.errors import CouponRejected, OutOfStock, ProviderUnavailable, UnknownProduct
 from commerce.events import (
     AnyCommerceEvent,
@@ -75,6 +77,7 @@ class OrderHandlers:
     ) -> None:
         self.ledger = ledger
         self.tax_rate_bp = tax_rate_bp
+        self._journal = threading.local()  # .events: what `recording` collects on this thread
         self.provider: PaymentProvider | None = None
         self.providers: dict[str, PaymentProvider] = {}
         self.use(provider, others=others)
@@ -125,12 +128,30 @@ class OrderHandlers:
             RecordRefund: self.record_refund,
         }
 
-    def _record(self, order_id: str, *events: CommerceEvent) -> None:
-        self.ledger.append(order_stream(order_id), events)
+    def _record(
+        self, order_id: str, *events: CommerceEvent, expected_version: int | None = None
+    ) -> None:
+        self.ledger.append(order_stream(order_id), events, expected_version=expected_version)
+        journal: list[CommerceEvent] | None = getattr(self._journal, "events", None)
+        if journal is not None:
+            journal.extend(events)
 
-    def _row(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        row: tuple[Any, ...] | None = self.ledger.db.execute(sql, params).fetchone()
-        return row
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[CommerceEvent]]:
+        """The events this thread's handlers record inside the block, as they are recorded.
+
+        The settler folds them into the order's state it read before resuming the flow,
+        instead of reading the row again (see `commerce.order`).
+        """
+        outer = getattr(self._journal, "events", None)
+        events: list[CommerceEvent] = []
+        self._journal.events = events
+        try:
+            yield events
+        finally:
+            self._journal.events = outer
+            if outer is not None:
+                outer.extend(events)
 
     # -- placing ---------------------------------------------------------------------
 
@@ -142,39 +163,27 @@ class OrderHandlers:
         placed = OrderPlaced(order_id=request.order_id, quote=priced, placed_at=ctx.now)
         # An order's stream begins with its flow's first step: expecting it empty costs no
         # probe, and a stream already there (never made by orderflow) refuses the order.
-        self.ledger.append(order_stream(request.order_id), [placed], expected_version=0)
+        self._record(request.order_id, placed, expected_version=0)
         return priced
 
     def _priced(self, line: StockLine) -> Line:
-        row = self._row("SELECT unit_price, currency FROM products WHERE sku = ?", (line.sku,))
-        if row is None:
+        price = readmodel.price(self.ledger, line.sku)
+        if price is None:
             raise UnknownProduct(line.sku)
-        return Line(sku=line.sku, quantity=line.quantity, unit_price=row[0], currency=row[1])
+        unit_price, currency = price
+        return Line(sku=line.sku, quantity=line.quantity, unit_price=unit_price, currency=currency)
 
     def _coupon(self, code: str) -> Coupon:
-        row = self._row(
-            "SELECT percent_off_bp, amount_off, currency, min_subtotal, expires_at FROM coupons"
-            " WHERE code = ?",
-            (code,),
-        )
-        if row is None:
+        found = readmodel.coupon(self.ledger, code)
+        if found is None:
             raise CouponRejected(code, "no such coupon")
-        expires = datetime.fromisoformat(row[4]) if row[4] else None
-        return Coupon(
-            code=code,
-            percent_off_bp=row[0],
-            amount_off=row[1],
-            currency=row[2],
-            min_subtotal=row[3],
-            expires_at=expires,
-        )
+        return found
 
     def reserve_stock(self, request: ReserveStock, ctx: StepContext) -> None:
         """Hold every line's stock, or raise `OutOfStock` naming each short SKU."""
         short = []
         for line in request.lines:
-            row = self._row("SELECT available FROM products WHERE sku = ?", (line.sku,))
-            available = row[0] if row else 0
+            available = readmodel.available(self.ledger, line.sku)
             if line.quantity > available:
                 short.append((line.sku, line.quantity, available))
         if short:
@@ -206,7 +215,7 @@ class OrderHandlers:
         transaction (a webhook's settle that cancels an order) gets the call deferred to
         the retry timer rather than holding the write lock across a network call.
         """
-        if self.ledger.db.conn.in_transaction:
+        if self.ledger.in_transaction:
             raise ProviderUnavailable(
                 "deferred: a write transaction is open; the next timers run makes the call",
                 code="deferred",
@@ -237,10 +246,7 @@ class OrderHandlers:
 
     def take_parked(self, request: TakeParked, ctx: StepContext) -> list[PaymentNotice]:
         """Hand the flow the payment events that came before it waited, oldest first."""
-        rows = self.ledger.db.execute(
-            "SELECT event_id, notice FROM parked WHERE intent_id = ? ORDER BY rowid",
-            (request.intent_id,),
-        ).fetchall()
+        rows = readmodel.parked_on_intent(self.ledger, request.intent_id)
         for event_id, _ in rows:
             self._record(
                 request.order_id,

@@ -9,23 +9,23 @@ payment_intents(intent_id, order_id, amount, currency, status)
 webhooks(event_id, event_type, digest, outcome, order_id, intent_id)
 parked(event_id, intent_id, order_id, notice)        events waiting for their order's flow
 ```
-Each row follows from the events alone, so `Ledger.rebuild()` reproduces it exactly.
+Each row follows from the events alone, so `Ledger.rebuild()` reproduces it exactly. An
+order's status and money (and its intents' status) are what `commerce.order.evolve` folds
+its events to; the projection reads them once per append and writes the result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 
 from commerce.events import (
     AnyCommerceEvent,
     CouponAdded,
-    OrderClosed,
-    OrderFulfilled,
     OrderMovedOut,
     OrderPlaced,
-    PaymentDisputed,
     PaymentIntentAdopted,
     PaymentIntentCreated,
     PaymentReceived,
@@ -41,7 +41,8 @@ from commerce.events import (
     WebhookReceived,
     WebhookUnparked,
 )
-from ledger import Tx
+from commerce.order import ORDER_EVENTS, IntentState, OrderEvent, OrderState, fold
+from ledger import Dialect, Record, Tx
 
 STREAM_PREFIXES = ("sku:", "order:", "coupon:", "webhook:")
 _decode = msgspec.json.Decoder(AnyCommerceEvent).decode
@@ -77,8 +78,48 @@ CREATE TABLE IF NOT EXISTS parked (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS parked_intent ON parked (intent_id);
 """
+# The same tables on PostgreSQL. `parked` has no hidden rowid there: its `position` (the
+# WebhookParked record's) keeps the oldest-first order that SQLite keeps in the rowid.
+_POSTGRESQL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS products (
+    sku TEXT PRIMARY KEY, name TEXT NOT NULL, unit_price BIGINT NOT NULL, currency TEXT NOT NULL,
+    available BIGINT NOT NULL DEFAULT 0 CHECK (available >= 0),
+    reserved BIGINT NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+    sold BIGINT NOT NULL DEFAULT 0 CHECK (sold >= 0)
+);
+CREATE TABLE IF NOT EXISTS coupons (
+    code TEXT PRIMARY KEY, percent_off_bp BIGINT, amount_off BIGINT, currency TEXT,
+    min_subtotal BIGINT NOT NULL, expires_at TEXT
+);
+CREATE TABLE IF NOT EXISTS orders (
+    order_id TEXT PRIMARY KEY, status TEXT NOT NULL, currency TEXT NOT NULL,
+    subtotal BIGINT NOT NULL, discount BIGINT NOT NULL, tax BIGINT NOT NULL,
+    total BIGINT NOT NULL, intent_id TEXT, paid BIGINT NOT NULL DEFAULT 0,
+    refunded BIGINT NOT NULL DEFAULT 0, placed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS payment_intents (
+    intent_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, amount BIGINT NOT NULL,
+    currency TEXT NOT NULL, status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhooks (
+    event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, digest TEXT NOT NULL,
+    outcome TEXT NOT NULL, order_id TEXT, intent_id TEXT
+);
+CREATE TABLE IF NOT EXISTS parked (
+    event_id TEXT PRIMARY KEY, intent_id TEXT NOT NULL, order_id TEXT, notice TEXT NOT NULL,
+    position BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS parked_intent ON parked (intent_id);
+"""
+_SCHEMAS: dict[Dialect, str] = {"sqlite": _SCHEMA, "postgresql": _POSTGRESQL_SCHEMA}
 
-Apply = Callable[[Tx, object], None]
+PARKED_ORDER: dict[Dialect, str] = {"sqlite": "rowid", "postgresql": "position"}
+"""The one dialect difference in commerce's SQL: the `parked` column that orders it oldest
+first. It holds the WebhookParked record's position on both (SQLite files made before kept
+their tables, whose rowid is the only place for it; older rowids are smaller, so the order
+of their rows still holds)."""
+
+Apply = Callable[[Tx, Any, int], None]  # (tx, event, the record's position)
 
 
 def _stock(column_from: str | None, column_to: str | None) -> Apply:
@@ -90,221 +131,159 @@ def _stock(column_from: str | None, column_to: str | None) -> Apply:
         sets.append(f"{column_to} = {column_to} + :q")
     sql = f"UPDATE products SET {', '.join(sets)} WHERE sku = :sku"
 
-    def apply(conn: Tx, event: object) -> None:
-        for line in event.lines:  # type: ignore[attr-defined]
-            conn.execute(sql, {"q": line.quantity, "sku": line.sku})
+    def apply(tx: Tx, event: Any, position: int) -> None:
+        for line in event.lines:
+            tx.execute(sql, {"q": line.quantity, "sku": line.sku})
 
     return apply
 
 
-def _status(status: str) -> Apply:
-    def apply(conn: Tx, event: object) -> None:
-        conn.execute(
-            "UPDATE orders SET status = ? WHERE order_id = ?",
-            (status, event.order_id),  # type: ignore[attr-defined]
-        )
-
-    return apply
-
-
-def _product_added(conn: Tx, e: ProductAdded) -> None:
-    conn.execute(
+def _product_added(tx: Tx, e: ProductAdded, position: int) -> None:
+    tx.execute(
         "INSERT INTO products (sku, name, unit_price, currency) VALUES (?, ?, ?, ?)",
         (e.sku, e.name, e.unit_price, e.currency),
     )
 
 
-def _restocked(conn: Tx, e: Restocked) -> None:
-    conn.execute("UPDATE products SET available = available + ? WHERE sku = ?", (e.quantity, e.sku))
+def _restocked(tx: Tx, e: Restocked, position: int) -> None:
+    tx.execute("UPDATE products SET available = available + ? WHERE sku = ?", (e.quantity, e.sku))
 
 
-def _removed(conn: Tx, e: StockRemoved) -> None:
-    conn.execute("UPDATE products SET available = available - ? WHERE sku = ?", (e.quantity, e.sku))
+def _removed(tx: Tx, e: StockRemoved, position: int) -> None:
+    tx.execute("UPDATE products SET available = available - ? WHERE sku = ?", (e.quantity, e.sku))
 
 
-def _coupon_added(conn: Tx, e: CouponAdded) -> None:
+_COUPON_COLUMNS = ("code", "percent_off_bp", "amount_off", "currency", "min_subtotal", "expires_at")
+_COUPON_UPSERT = (  # a coupon added again replaces the one before
+    f"INSERT INTO coupons ({', '.join(_COUPON_COLUMNS)}) VALUES ({', '.join('?' * 6)})"
+    " ON CONFLICT (code) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COUPON_COLUMNS[1:])
+)
+
+
+def _coupon_added(tx: Tx, e: CouponAdded, position: int) -> None:
     c = e.coupon
     expires = c.expires_at.isoformat() if c.expires_at else None
-    conn.execute(
-        "INSERT OR REPLACE INTO coupons VALUES (?, ?, ?, ?, ?, ?)",
+    tx.execute(
+        _COUPON_UPSERT,
         (c.code, c.percent_off_bp, c.amount_off, c.currency, c.min_subtotal, expires),
     )
 
 
-def _order_placed(conn: Tx, e: OrderPlaced) -> None:
-    q = e.quote
-    conn.execute(
-        "INSERT INTO orders (order_id, status, currency, subtotal, discount, tax, total, placed_at)"
-        " VALUES (?, 'placed', ?, ?, ?, ?, ?, ?)",
-        (e.order_id, q.currency, q.subtotal, q.discount, q.tax, q.total, e.placed_at.isoformat()),
-    )
-
-
-def _intent_created(conn: Tx, e: PaymentIntentCreated) -> None:
-    conn.execute(
-        "UPDATE orders SET status = 'awaiting_payment', intent_id = ? WHERE order_id = ?",
-        (e.intent_id, e.order_id),
-    )
-    conn.execute(
-        "INSERT INTO payment_intents VALUES (?, ?, ?, ?, 'open')",
-        (e.intent_id, e.order_id, e.amount, e.currency),
-    )
-
-
-def _payment_received(conn: Tx, e: PaymentReceived) -> None:
-    # A refund may have come first (events out of order): the statuses take it into account.
-    conn.execute(
-        "UPDATE orders SET paid = paid + :amount, status = CASE"
-        " WHEN status IN ('expired', 'cancelled', 'failed') AND refunded >= paid + :amount"
-        " THEN 'refunded' ELSE status END WHERE order_id = :order",
-        {"amount": e.amount, "order": e.order_id},
-    )
-    _payment_received_intent(conn, e)
-
-
-def _payment_received_intent(conn: Tx, e: PaymentReceived) -> None:
-    conn.execute(
-        "UPDATE payment_intents SET status = CASE"
-        " WHEN (SELECT refunded FROM orders WHERE order_id = :order) >= amount THEN 'refunded'"
-        " WHEN (SELECT refunded FROM orders WHERE order_id = :order) > 0"
-        " THEN 'partially_refunded' ELSE 'succeeded' END WHERE intent_id = :intent",
-        {"order": e.order_id, "intent": e.intent_id},
-    )
-
-
-def _fulfilled(conn: Tx, e: OrderFulfilled) -> None:
-    conn.execute(
-        "UPDATE orders SET status = CASE WHEN refunded > 0 THEN 'partially_refunded'"
-        " ELSE 'fulfilled' END WHERE order_id = ?",
-        (e.order_id,),
-    )
-
-
-def _disputed(conn: Tx, e: PaymentDisputed) -> None:
-    _status("needs_review")(conn, e)
-
-
-def _closed(conn: Tx, e: OrderClosed) -> None:
-    _status(e.status)(conn, e)
-
-
-def _moved_out(conn: Tx, e: OrderMovedOut) -> None:
-    _stock("reserved", None)(conn, e)
-    _status("moved")(conn, e)
-
-
-def _refund_issued(conn: Tx, e: RefundIssued) -> None:
-    conn.execute(
-        "UPDATE orders SET status = 'refunded', refunded = refunded + ? WHERE order_id = ?",
-        (e.amount, e.order_id),
-    )
-    conn.execute(
-        "UPDATE payment_intents SET status = 'refunded' WHERE intent_id = ?", (e.intent_id,)
-    )
-
-
-def _refund_recorded(conn: Tx, e: RefundRecorded) -> None:
-    # A refund reported before the payment itself leaves the intent open: the payment, when
-    # it comes, is then settled knowing what was already given back.
-    # A part refunded of a payment held for review leaves it held: a person still decides.
-    status = "refunded" if e.full else "partially_refunded"
-    conn.execute(
-        "UPDATE orders SET refunded = :refunded, status = CASE"
-        " WHEN status = 'needs_review' AND NOT :full THEN status WHEN status IN"
-        " ('fulfilled', 'needs_review', 'refunded', 'partially_refunded') THEN :status"
-        " ELSE status END WHERE order_id = :order",
-        {"refunded": e.amount_refunded, "full": e.full, "status": status, "order": e.order_id},
-    )
-    conn.execute(
-        "UPDATE payment_intents SET status = ? WHERE intent_id = ? AND status != 'open'",
-        (status, e.intent_id),
-    )
-
-
-def _intent_adopted(conn: Tx, e: PaymentIntentAdopted) -> None:
-    conn.execute(
-        "INSERT INTO payment_intents VALUES (?, ?, ?, ?, 'open')",
-        (e.intent_id, e.order_id, e.amount, e.currency),
-    )
-
-
-def _webhook(conn: Tx, e: WebhookReceived) -> None:
-    conn.execute(
-        "INSERT INTO webhooks VALUES (?, ?, ?, ?, ?, ?)",
+def _webhook(tx: Tx, e: WebhookReceived, position: int) -> None:
+    tx.execute(
+        "INSERT INTO webhooks (event_id, event_type, digest, outcome, order_id, intent_id)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
         (e.event_id, e.event_type, e.digest, e.outcome, e.order_id, e.intent_id),
     )
 
 
-def _parked(conn: Tx, e: WebhookParked) -> None:
-    conn.execute(
-        "INSERT INTO parked VALUES (?, ?, ?, ?)",
-        (e.event_id, e.intent_id, e.order_id, _encode(e.payment).decode()),
+def _parked(tx: Tx, e: WebhookParked, position: int) -> None:
+    tx.execute(
+        f"INSERT INTO parked ({PARKED_ORDER[tx.dialect]}, event_id, intent_id, order_id, notice)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (position, e.event_id, e.intent_id, e.order_id, _encode(e.payment).decode()),
     )
 
 
-def _unparked(conn: Tx, e: WebhookUnparked) -> None:
-    conn.execute("DELETE FROM parked WHERE event_id = ?", (e.event_id,))
+def _unparked(tx: Tx, e: WebhookUnparked, position: int) -> None:
+    tx.execute("DELETE FROM parked WHERE event_id = ?", (e.event_id,))
 
 
-_APPLY: dict[type, Apply] = {
-    ProductAdded: _product_added,  # type: ignore[dict-item]
-    Restocked: _restocked,  # type: ignore[dict-item]
-    StockRemoved: _removed,  # type: ignore[dict-item]
-    CouponAdded: _coupon_added,  # type: ignore[dict-item]
-    OrderPlaced: _order_placed,  # type: ignore[dict-item]
+_APPLY: dict[type, Apply] = {  # the rows other than an order's own (see `_store`)
+    ProductAdded: _product_added,
+    Restocked: _restocked,
+    StockRemoved: _removed,
+    CouponAdded: _coupon_added,
     StockReserved: _stock("available", "reserved"),
     StockReleased: _stock("reserved", "available"),
     StockCommitted: _stock("reserved", "sold"),
-    PaymentIntentCreated: _intent_created,  # type: ignore[dict-item]
-    PaymentIntentAdopted: _intent_adopted,  # type: ignore[dict-item]
-    PaymentReceived: _payment_received,  # type: ignore[dict-item]
-    OrderFulfilled: _fulfilled,  # type: ignore[dict-item]
-    PaymentDisputed: _disputed,  # type: ignore[dict-item]
-    OrderClosed: _closed,  # type: ignore[dict-item]
-    OrderMovedOut: _moved_out,  # type: ignore[dict-item]
-    RefundIssued: _refund_issued,  # type: ignore[dict-item]
-    RefundRecorded: _refund_recorded,  # type: ignore[dict-item]
-    WebhookReceived: _webhook,  # type: ignore[dict-item]
-    WebhookParked: _parked,  # type: ignore[dict-item]
-    WebhookUnparked: _unparked,  # type: ignore[dict-item]
+    OrderMovedOut: _stock("reserved", None),
+    WebhookReceived: _webhook,
+    WebhookParked: _parked,
+    WebhookUnparked: _unparked,
 }
-_TYPES = frozenset(cls.__name__ for cls in _APPLY)
-_ORDER_ROW = (  # the events whose rows read or write `orders`: the order of these matters
-    OrderPlaced,
-    PaymentIntentCreated,
-    PaymentReceived,
-    OrderFulfilled,
-    PaymentDisputed,
-    OrderClosed,
-    OrderMovedOut,
-    RefundIssued,
-    RefundRecorded,
+_TYPES = frozenset(cls.__name__ for cls in (*_APPLY, *ORDER_EVENTS))
+_NAMES_INTENT = (PaymentReceived, RefundIssued, RefundRecorded)  # change an intent's status
+_OPENS_INTENT = (PaymentIntentCreated, PaymentIntentAdopted)  # insert an intent's row
+
+
+def _stored(tx: Tx, order_id: str | None, intent_ids: Sequence[str]) -> tuple[OrderState, bool]:
+    """The order's stored state with the named intents' (one query), and whether it is stored.
+
+    `order_id` None reads the intents only (the batch places the order).
+    """
+    parts: list[str] = []
+    params: list[str] = []
+    if order_id is not None:
+        parts.append(
+            "SELECT 0, NULL, status, paid, refunded, intent_id FROM orders WHERE order_id = ?"
+        )
+        params.append(order_id)
+    if intent_ids:
+        marks = ", ".join("?" * len(intent_ids))
+        parts.append(
+            "SELECT 1, intent_id, status, amount, 0, NULL FROM payment_intents"
+            f" WHERE intent_id IN ({marks})"
+        )
+        params.extend(intent_ids)
+    rows = tx.query(" UNION ALL ".join(parts), params) if parts else []
+    order, intents = OrderState(), {}
+    for kind, intent_id, status, amount, refunded, own in rows:
+        if kind == 0:
+            order = OrderState(status=status, paid=amount, refunded=refunded, intent_id=own)
+        else:
+            intents[intent_id] = IntentState(amount, status)
+    found = any(row[0] == 0 for row in rows)
+    return msgspec.structs.replace(order, intents=intents), found
+
+
+def _row(state: OrderState) -> tuple[str, int, int, str | None]:
+    """What `orders` keeps of the state, in `_UPDATE_ORDER`'s order."""
+    return state.status, state.paid, state.refunded, state.intent_id
+
+
+_UPDATE_ORDER = (
+    "UPDATE orders SET status = ?, paid = ?, refunded = ?, intent_id = ? WHERE order_id = ?"
+)
+_INSERT_ORDER = (
+    "INSERT INTO orders (order_id, currency, subtotal, discount, tax, total, placed_at,"
+    " status, paid, refunded, intent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_INTENT = (
+    "INSERT INTO payment_intents (intent_id, order_id, amount, currency, status)"
+    " VALUES (?, ?, ?, ?, ?)"
 )
 
 
-def _paid_and_fulfilled(conn: Tx, e: PaymentReceived) -> None:
-    """`PaymentReceived` then `OrderFulfilled` of the same order, with one `orders` update.
+def _store(tx: Tx, order_id: str, events: list[OrderEvent]) -> None:
+    """Fold one append's events of an order into its stored state, and write what changed.
 
-    The fulfilment sets the status whatever it was (from `refunded`, which the payment
-    does not change), so the payment's own status rule is overwritten anyway.
+    A batch that places the order inserts its row (and a second placing fails, as the
+    primary key wants); intents opened in the batch are inserted with their folded status.
     """
-    conn.execute(
-        "UPDATE orders SET paid = paid + ?, status = CASE WHEN refunded > 0"
-        " THEN 'partially_refunded' ELSE 'fulfilled' END WHERE order_id = ?",
-        (e.amount, e.order_id),
-    )
-    _payment_received_intent(conn, e)
-
-
-def _fulfilled_next(events: list[object], index: int) -> int | None:
-    """The index of the `OrderFulfilled` that is the next `orders` event after `index`."""
-    paid = events[index]
-    for later in range(index + 1, len(events)):
-        event = events[later]
-        if isinstance(event, _ORDER_ROW):
-            same = getattr(event, "order_id", None) == getattr(paid, "order_id", "")
-            return later if isinstance(event, OrderFulfilled) and same else None
-    return None
+    placed = next((e for e in events if isinstance(e, OrderPlaced)), None)
+    opened = [e for e in events if isinstance(e, _OPENS_INTENT)]
+    named = {e.intent_id for e in events if isinstance(e, _NAMES_INTENT)}
+    named -= {e.intent_id for e in opened}
+    before, found = _stored(tx, None if placed is events[0] else order_id, sorted(named))
+    after = fold(events, before)
+    if placed is not None:
+        q = placed.quote
+        order = (order_id, q.currency, q.subtotal, q.discount, q.tax, q.total)
+        tx.execute(_INSERT_ORDER, (*order, placed.placed_at.isoformat(), *_row(after)))
+    elif found and _row(after) != _row(before):
+        tx.execute(_UPDATE_ORDER, (*_row(after), order_id))
+    for e in opened:
+        status = after.intents[e.intent_id].status
+        tx.execute(_INSERT_INTENT, (e.intent_id, e.order_id, e.amount, e.currency, status))
+    for intent_id in named:
+        intent = after.intents.get(intent_id)
+        if intent is not None and intent != before.intents[intent_id]:
+            tx.execute(
+                "UPDATE payment_intents SET status = ? WHERE intent_id = ?",
+                (intent.status, intent_id),
+            )
 
 
 class CommerceProjection:
@@ -314,35 +293,30 @@ class CommerceProjection:
     tables = ("products", "coupons", "orders", "payment_intents", "webhooks", "parked")
 
     def create(self, tx: Tx) -> None:
-        """Create the tables and indexes if missing."""
-        for statement in _SCHEMA.split(";"):
+        """Create the tables and indexes if missing, in the DDL of the ledger's database."""
+        for statement in _SCHEMAS[tx.dialect].split(";"):
             if statement.strip():
                 tx.execute(statement)
 
-    def apply(self, conn: Tx, record: object) -> None:
-        """Fold one ledger record into the tables (others' records are skipped cheaply)."""
-        if record.type not in _TYPES or not record.stream.startswith(STREAM_PREFIXES):  # type: ignore[attr-defined]
-            return
-        event = _decode(record.data)  # type: ignore[attr-defined]
-        _APPLY[type(event)](conn, event)
+    def apply(self, tx: Tx, record: Record) -> None:
+        """Fold one ledger record into the tables (rebuilds: an append of one record)."""
+        self.apply_batch(tx, [record])
 
-    def apply_batch(self, conn: Tx, records: Sequence[object]) -> None:
-        """Fold one append's records, a payment and the fulfilment after it as one update.
+    def apply_batch(self, tx: Tx, records: Sequence[Record]) -> None:
+        """Fold one append's records (others' records are skipped cheaply).
 
-        The rows end as `apply` of each record in turn leaves them (rebuilds use `apply`).
+        Each order's row is read and written once, whatever the number of its events
+        (see `_store`); the rows end as `apply` of each record in turn leaves them.
         """
-        events: list[object] = [
-            _decode(r.data)  # type: ignore[attr-defined]
-            for r in records
-            if r.type in _TYPES and r.stream.startswith(STREAM_PREFIXES)  # type: ignore[attr-defined]
-        ]
-        done: int | None = None
-        for index, event in enumerate(events):
-            if index == done:
+        orders: dict[str, list[OrderEvent]] = {}
+        for record in records:
+            if record.type not in _TYPES or not record.stream.startswith(STREAM_PREFIXES):
                 continue
-            if isinstance(event, PaymentReceived):
-                done = _fulfilled_next(events, index)
-                if done is not None:
-                    _paid_and_fulfilled(conn, event)
-                    continue
-            _APPLY[type(event)](conn, event)
+            event = _decode(record.data)
+            apply = _APPLY.get(type(event))
+            if apply is not None:
+                apply(tx, event, record.position)
+            if isinstance(event, ORDER_EVENTS):
+                orders.setdefault(event.order_id, []).append(event)
+        for order_id, events in orders.items():
+            _store(tx, order_id, events)

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import msgspec
 
-from commerce import views
+from commerce import readmodel
 from commerce.errors import LiveModeMismatch, ProviderError
 from commerce.providers.base import Inbound, PaymentIntent, PaymentProvider, reported
 from commerce.webhooks import Settler
@@ -46,7 +46,7 @@ def reconcile(
     order (`outcome="error"`) and the others go on.
     """
     done = []
-    for row in views.orders(ledger, "awaiting_payment"):
+    for row in readmodel.orders(ledger, "awaiting_payment"):
         if row.intent_id is None or row.placed_at > placed_before:
             continue
         try:
@@ -59,7 +59,7 @@ def reconcile(
 
 
 def _settle(
-    settler: Settler, provider: str, row: views.OrderRow, intent: PaymentIntent
+    settler: Settler, provider: str, row: readmodel.OrderRow, intent: PaymentIntent
 ) -> Reconciled:
     if intent.status not in REPORTED:
         return _report(row, intent.status, "waiting", f"the provider reports {intent.status}")
@@ -76,7 +76,7 @@ def _settle(
     return _report(row, intent.status, result.outcome, result.reason)
 
 
-def _report(row: views.OrderRow, status: str | None, outcome: str, reason: str) -> Reconciled:
+def _report(row: readmodel.OrderRow, status: str | None, outcome: str, reason: str) -> Reconciled:
     return Reconciled(
         order_id=row.order_id,
         intent_id=row.intent_id or "",

@@ -16,6 +16,7 @@ from typing import Literal
 
 import msgspec
 
+from commerce import readmodel
 from commerce.errors import InvalidTransition, UnknownOrder
 from commerce.events import (
     AnyCommerceEvent,
@@ -31,6 +32,7 @@ from commerce.events import (
 )
 from commerce.flows import REVIEW_REFUND_FLOW
 from commerce.handlers import order_stream
+from commerce.order import OrderState
 from flowlib import Engine, stream_of
 from ledger import Ledger
 
@@ -73,7 +75,7 @@ def hold_of(ledger: Ledger, order_id: str) -> Hold:
         raise UnknownOrder(order_id)
     events = [(_decode(r.data), r.recorded_at) for r in records]
     holds = [(e, at) for e, at in events if isinstance(e, PaymentDisputed)]
-    status = _status(ledger, order_id)
+    status = _state(ledger, order_id).status
     if status != "needs_review" or not holds:
         raise InvalidTransition(order_id, status, "resolve a review hold (none is open)")
     last, recorded_at = holds[-1]
@@ -111,11 +113,9 @@ def resolve(
     if decision == "accept":
         _accept(ledger, hold, resolved)
         return None
-    paid, refunded = ledger.db.execute(
-        "SELECT paid, refunded FROM orders WHERE order_id = ?", (order_id,)
-    ).fetchone()
+    state = _state(ledger, order_id)
     ledger.append(order_stream(order_id), [resolved])
-    args = (order_id, hold.notice, paid - refunded, hold.held, reason)
+    args = (order_id, hold.notice, state.paid - state.refunded, hold.held, reason)
     engine.start(REVIEW_REFUND_FLOW, *args, flow_id=hold.refund_flow, defer_effects=True)
     return hold.refund_flow
 
@@ -132,9 +132,8 @@ def _accept(ledger: Ledger, hold: Hold, resolved: ReviewResolved) -> None:
 
 def expired(ledger: Ledger, now: datetime, timeout_seconds: int) -> list[str]:
     """Orders whose review hold is older than the timeout and not yet being refunded."""
-    rows = ledger.db.execute("SELECT order_id FROM orders WHERE status = 'needs_review'")
     due = []
-    for (order_id,) in rows.fetchall():
+    for order_id in readmodel.orders_holding_review(ledger):
         hold = hold_of(ledger, order_id)
         if hold.held_at + timedelta(seconds=timeout_seconds) > now:
             continue
@@ -143,11 +142,11 @@ def expired(ledger: Ledger, now: datetime, timeout_seconds: int) -> list[str]:
     return due
 
 
-def _status(ledger: Ledger, order_id: str) -> str:
-    row = ledger.db.execute("SELECT status FROM orders WHERE order_id = ?", (order_id,)).fetchone()
-    if row is None:
+def _state(ledger: Ledger, order_id: str) -> OrderState:
+    state = readmodel.order_state(ledger, order_id)
+    if state is None:
         raise UnknownOrder(order_id)
-    return str(row[0])
+    return state
 
 
 def _units(lines: list[StockLine]) -> list[tuple[str, int]]:

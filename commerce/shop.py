@@ -10,9 +10,9 @@ from typing import Any
 
 import msgspec
 
+from commerce import readmodel, transfer, views
 from commerce import reconcile as reconciling
 from commerce import review as holds
-from commerce import transfer, views
 from commerce.config import ShopConfig, record_config, recorded_config
 from commerce.errors import (
     CommerceError,
@@ -83,7 +83,13 @@ class Shop:
         )
         table = self.handlers.table()
         self.engine = Engine(self.ledger, table, clock=self.clock, registry=REGISTRY)
-        self.settler = Settler(self.ledger, self.engine, livemode=config.livemode, clock=self.clock)
+        self.settler = Settler(
+            self.ledger,
+            self.engine,
+            livemode=config.livemode,
+            clock=self.clock,
+            handlers=self.handlers,
+        )
 
     def use_provider(
         self,
@@ -156,7 +162,9 @@ class Shop:
 
     # -- catalog -----------------------------------------------------------------------
 
-    def add_product(self, sku: str, name: str, price: Money, *, stock: int = 0) -> views.ProductRow:
+    def add_product(
+        self, sku: str, name: str, price: Money, *, stock: int = 0
+    ) -> readmodel.ProductRow:
         """Add `sku` to the catalog at `price`, with `stock` units available."""
         if not sku.strip() or not name.strip():
             raise InvalidOrder("a product needs a non-empty SKU and name")
@@ -173,38 +181,33 @@ class Shop:
             if stock:
                 events.append(Restocked(sku=sku, quantity=stock))
             self.ledger.append(f"sku:{sku}", events, expected_version=0)
-        return views.product(self.ledger, sku)
+        return readmodel.product(self.ledger, sku)
 
-    def restock(self, sku: str, quantity: int) -> views.ProductRow:
+    def restock(self, sku: str, quantity: int) -> readmodel.ProductRow:
         """Add `quantity` units of `sku`."""
         _check_quantity(sku, quantity)
         with self.ledger.transaction():
             _check_stock(sku, quantity, self._held(sku))
             self.ledger.append(f"sku:{sku}", [Restocked(sku=sku, quantity=quantity)])
-        return views.product(self.ledger, sku)
+        return readmodel.product(self.ledger, sku)
 
     def add_coupon(self, coupon: Coupon) -> None:
         """Add (or replace) a coupon in the catalog."""
         self.ledger.append(f"coupon:{coupon.code}", [CouponAdded(coupon=coupon)])
 
-    def products(self) -> list[views.ProductRow]:
+    def products(self) -> list[readmodel.ProductRow]:
         """Every product with its stock."""
-        return views.products(self.ledger)
+        return readmodel.products(self.ledger)
 
     def _product_exists(self, sku: str) -> bool:
-        return (
-            self.ledger.db.execute("SELECT 1 FROM products WHERE sku = ?", (sku,)).fetchone()
-            is not None
-        )
+        return readmodel.held(self.ledger, sku) is not None
 
     def _held(self, sku: str) -> int:
         """The units of `sku` the shop holds (available and reserved); `UnknownProduct`."""
-        row = self.ledger.db.execute(
-            "SELECT available + reserved FROM products WHERE sku = ?", (sku,)
-        ).fetchone()
-        if row is None:
+        held = readmodel.held(self.ledger, sku)
+        if held is None:
             raise UnknownProduct(sku)
-        return int(row[0])
+        return held
 
     # -- orders ------------------------------------------------------------------------
 
@@ -263,7 +266,7 @@ class Shop:
         nothing. Once the order is closed its intent is cancelled at the provider, after
         that transaction committed (no provider call holds the write lock).
         """
-        row = views.order_row(self.ledger, order_id)
+        row = readmodel.order_row(self.ledger, order_id)
         if row.status not in ("cancelled", "placed", "awaiting_payment"):  # placed: retrying
             raise InvalidTransition(order_id, row.status, "cancel it")
         if row.status != "cancelled":
@@ -295,9 +298,9 @@ class Shop:
 
     def orders(
         self, status: str | None = None, *, since: datetime | None = None, limit: int | None = None
-    ) -> list[views.OrderRow]:
+    ) -> list[readmodel.OrderRow]:
         """Orders, optionally with one status, placed since `since`; `limit` keeps the newest."""
-        return views.orders(self.ledger, status, since=since, limit=limit)
+        return readmodel.orders(self.ledger, status, since=since, limit=limit)
 
     # -- payments ----------------------------------------------------------------------
 
@@ -355,7 +358,7 @@ class Shop:
         self, order_id: str, *, amount: int | None = None, event_id: str | None = None
     ) -> SettleResult:
         """Record a payment for the order directly (trusted callers: no signature)."""
-        row = views.order_row(self.ledger, order_id)
+        row = readmodel.order_row(self.ledger, order_id)
         paid = row.total if amount is None else check_amount(amount, row.currency)
         if paid < 0:
             raise InvalidMoney(amount, row.currency, "a payment cannot be negative")
@@ -365,13 +368,13 @@ class Shop:
         self, order_id: str, *, reason: str = "declined", event_id: str | None = None
     ) -> SettleResult:
         """Record a failed payment attempt for the order directly (trusted callers)."""
-        row = views.order_row(self.ledger, order_id)
+        row = readmodel.order_row(self.ledger, order_id)
         return self._direct(
             row, False, row.total, event_id or f"direct-fail:{secrets.token_hex(6)}", reason
         )
 
     def _direct(
-        self, row: views.OrderRow, succeeded: bool, amount: int, event_id: str, reason: str
+        self, row: readmodel.OrderRow, succeeded: bool, amount: int, event_id: str, reason: str
     ) -> SettleResult:
         if row.intent_id is None:
             raise InvalidTransition(
@@ -429,15 +432,19 @@ class Shop:
 
     # -- parked payments and stuck flows ------------------------------------------------
 
-    def parked(self) -> list[views.ParkedEvent]:
+    def parked(self) -> list[readmodel.ParkedEvent]:
         """Payment events recorded but not yet applied to any order's flow, oldest first."""
-        return views.parked(self.ledger)
+        return readmodel.parked(self.ledger)
+
+    def inbox(self, order_id: str) -> list[readmodel.ParkedEvent]:
+        """The events parked for the order's flow (by it, or on its own intent), by event id."""
+        return readmodel.inbox(self.ledger, order_id)
 
     def apply_parked(self, order_id: str | None = None) -> list[SettleResult]:
         """Apply every parked event (or the order's) that can be decided now; what each did."""
         results: list[SettleResult] = []
         decided: set[str] = set()
-        for event in views.parked(self.ledger, order_id):
+        for event in readmodel.parked(self.ledger, order_id):
             if event.event_id in decided:  # taken by its flow with an earlier one
                 continue
             applied = self.settler.apply_parked(event.event_id)

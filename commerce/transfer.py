@@ -20,6 +20,7 @@ from typing import Literal
 
 import msgspec
 
+from commerce import readmodel
 from commerce.events import (
     AnyCommerceEvent,
     OrderMovedOut,
@@ -117,12 +118,8 @@ def order_of(engine: Engine, flow_id: str) -> str | None:
 def _streams(ledger: Ledger, order_ids: list[str]) -> list[str]:
     streams = [order_stream(order_id) for order_id in order_ids]
     for order_id in order_ids:
-        rows = ledger.db.execute(
-            "SELECT p.event_id FROM parked p JOIN payment_intents i ON p.intent_id = i.intent_id"
-            " WHERE i.order_id = ? ORDER BY p.rowid",
-            (order_id,),
-        ).fetchall()
-        streams.extend(f"webhook:{event_id}" for (event_id,) in rows)
+        parked = readmodel.parked_on_orders_intents(ledger, order_id)
+        streams.extend(f"webhook:{event_id}" for event_id in parked)
     return streams
 
 

@@ -21,9 +21,11 @@ from typing import Literal
 
 import msgspec
 
+from commerce import readmodel
 from commerce.errors import CommerceError, LiveModeMismatch
 from commerce.events import (
     AnyCommerceEvent,
+    CommerceEvent,
     OrderFulfilled,
     PaymentDisputed,
     PaymentFailed,
@@ -39,8 +41,9 @@ from commerce.events import (
     WebhookUnparked,
 )
 from commerce.flows import LATE_PAYMENT_FLOW
-from commerce.handlers import hold_events, order_stream
+from commerce.handlers import OrderHandlers, hold_events, order_stream
 from commerce.money import Money
+from commerce.order import ORDER_EVENTS, OrderState, fold
 from commerce.providers.base import (
     Cancellation,
     Inbound,
@@ -107,10 +110,17 @@ class Settler:
     """Applies provider events to orders; the library call a webhook handler makes."""
 
     def __init__(
-        self, ledger: Ledger, engine: Engine, *, livemode: bool, clock: Callable[[], datetime]
+        self,
+        ledger: Ledger,
+        engine: Engine,
+        *,
+        livemode: bool,
+        clock: Callable[[], datetime],
+        handlers: OrderHandlers | None = None,
     ) -> None:
         self.ledger = ledger
         self.engine = engine
+        self.handlers = handlers  # the engine's: tells which order events a flow recorded
         self.livemode = livemode
         self.clock = clock
         self._calls = threading.local()  # .out: this thread's decision calls out after commit
@@ -197,7 +207,7 @@ class Settler:
     def _settle_in(self, event: Inbound, body: bytes) -> _Settled:
         """Decide and record one delivery inside the open transaction."""
         digest = hashlib.sha256(body).hexdigest()
-        seen = self._seen(event.event_id)
+        seen = readmodel.webhook_seen(self.ledger, event.event_id)
         if seen is not None:
             return self._repeat(event, digest, *seen)
         decision = self._left(self._decide(event))
@@ -232,12 +242,6 @@ class Settler:
 
     # -- deciding --------------------------------------------------------------------
 
-    def _seen(self, event_id: str) -> tuple[str, str, str | None] | None:
-        row = self.ledger.db.execute(
-            "SELECT digest, outcome, order_id FROM webhooks WHERE event_id = ?", (event_id,)
-        ).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
-
     def _repeat(
         self, event: Inbound, digest: str, stored: str, outcome: str, order_id: str | None
     ) -> SettleResult:
@@ -262,24 +266,18 @@ class Settler:
         assert isinstance(fact, NotActedOn)
         return _Decision("ignored", fact.reason)
 
-    def _intent(self, intent_id: str | None) -> tuple[str, int, str, str] | None:
-        row = self.ledger.db.execute(
-            "SELECT order_id, amount, currency, status FROM payment_intents WHERE intent_id = ?",
-            (intent_id,),
-        ).fetchone()
-        return None if row is None else (row[0], row[1], row[2], row[3])
-
     def _payment(
         self, notice: PaymentNotice, event_type: str, hint: str | None, before: int | None = None
     ) -> _Decision:
         """Decide a payment event; `before`: only parked events older than that row are ahead."""
-        standing = self._standing(notice, before)
+        standing = readmodel.standing(self.ledger, notice, before)
         if standing is None:
             return self._unknown_intent(notice, hint)
-        order_id, status, order_status, refunded, parked_ahead = standing
-        if order_status == "moved":
+        order_id, status, order = standing.order_id, standing.intent_status, standing.order
+        refunded = order.refunded if order is not None else 0
+        if order is not None and order.status == "moved":
             return _moved(order_id, notice.intent_id)
-        if parked_ahead:
+        if standing.parked_ahead:
             why = "an earlier payment event for this order is parked: this one follows it"
             return self._park(order_id, notice, why)
         if status in PAID:
@@ -293,27 +291,7 @@ class Settler:
             if not self._cancel(order_id, why):
                 return self._park(order_id, notice, "the order's flow cannot take it now")
             return self._late_payment(order_id, notice, refunded, why)
-        return self._resume(order_id, event_type, notice, refunded)
-
-    def _standing(
-        self, notice: PaymentNotice, before: int | None
-    ) -> tuple[str, str, str | None, int, bool] | None:
-        """Where a payment stands, in one read: its intent's order and status, that order's
-        status and refunds, and whether an earlier event for the order waits parked (a later
-        one never overtakes it; `before`: only rows older than that count). None: the intent
-        is not known here."""
-        sql = (
-            "SELECT i.order_id, i.status, o.status, coalesce(o.refunded, 0), EXISTS ("
-            " SELECT 1 FROM parked p WHERE (p.intent_id = i.intent_id OR p.order_id = i.order_id)"
-            " AND p.event_id != ?" + ("" if before is None else " AND p.rowid < ?") + ")"
-            " FROM payment_intents i LEFT JOIN orders o ON o.order_id = i.order_id"
-            " WHERE i.intent_id = ?"
-        )
-        params = (notice.event_id, *(() if before is None else (before,)), notice.intent_id)
-        row = self.ledger.db.execute(sql, params).fetchone()
-        if row is None:
-            return None
-        return str(row[0]), str(row[1]), row[2], int(row[3]), bool(row[4])
+        return self._resume(order_id, event_type, notice, order)
 
     def _unknown_intent(self, notice: PaymentNotice, hint: str | None) -> _Decision:
         """A payment on an intent we do not know: park it, or hold it on the order it names."""
@@ -337,13 +315,16 @@ class Settler:
         return self._hold(hint, notice, why)
 
     def _resume(
-        self, order_id: str, event_type: str, notice: PaymentNotice, refunded: int
+        self, order_id: str, event_type: str, notice: PaymentNotice, order: OrderState | None
     ) -> _Decision:
+        """Hand the payment to the order's flow (`order`: its state as it stood before)."""
         try:
-            resumed = self.engine.resume(order_id, notice, awaiting=AwaitPayment)
+            with self._recording() as recorded:
+                resumed = self.engine.resume(order_id, notice, awaiting=AwaitPayment)
         except FlowError as exc:
             return self._park(order_id, notice, f"the order's flow cannot take it now ({exc})")
-        status = self._order_status(order_id)
+        refunded = order.refunded if order is not None else 0
+        status = self._status_after(order_id, order, recorded)
         if resumed.resumed:
             if notice.succeeded and status in ("fulfilled", "partially_refunded"):
                 why = f"paid; order {status}"
@@ -383,11 +364,11 @@ class Settler:
 
     def _canceled(self, event: Inbound, intent_id: str) -> _Decision:
         """The provider cancelled the intent: close an order still awaiting payment on it."""
-        intent = self._intent(intent_id)
+        intent = readmodel.intent(self.ledger, intent_id)
         if intent is None:
             why = f"cancellation of unknown payment intent {intent_id}"
             return _Decision("ignored", why, None, intent_id)
-        order_id, _, _, status = intent
+        order_id, status = intent.order_id, intent.status
         order_status = self._order_status(order_id)
         if order_status == "moved":
             return _moved(order_id, intent_id)
@@ -404,12 +385,13 @@ class Settler:
 
     def _refund(self, event: Inbound, report: RefundReport) -> _Decision:
         intent_id = report.intent_id
-        intent = self._intent(intent_id)
+        intent = readmodel.intent(self.ledger, intent_id)
         if intent is None:
             why = f"refund for unknown payment intent {intent_id}"
             return _Decision("ignored", why, None, intent_id)
-        order_id, amount, currency, status = intent
-        order_status, done = self._order(order_id)
+        order_id, amount, currency, status = msgspec.structs.astuple(intent)
+        order = readmodel.order_state(self.ledger, order_id)
+        order_status, done = (None, 0) if order is None else (order.status, order.refunded)
         if order_status == "moved":
             return _moved(order_id, intent_id)
         if report.amount_refunded <= done or status in ("refunded",):
@@ -458,24 +440,20 @@ class Settler:
         results come oldest first, each with the status that event left the order in.
         """
         with self.ledger.transaction():
-            row = self.ledger.db.execute(
-                "SELECT p.rowid, p.intent_id, p.order_id, p.notice, w.event_type FROM parked p"
-                " LEFT JOIN webhooks w ON w.event_id = p.event_id WHERE p.event_id = ?",
-                (event_id,),
-            ).fetchone()
+            row = readmodel.parked_row(self.ledger, event_id)
             if row is None:
                 return []
-            rowid, intent_id, hint, raw, event_type = row
-            behind = self._parked_behind(rowid, intent_id)
-            known = self._intent(intent_id)
-            order_id = known[0] if known else hint
+            seq, intent_id, hint, raw, event_type = msgspec.structs.astuple(row)
+            behind = readmodel.parked_behind(self.ledger, seq, intent_id)
+            known = readmodel.intent(self.ledger, intent_id)
+            order_id = known.order_id if known else hint
             since = self.ledger.version(order_stream(order_id)) if order_id else 0
             try:
-                decision = self._redecide(event_id, rowid, intent_id, hint, raw, event_type)
+                decision = self._redecide(event_id, seq, intent_id, hint, raw, event_type)
             except _StillParked:
                 return []
             decisions = [(event_id, decision)]
-            taken = [b for b in behind if not self._is_parked(b[0])]
+            taken = [b for b in behind if not readmodel.is_parked(self.ledger, b[0])]
             owner = decision.order_id
             if taken and owner is not None:  # its flow took them too, when it waited again
                 done = self.ledger.read(order_stream(owner), AnyCommerceEvent, from_version=since)
@@ -491,20 +469,6 @@ class Settler:
                 self.engine.run_effects(decided.late_flow)
             results.append(self._result(decided_id, decided))
         return results
-
-    def _parked_behind(self, rowid: int, intent_id: str) -> list[tuple[str, str, str]]:
-        """The events parked after row `rowid` on the same intent: (event id, notice, type)."""
-        rows = self.ledger.db.execute(
-            "SELECT p.event_id, p.notice, coalesce(w.event_type, 'parked') FROM parked p"
-            " LEFT JOIN webhooks w ON w.event_id = p.event_id"
-            " WHERE p.intent_id = ? AND p.rowid > ? ORDER BY p.rowid",
-            (intent_id, rowid),
-        ).fetchall()
-        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
-
-    def _is_parked(self, event_id: str) -> bool:
-        row = self.ledger.db.execute("SELECT 1 FROM parked WHERE event_id = ?", (event_id,))
-        return row.fetchone() is not None
 
     def _taken(
         self,
@@ -541,20 +505,20 @@ class Settler:
     def _redecide(
         self,
         event_id: str,
-        rowid: int,
+        seq: int,
         intent_id: str,
         hint: str | None,
         raw: str,
         event_type: str | None,
     ) -> _Decision:
-        known = self._intent(intent_id)
-        order_id = known[0] if known else hint
+        known = readmodel.intent(self.ledger, intent_id)
+        order_id = known.order_id if known else hint
         if order_id is None:
             raise _StillParked
         with self.ledger.transaction():  # a savepoint: undone if the event stays parked
             unparked = WebhookUnparked(event_id=event_id, intent_id=intent_id, order_id=order_id)
             self.ledger.append(order_stream(order_id), [unparked])
-            decision = self._payment(_notice(raw), event_type or "parked", hint, before=rowid)
+            decision = self._payment(_notice(raw), event_type or "parked", hint, before=seq)
             if decision.parked:
                 raise _StillParked
         return decision
@@ -612,15 +576,30 @@ class Settler:
         self.ledger.append(order_stream(order_id), [superseded])
         return _Decision(outcome, f"superseded: {why}", order_id, intent_id)
 
-    def _order(self, order_id: str) -> tuple[str | None, int]:
-        """The order's status and what was refunded of it so far (one read of its row)."""
-        row = self.ledger.db.execute(
-            "SELECT status, refunded FROM orders WHERE order_id = ?", (order_id,)
-        ).fetchone()
-        return (None, 0) if row is None else (str(row[0]), int(row[1]))
-
     def _order_status(self, order_id: str) -> str | None:
-        return self._order(order_id)[0]
+        order = readmodel.order_state(self.ledger, order_id)
+        return None if order is None else order.status
+
+    def _recording(self) -> contextlib.AbstractContextManager[list[CommerceEvent]]:
+        """The order events the handlers record inside the block (nothing known: None)."""
+        if self.handlers is None:
+            return contextlib.nullcontext([])
+        recording: contextlib.AbstractContextManager[list[CommerceEvent]]
+        recording = self.handlers.recording()
+        return recording
+
+    def _status_after(
+        self, order_id: str, order: OrderState | None, recorded: list[CommerceEvent]
+    ) -> str | None:
+        """The order's status once the events its flow `recorded` are folded into `order`.
+
+        The projection stored the same fold, so this is the row's status without reading
+        it; without the handlers (or the order's state before) the row is read.
+        """
+        if self.handlers is None or order is None:
+            return self._order_status(order_id)
+        mine = [e for e in recorded if isinstance(e, ORDER_EVENTS) and e.order_id == order_id]
+        return fold(mine, order).status
 
     def _left(self, decision: _Decision) -> _Decision:
         """`decision` with the status it left its order in, read inside its transaction.
