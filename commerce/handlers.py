@@ -135,6 +135,8 @@ class OrderHandlers:
         journal: list[CommerceEvent] | None = getattr(self._journal, "events", None)
         if journal is not None:
             journal.extend(events)
+            # A step that fails after recording is rolled back: so are its events here.
+            self.ledger.after_commit(_nothing, on_rollback=lambda: _drop(journal, events))
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[list[CommerceEvent]]:
@@ -348,3 +350,12 @@ def hold_events(
         held_at=now,
     )
     return [_received(order_id, n), disputed] if record_payment else [disputed]
+
+
+def _nothing() -> None:
+    """The commit side of a journal entry's hook: a committed event stays recorded."""
+
+
+def _drop(journal: list[CommerceEvent], events: tuple[CommerceEvent, ...]) -> None:
+    """Take rolled-back `events` (these very objects) out of a `recording` journal."""
+    journal[:] = [kept for kept in journal if all(kept is not gone for gone in events)]
