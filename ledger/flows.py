@@ -8,7 +8,6 @@ a later event with a status sets the row's status, awaits and due from its own f
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -17,7 +16,7 @@ import msgspec
 from ledger.codec import utc_text
 from ledger.errors import CorruptRecord
 from ledger.records import FlowRow, Record
-from ledger.tx import Tx
+from ledger.tx import Conn, Tx
 
 PREFIX = "flow:"
 DUE_INDEX = "CREATE INDEX IF NOT EXISTS idx_flows_due_set ON flows (due) WHERE due IS NOT NULL"
@@ -112,7 +111,7 @@ class FlowsProjection:
 
 
 def query(
-    conn: sqlite3.Connection,
+    conn: Conn,
     status: str | None,
     due_before: datetime | None,
     limit: int | None,
