@@ -128,8 +128,13 @@ class Ledger:
             "readonly": readonly,
         }
         if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
-            from ledger.postgres_ledger import PostgresLedger  # psycopg is an optional extra
-
+            try:  # psycopg is an optional extra
+                from ledger.postgres_ledger import PostgresLedger
+            except ImportError as exc:
+                if not (exc.name or "").startswith("psycopg"):
+                    raise
+                reason = "PostgreSQL needs psycopg: pip install 'orderflow[postgres]'"
+                raise OpenError(target.partition("@")[2] or target, reason) from exc
             return PostgresLedger.connect(target, **options)
         from ledger.sqlite_ledger import SqliteLedger
 
