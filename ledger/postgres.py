@@ -83,6 +83,11 @@ class PgConn:
         """Run one statement (several, without parameters); typed errors for storage failures."""
         return self._run(sql, parameters)
 
+    def rows(self, sql: str, parameters: Params | None = None) -> list[tuple[Any, ...]]:
+        """The statement's rows ([] for one that returns none, e.g. an UPDATE)."""
+        cursor = self._run(sql, parameters)
+        return cursor.fetchall() if cursor.description is not None else []
+
     def last_row(self, script: str) -> Any:
         """Run several statements in one round trip; the first row of the last one's result."""
         cursor = self._run(script, None)
@@ -131,7 +136,7 @@ class PgTx:
 
     def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Run one query; all its rows."""
-        return self.conn.execute(sql, params).fetchall()
+        return self.conn.rows(sql, params)
 
 
 def connect(dsn: str, path: str, settings: str) -> PgConn:

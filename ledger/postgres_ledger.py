@@ -28,7 +28,7 @@ from ledger.projection import Projection
 from ledger.schema import APPLICATION_ID
 from ledger.store import Ledger, Synchronous
 from ledger.transactions import Session
-from ledger.tx import Conn, Dialect, Tx
+from ledger.tx import Conn, Dialect, Params, Tx
 
 _GUARDS = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass AND tgenabled <> 'D'"
 
@@ -138,6 +138,11 @@ class PostgresLedger(Ledger):
         except BaseException:
             conn.close()
             raise
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """The rows of a read-model query in portable SQL (see `Ledger.query`)."""
+        session = self._s
+        return session.guarded(session.conn.rows, sql, params)  # type: ignore[attr-defined]
 
     def _make_session(self, conn: PgConn) -> PgSession:
         return PgSession(conn, self.path, self._lock_key, self.readonly)
