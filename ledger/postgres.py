@@ -36,7 +36,10 @@ _RETRY = ("40001", "40P01")  # serialization failure, deadlock: the transaction 
 
 @functools.cache
 def pyformat(sql: str) -> str:
-    """`sql` with `?` as `%s`, `:name` as `%(name)s`, and a literal `%` as `%%`."""
+    """`sql` with `?` as `%s`, `:name` as `%(name)s`, and every `%` as `%%`.
+
+    `?` and `:name` inside string literals and quoted names stay as they are.
+    """
 
     def one(match: re.Match[str]) -> str:
         token = match.group(0)
@@ -46,7 +49,7 @@ def pyformat(sql: str) -> str:
             return "%%"
         if match.group(1):
             return f"%({match.group(1)})s"
-        return token  # a string literal, a quoted name, or a cast
+        return token.replace("%", "%%")  # a literal or quoted name (psycopg scans them too)
 
     return _TOKEN.sub(one, sql)
 

@@ -33,6 +33,30 @@ from ledger.tx import Conn, Dialect, Params, Tx
 _GUARDS = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass AND tgenabled <> 'D'"
 
 
+class Writers:
+    """This process's open write transactions, so `close` can wait for them to end."""
+
+    def __init__(self) -> None:
+        self._open = 0
+        self._changed = threading.Condition()
+
+    def enter(self) -> None:
+        with self._changed:
+            self._open += 1
+
+    def leave(self) -> None:
+        with self._changed:
+            self._open -= 1
+            self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def drained(self, timeout: float) -> Iterator[None]:
+        """Held once no write transaction of this process is open (or `timeout` passed)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._open == 0, timeout=max(timeout, 0))
+            yield
+
+
 class PgSession(Session):
     """One psycopg connection and its transaction state; used by one thread at a time."""
 
@@ -40,8 +64,11 @@ class PgSession(Session):
     read_begin = "BEGIN ISOLATION LEVEL REPEATABLE READ"  # one snapshot for every read
     conn: PgConn
 
-    def __init__(self, conn: PgConn, path: str, lock_key: tuple[int, int], readonly: bool) -> None:
+    def __init__(
+        self, conn: PgConn, path: str, lock_key: tuple[int, int], writers: Writers, readonly: bool
+    ) -> None:
         super().__init__(conn, PgTx(conn), path, readonly=readonly)
+        self._writers = writers
         self._lock = "SELECT pg_advisory_xact_lock({}, {})".format(*lock_key)
         self._try_lock = "SELECT pg_try_advisory_xact_lock({}, {})".format(*lock_key)
 
@@ -51,6 +78,9 @@ class PgSession(Session):
 
     def _open(self) -> bool:
         return self.conn.open
+
+    def _unlock(self) -> None:
+        self._writers.leave()  # the advisory lock itself ended with the transaction
 
     def begin(self, timeout: float | None = None) -> None:
         """BEGIN and the ledger's write lock, in one round trip; `timeout=0`: only if free.
@@ -62,6 +92,7 @@ class PgSession(Session):
         if self.depth == 0 and self._open():
             raise ValueError("a write inside reading(): leave the read snapshot first")
         self.forget()
+        self._writers.enter()
         try:
             if timeout is not None and timeout <= 0:
                 if not self.conn.last_row(f"BEGIN; {self._try_lock}")[0]:
@@ -70,6 +101,7 @@ class PgSession(Session):
                 self.conn.execute(f"BEGIN; {self._lock}")
         except BaseException:
             self._rollback()
+            self._writers.leave()
             raise
         self.depth, self.owner = 1, threading.get_ident()
 
@@ -88,10 +120,13 @@ class PostgresLedger(Ledger):
         *,
         schema: str,
         lock_key: tuple[int, int],
+        busy_timeout: float,
         readonly: bool = False,
     ) -> None:
         self.schema = schema
         self._lock_key = lock_key
+        self._busy_timeout = busy_timeout
+        self._writers = Writers()
         super().__init__(first, connector, path, projections, readonly=readonly)
 
     @classmethod
@@ -133,6 +168,7 @@ class PostgresLedger(Ledger):
                 projections,
                 schema=str(schema),
                 lock_key=lock_key,
+                busy_timeout=busy_timeout,
                 readonly=readonly,
             )
         except BaseException:
@@ -145,7 +181,10 @@ class PostgresLedger(Ledger):
         return session.guarded(session.conn.rows, sql, params)  # type: ignore[attr-defined]
 
     def _make_session(self, conn: PgConn) -> PgSession:
-        return PgSession(conn, self.path, self._lock_key, self.readonly)
+        return PgSession(conn, self.path, self._lock_key, self._writers, self.readonly)
+
+    def _closing(self) -> contextlib.AbstractContextManager[None]:
+        return self._writers.drained(self._busy_timeout)
 
     def _engine_version(self) -> str:
         return ""  # the report's engine field names SQLite's library; PostgreSQL has none

@@ -25,8 +25,9 @@ def server_dsn() -> str:
 
 
 def in_schema(dsn: str, schema: str) -> str:
-    """`dsn` with its connections' search_path set to `schema`."""
-    return f"{dsn}{'&' if '?' in dsn else '?'}options=-csearch_path%3D{schema}"
+    """`dsn` with its connections' search_path set to `schema` (and named after it)."""
+    joiner = "&" if "?" in dsn else "?"
+    return f"{dsn}{joiner}options=-csearch_path%3D{schema}&application_name={schema}"
 
 
 @contextmanager
@@ -48,7 +49,7 @@ def fresh_schema() -> Iterator[str]:
             # end them first, so the DROP never waits on their locks.
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE pid <> pg_backend_pid() AND query LIKE %s",
-                (f"%{schema}%",),
+                "WHERE pid <> pg_backend_pid() AND application_name = %s",
+                (schema,),
             )
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
