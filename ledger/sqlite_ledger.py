@@ -141,7 +141,7 @@ class SqliteLedger(Ledger):
     @property
     def db(self) -> LedgerDatabase:
         """This thread's sqlite-utils `Database` on the file (typed errors on execute)."""
-        return self._session.db
+        return self._s.db  # type: ignore[attr-defined, no-any-return]  # (hot: one lookup)
 
     @property
     def sqlite_version(self) -> str:
