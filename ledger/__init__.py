@@ -1,6 +1,6 @@
-"""orderflow's append-only event ledger on SQLite.
+"""orderflow's append-only event ledger: on one SQLite file, or on PostgreSQL.
 
-One file of hash-chained, msgspec-encoded events; projections kept in step; flowlib's `Store`.
+Hash-chained, msgspec-encoded events; projections kept in step; flowlib's `Store`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from ledger.records import (
 )
 from ledger.schema import SCHEMA_VERSION
 from ledger.sqlite import WAIT_NOTICE
-from ledger.store import WAL_AUTOCHECKPOINT, Ledger, Synchronous
+from ledger.sqlite_ledger import WAL_AUTOCHECKPOINT
+from ledger.store import Ledger, Synchronous
 from ledger.tx import Dialect, Params, SqliteTx, Tx
 
 __all__ = [

@@ -9,7 +9,6 @@ stream, count, types and bodies, and returns the original positions.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ import msgspec
 from ledger.codec import encode, type_name
 from ledger.errors import IdempotencyConflict, InvalidAppend
 from ledger.records import Appended
+from ledger.tx import Conn
 
 SEPARATOR = "\x1f"
 Batch = list[tuple[str, bytes]]
@@ -65,7 +65,7 @@ def prepare(
 
 
 def find_repeat(
-    conn: sqlite3.Connection,
+    conn: Conn,
     stream: str,
     batch: Batch,
     expected_version: int | None,

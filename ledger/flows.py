@@ -8,7 +8,6 @@ a later event with a status sets the row's status, awaits and due from its own f
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -17,7 +16,7 @@ import msgspec
 from ledger.codec import utc_text
 from ledger.errors import CorruptRecord
 from ledger.records import FlowRow, Record
-from ledger.tx import Tx
+from ledger.tx import Conn, Tx
 
 PREFIX = "flow:"
 DUE_INDEX = "CREATE INDEX IF NOT EXISTS idx_flows_due_set ON flows (due) WHERE due IS NOT NULL"
@@ -47,6 +46,18 @@ _START = (
     "SET name = excluded.name, version = excluded.version, status = excluded.status, "
     "awaits = excluded.awaits, due = excluded.due, updated_position = excluded.updated_position"
 )
+_TABLE_SQLITE = (
+    "CREATE TABLE IF NOT EXISTS flows (flow_id TEXT PRIMARY KEY, name TEXT NOT NULL,"
+    " version INTEGER NOT NULL, status TEXT NOT NULL, awaits TEXT NOT NULL, due TEXT,"
+    " started_position INTEGER NOT NULL, updated_position INTEGER NOT NULL)"
+    " STRICT, WITHOUT ROWID"
+)
+# The same columns; `due` (fixed-width UTC text) compares bytewise, as on SQLite.
+_TABLE_POSTGRES = (
+    'CREATE TABLE IF NOT EXISTS flows (flow_id TEXT COLLATE "C" PRIMARY KEY, name TEXT NOT NULL,'
+    " version BIGINT NOT NULL, status TEXT NOT NULL, awaits TEXT NOT NULL,"
+    ' due TEXT COLLATE "C", started_position BIGINT NOT NULL, updated_position BIGINT NOT NULL)'
+)
 _UPDATE = "UPDATE flows SET status = ?, awaits = ?, due = ?, updated_position = ? WHERE flow_id = ?"
 
 
@@ -59,15 +70,10 @@ class FlowsProjection:
     def create(self, tx: Tx) -> None:
         """Create the `flows` table and its index on `due`.
 
-        Keyed by flow id without a rowid (one b-tree to write per step, not two), and with
+        On SQLite keyed by flow id without a rowid (one b-tree to write per step, not two); with
         no index on `status`: it changes at every step, and listing by status is rare.
         """
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS flows (flow_id TEXT PRIMARY KEY, name TEXT NOT NULL,"
-            " version INTEGER NOT NULL, status TEXT NOT NULL, awaits TEXT NOT NULL, due TEXT,"
-            " started_position INTEGER NOT NULL, updated_position INTEGER NOT NULL)"
-            " STRICT, WITHOUT ROWID"
-        )
+        tx.execute(_TABLE_POSTGRES if tx.dialect == "postgresql" else _TABLE_SQLITE)
         tx.execute(DUE_INDEX)
 
     def apply(self, tx: Tx, record: Record) -> None:
@@ -112,7 +118,7 @@ class FlowsProjection:
 
 
 def query(
-    conn: sqlite3.Connection,
+    conn: Conn,
     status: str | None,
     due_before: datetime | None,
     limit: int | None,

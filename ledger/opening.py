@@ -78,7 +78,7 @@ def setup(conn: sqlite3.Connection, path: str, projections: Sequence[Projection]
             fresh = not any(db[table].exists() for table in projection.tables)
             projection.create(tx)
             if fresh and has_events:
-                replay(conn, [projection])
+                replay(conn, tx, [projection])
     except BaseException:
         conn.execute("ROLLBACK")
         raise

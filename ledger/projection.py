@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ledger.records import ProjectionDiff, Record
-from ledger.tx import SqliteTx, Tx
+from ledger.tx import Conn, Tx
 
 EVENT_COLUMNS = "position, stream, version, type, data, recorded_at, idempotency_key, hash"
 
@@ -46,28 +45,31 @@ class Projection(Protocol):
     def apply(self, tx: Tx, record: Record) -> None: ...
 
 
-def records(conn: sqlite3.Connection, after: int = 0, limit: int = -1) -> Iterator[Record]:
-    """Stored events after position `after`, oldest first, as `Record`s."""
-    rows = conn.execute(
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
-        (after, limit),
+def records(conn: Conn, after: int = 0, limit: int = -1) -> Iterator[Record]:
+    """Stored events after position `after`, oldest first, as `Record`s (all if `limit` < 0)."""
+    sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position"
+    # (no LIMIT -1 for "all": PostgreSQL refuses a negative limit)
+    rows = (
+        conn.execute(sql + " LIMIT ?", (after, limit))
+        if limit >= 0
+        else conn.execute(sql, (after,))
     )
     for position, stream, version, type_, data, recorded_at, key, hash_ in rows:
         yield Record(position, stream, version, type_, data.encode(), recorded_at, key, hash_)
 
 
-def clear(conn: sqlite3.Connection, projections: Iterable[Projection]) -> None:
+def clear(conn: Conn, projections: Iterable[Projection]) -> None:
     """Delete every row of the projections' tables (keeping their schema and indexes)."""
     for projection in projections:
         for table in projection.tables:
-            conn.execute(f"DELETE FROM [{table}]")
+            conn.execute(f'DELETE FROM "{table}"')
 
 
-def replay(conn: sqlite3.Connection, projections: Sequence[Projection]) -> int:
-    """Empty the projections' tables and apply every event to them; the events applied."""
+def replay(conn: Conn, tx: Tx, projections: Sequence[Projection]) -> int:
+    """Empty the projections' tables and apply every event to them (through `tx`, on `conn`)."""
     clear(conn, projections)
     applies = [projection.apply for projection in projections]
-    tx, count = SqliteTx(conn), 0
+    count = 0
     for record in records(conn):
         for apply in applies:
             apply(tx, record)
@@ -76,11 +78,11 @@ def replay(conn: sqlite3.Connection, projections: Sequence[Projection]) -> int:
 
 
 def snapshot(
-    conn: sqlite3.Connection, projections: Iterable[Projection]
+    select: Callable[[str], Iterable[Sequence[Any]]], projections: Iterable[Projection]
 ) -> dict[tuple[str, str], Counter[tuple[Any, ...]]]:
-    """Every row of every projection table, as a multiset per (projection, table)."""
+    """Every row of every projection table (read with `select`), as a multiset per table."""
     return {
-        (projection.name, table): Counter(conn.execute(f"SELECT * FROM [{table}]"))
+        (projection.name, table): Counter(map(tuple, select(f'SELECT * FROM "{table}"')))
         for projection in projections
         for table in projection.tables
     }

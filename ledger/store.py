@@ -1,4 +1,10 @@
-"""`Ledger`: the append-only event store on one SQLite file, safe from many threads."""
+"""`Ledger`: the append-only event store, backend-neutral, safe from many threads.
+
+The facade holds everything the backends share: batch preparation, the hash chain, reads
+with their link checks, the write path, verify and rebuild. A backend (`SqliteLedger` in
+`ledger.sqlite_ledger`, `PostgresLedger` in `ledger.postgres_ledger`) supplies connections,
+the session that opens write transactions, and the few checks that differ.
+"""
 
 from __future__ import annotations
 
@@ -11,35 +17,26 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import msgspec
 
 from ledger import flows as flow_index
-from ledger import opening, schema, verify
+from ledger import verify
 from ledger.append import Batch, find_repeat, prepare, row_key
 from ledger.codec import GENESIS, chain_hash, decoder_for, now_text
-from ledger.errors import (
-    ChainBroken,
-    ConcurrencyError,
-    CorruptRecord,
-    LockTimeout,
-    NotALedger,
-    OpenError,
-)
+from ledger.errors import ChainBroken, ConcurrencyError, CorruptRecord, LockTimeout, OpenError
 from ledger.projection import EVENT_COLUMNS, Projection, clear, records
 from ledger.records import Anchor, Appended, FlowRow, Record, VerifyReport
-from ledger.sqlite import LedgerDatabase, WaitHook, WriteLock, connect, sqlite3
-from ledger.transactions import Session
-from ledger.tx import Dialect, Params, Tx
+from ledger.sqlite import sqlite3
+from ledger.transactions import Session, WaitHook
+from ledger.tx import Conn, Dialect, Params, Tx
+
+if TYPE_CHECKING:
+    from ledger.sqlite import LedgerDatabase
 
 Synchronous = Literal["FULL", "NORMAL"]
-WAL_AUTOCHECKPOINT = 4000
-"""Pages (4 KiB) the WAL may hold before a commit checkpoints it (SQLite's default: 1000).
-
-A settle touches a dozen pages (events and their indexes, projections); checkpointing
-less often writes each hot page back once instead of several times, and syncs the file
-less often. The checkpoint still runs inside a commit, under the write lock."""
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 _TIP = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
 _VERSION = "SELECT max(version) FROM events WHERE stream = ?"
@@ -58,33 +55,33 @@ _READ = (
 
 
 class Ledger:
-    """Append-only streams of msgspec events in SQLite, with projections kept in step.
+    """Append-only streams of msgspec events, with projections kept in step.
 
     Satisfies flowlib's `Store` protocol. One `Ledger` per process serves every thread:
     each thread gets its own connection on first use (closed once the thread has ended),
-    and writes from all threads and processes queue on one write lock, so a check made
-    inside `transaction()` still holds when the transaction acts on it. Reads outside a
-    transaction see the last commit (WAL snapshots) and never wait for a writer.
+    and write transactions from all threads, processes (and, on PostgreSQL, hosts) are
+    serialised, so a check made inside `transaction()` still holds when the transaction
+    acts on it. Reads outside a transaction see the last commit and never wait for a writer.
 
-    Durability: the file is in WAL mode, and `synchronous="FULL"` (the default) syncs the
-    WAL on every commit, so a committed append survives power loss. `"NORMAL"` syncs only
-    at checkpoints: several times faster per commit, never corrupts the file, but a power
-    loss (not a process crash) can lose the last transactions acknowledged before it.
+    `Ledger.open(target)` picks the backend: a file path is SQLite (the embedded default,
+    see `SqliteLedger` for durability and locking), a `postgresql://` DSN is PostgreSQL.
 
     Integrity: every event read back through `read` or `records` is checked against its
     hash chain (`ChainBroken`, nothing written), and so is the last event before a write
     (a ledger whose tip was changed refuses every write). `scrub()` checks the rest.
     """
 
+    dialect: ClassVar[Dialect]
+    """Which SQL the ledger speaks, for the few places where it differs."""
+    _unprobed_new_streams: ClassVar[bool] = False  # see `_write`
+
     def __init__(
         self,
-        first: sqlite3.Connection,
-        connector: Callable[[], sqlite3.Connection] | None,
-        lock: WriteLock,
+        first: Conn,
+        connector: Callable[[], Conn] | None,
         path: str,
         projections: Sequence[Projection],
         *,
-        busy_timeout: float = 60.0,
         readonly: bool = False,
     ) -> None:
         self.path = path
@@ -95,8 +92,6 @@ class Ledger:
             raise ValueError(f"projection names must be unique: {names}")
         self._applies = [_batched(projection) for projection in self.projections]
         self._connector = connector  # None: one connection for every thread (in memory)
-        self._lock = lock
-        self._busy_timeout = busy_timeout
         self._on_wait: WaitHook | None = None
         self._local = threading.local()
         self._sessions: list[tuple[threading.Thread, Session]] = []
@@ -109,88 +104,56 @@ class Ledger:
     @classmethod
     def open(
         cls,
-        path: str | Path,
+        target: str | Path,
         *,
         synchronous: Synchronous = "FULL",
         projections: Sequence[Projection] = (),
         busy_timeout: float = 60.0,
         readonly: bool = False,
     ) -> Ledger:
-        """Open the ledger at `path`, creating it if missing; a foreign file is refused.
+        """Open the ledger at `target` (a file path, or a `postgresql://` DSN), creating it.
 
-        With `readonly`, nothing is ever created or written (no file, no lock file): a
-        missing file is `MissingLedger`, and every write raises `ReadOnlyLedger`.
-        Opening takes the write lock only to create or upgrade the schema, so it never
-        waits for another process's transaction on an up-to-date ledger.
+        `synchronous="FULL"` (the default) makes every commit durable before it returns;
+        `"NORMAL"` may lose the last acknowledged commits on power loss (SQLite) or a server
+        crash (PostgreSQL), never corrupting anything. With `readonly`, nothing is created
+        or written (`MissingLedger` if there is no ledger, `ReadOnlyLedger` on writes).
+        `busy_timeout` bounds a write's wait for the write lock (`LockTimeout`).
         """
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
-        path = Path(path).absolute()
-        opening.check_path(path, readonly)
-        setup = [
-            f"PRAGMA synchronous = {synchronous}",
-            f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}",
-        ]
+        options: dict[str, Any] = {
+            "synchronous": synchronous,
+            "projections": projections,
+            "busy_timeout": busy_timeout,
+            "readonly": readonly,
+        }
+        if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
+            try:  # psycopg is an optional extra
+                from ledger.postgres_ledger import PostgresLedger
+            except ImportError as exc:
+                if not (exc.name or "").startswith("psycopg"):
+                    raise
+                reason = "PostgreSQL needs psycopg: pip install 'orderflow[postgres]'"
+                raise OpenError(target.partition("@")[2] or target, reason) from exc
+            return PostgresLedger.connect(target, **options)
+        from ledger.sqlite_ledger import SqliteLedger
 
-        def configure(conn: sqlite3.Connection) -> sqlite3.Connection:
-            for pragma in setup:
-                conn.execute(pragma)
-            return conn
-
-        conn = connect(path, readonly=readonly)
-        lock: WriteLock | None = None
-        try:
-            version = schema.identify(conn, str(path))
-            configure(conn)
-            if readonly:
-                opening.check_readable(conn, str(path), version, projections)
-                lock = WriteLock(None)
-            else:
-                real = path.resolve()  # one lock file, whichever name the file is opened by
-                lock = WriteLock(real.with_name(real.name + ".lock"))
-                if opening.needs_setup(conn, version, projections):
-                    lock.acquire(busy_timeout)
-                    try:
-                        opening.setup(conn, str(path), projections)
-                    finally:
-                        lock.release()
-            return cls(
-                conn,
-                lambda: configure(connect(path, readonly=readonly)),
-                lock,
-                str(path),
-                projections,
-                busy_timeout=busy_timeout,
-                readonly=readonly,
-            )
-        except BaseException as exc:
-            conn.close()
-            if lock is not None:
-                lock.close()
-            if isinstance(exc, sqlite3.Error):
-                raise NotALedger(str(path), f"SQLite failed: {exc}") from exc
-            raise
+        return SqliteLedger.open_file(Path(target), **options)
 
     @classmethod
     def memory(cls, *, projections: Sequence[Projection] = ()) -> Ledger:
-        """A ledger in process memory (for tests): same schema, no file, one connection."""
-        conn = connect(None)
-        opening.setup(conn, ":memory:", projections)
-        return cls(conn, None, WriteLock(None), ":memory:", projections, busy_timeout=60.0)
+        """A ledger in process memory (for tests): SQLite's schema, no file, one connection."""
+        from ledger.sqlite_ledger import SqliteLedger
+
+        return SqliteLedger.in_memory(projections)
 
     def close(self) -> None:
-        """Close every thread's connection, once this process's writers are done.
-
-        The last connection to the file anywhere checkpoints as it closes, so it closes
-        under the write lock when that is free. If another process holds the lock, it
-        has the file open, SQLite does not checkpoint on this close, and a reader need
-        not wait for it.
-        """
-        if self._forked:  # the parent's connections and lock file: never touched from here
+        """Close every thread's connection, once this process's writers are done."""
+        if self._forked:  # the parent's connections (and lock file): never touched from here
             with self._registry:
                 self._closed = True
             return
-        with self._lock.closing(self._busy_timeout):
+        with self._closing():
             with self._registry:
                 if self._closed:
                     return
@@ -204,6 +167,42 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- what a backend provides -------------------------------------------------------
+
+    def _make_session(self, conn: Any) -> Session:
+        """A session (with its backend's write transactions) on a new connection."""
+        raise NotImplementedError
+
+    def _closing(self) -> contextlib.AbstractContextManager[object]:
+        """Held while `close` closes the sessions (SQLite: its write lock, when free)."""
+        return contextlib.nullcontext()
+
+    def _engine_version(self) -> str:
+        """The database engine's version, for verify reports."""
+        raise NotImplementedError
+
+    def _scratch(self, conn: Conn) -> contextlib.AbstractContextManager[Tx]:
+        """Empty projection tables for `verify`'s rebuild, invisible to every other reader."""
+        raise NotImplementedError
+
+    def _missing_guards(self, conn: Conn) -> list[str]:
+        """The append-only guards (triggers) that are absent or disabled."""
+        raise NotImplementedError
+
+    @property
+    def db(self) -> LedgerDatabase:
+        """This thread's sqlite-utils `Database` (SQLite only: use `query` to stay portable)."""
+        raise TypeError(f"ledger.db is SQLite's; this ledger is on {self.dialect}: use query()")
+
+    @property
+    def sqlite_version(self) -> str:
+        """The version of the SQLite library in use (SQLite only)."""
+        raise TypeError(f"this ledger is on {self.dialect}, not SQLite")
+
+    def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
+        """Run a WAL checkpoint (SQLite only): SQLite's (busy, log, checkpointed)."""
+        raise TypeError(f"checkpoint() is SQLite's; this ledger is on {self.dialect}")
 
     # -- sessions: one connection per thread -------------------------------------------
 
@@ -232,11 +231,9 @@ class Ledger:
             return self._local.session  # type: ignore[no-any-return]
         return self._adopt(self._connector())
 
-    def _adopt(self, conn: sqlite3.Connection) -> Session:
+    def _adopt(self, conn: Conn) -> Session:
         """Make `conn` this thread's session, and close the sessions of ended threads."""
-        session = Session(
-            conn, self._lock, self.path, busy_timeout=self._busy_timeout, readonly=self.readonly
-        )
+        session = self._make_session(conn)
         session.check_tip = _check_tip
         with self._registry:
             if self._closed:
@@ -251,23 +248,14 @@ class Ledger:
         self._local.session = session
         return session
 
-    @property
-    def db(self) -> LedgerDatabase:
-        """This thread's sqlite-utils `Database` on the file (typed errors on execute)."""
-        return self._s.db
-
     def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """The rows of a read-model query in portable SQL (`?` placeholders, see `ledger.tx`).
 
         Runs on this thread's connection: inside `transaction()` or `reading()`, that
         snapshot; otherwise the last commit. Storage failures raise typed ledger errors.
         """
-        return self._s.db.execute(sql, params).fetchall()
-
-    @property
-    def dialect(self) -> Dialect:
-        """Which SQL the ledger speaks ("sqlite" here), for the few places where it differs."""
-        return "sqlite"
+        session = self._s
+        return session.guarded(session.conn.execute, sql, params).fetchall()
 
     @property
     def in_transaction(self) -> bool:
@@ -285,11 +273,6 @@ class Ledger:
         with self._registry:
             for _, session in self._sessions:
                 session.on_wait = hook
-
-    @property
-    def sqlite_version(self) -> str:
-        """The version of the SQLite library in use (3.51.3+ fixes the WAL-reset bug)."""
-        return str(self._s.conn.execute("SELECT sqlite_version()").fetchone()[0])
 
     # -- transactions and appends ------------------------------------------------------
 
@@ -457,7 +440,14 @@ class Ledger:
         outside the file) must be in the chain, which catches lost trailing events.
         """
         with self._s.reading() as conn:
-            report = verify.full(conn, self.projections, self.sqlite_version, expect_head)
+            report = verify.full(
+                conn,
+                self.projections,
+                self._scratch(conn),
+                self._missing_guards(conn),
+                self._engine_version(),
+                expect_head,
+            )
         self._remember(report)
         return report
 
@@ -469,7 +459,7 @@ class Ledger:
         from the start (without the projection comparison of `verify`).
         """
         with self._s.reading() as conn:
-            report = verify.since_last(conn, self.sqlite_version, expect_head)
+            report = verify.since_last(conn, self._engine_version(), expect_head)
         self._remember(report)
         return report
 
@@ -510,20 +500,6 @@ class Ledger:
                 raise ChainBroken(broken.position, "its content does not give its stored hash")
             return count
 
-    def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
-        """Run a WAL checkpoint under the write lock; SQLite's (busy, log, checkpointed)."""
-        if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
-            raise ValueError(f"unknown checkpoint mode {mode!r}")
-        session = self._s
-        if session.joinable():
-            raise ValueError("checkpoint() inside a transaction: call it after the commit")
-        self._lock.acquire(self._busy_timeout, session.on_wait)
-        try:
-            row = session.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-        finally:
-            self._lock.release()
-        return (row[0], row[1], row[2])
-
     def _write(
         self, s: Session, stream: str, batch: Batch, expected: int | None, key: str | None
     ) -> Appended:
@@ -532,8 +508,8 @@ class Ledger:
             return earlier
         version = s.versions.get(stream)
         probed = True
-        if version is None and expected == 0 and batch:  # new: the UNIQUE index checks it
-            version, probed = 0, False
+        if version is None and expected == 0 and batch and self._unprobed_new_streams:
+            version, probed = 0, False  # new: the UNIQUE index checks it (see `_insert`)
         elif version is None:
             version = conn.execute(_VERSION, (stream,)).fetchone()[0] or 0
         if expected is not None and expected != version:
@@ -573,11 +549,13 @@ class Ledger:
         return Appended(stream, first, len(rows), version)
 
 
-def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+def _insert(conn: Conn, rows: list[tuple[Any, ...]]) -> None:
     """Insert the rows, as few multi-row statements as the parameter limit allows.
 
     A clash on the first statement leaves nothing written (SQLite undoes a failed
-    statement whole), and the first row is the one a stale version clashes on.
+    statement whole, and the transaction goes on), and the first row is the one a stale
+    version clashes on. PostgreSQL aborts the whole transaction on any failed statement,
+    so its ledger probes the version first and leaves the index as the backstop.
     """
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         chunk = rows[start : start + _ROWS_PER_INSERT]

@@ -1,9 +1,10 @@
-"""One thread's connection and its write transactions: the lock, `BEGIN IMMEDIATE`, savepoints.
+"""One thread's connection and its transactions: re-entrant blocks, savepoints, commit hooks.
 
 A `Session` is what a thread uses the ledger through (see `Ledger`): its own connection,
-so threads never share SQLite objects, and its own transaction state. Writes from every
-thread and process are serialised by the ledger's `WriteLock` taken before
-`BEGIN IMMEDIATE`, so a check-then-act inside one transaction holds across all of them.
+so threads never share driver objects, and its own transaction state. This module is
+backend-neutral; a backend's session (`SqliteSession`, `PgSession`) says how the outermost
+transaction begins (and which lock serialises writers), and how its driver's errors map
+onto the ledger's. Savepoints and COMMIT/ROLLBACK are the same SQL on every backend.
 
 An append inside a transaction takes no savepoint of its own (two statements saved on
 the hot path). Nothing it checks before writing needs undoing; if it fails after writing
@@ -11,9 +12,9 @@ part of its batch, the transaction is doomed: the enclosing savepoint's rollback
 outermost rollback) undoes the part, and any further use before that raises
 `TransactionAborted`, so a half-written batch can never be committed.
 
-A session also caches the chain tip and stream versions across its own transactions;
-`PRAGMA data_version` (checked right after `BEGIN IMMEDIATE`) tells whether any other
-connection committed in between, and then the cache is dropped.
+A session caches the chain tip and stream versions inside its write transaction (no other
+writer can move them while it holds the write lock); a backend may keep them across
+transactions when it can tell no one else committed in between.
 
 Commit hooks (`after_commit`) run once the outermost transaction has committed and the
 lock is released; the rollback of the block they were queued in (a savepoint, or the
@@ -23,52 +24,62 @@ whole transaction) runs their `on_rollback` instead.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from ledger.errors import LockTimeout, ReadOnlyLedger, TransactionAborted
-from ledger.sqlite import WAIT_NOTICE, LedgerDatabase, WaitHook, WriteLock, sqlite3, translate
-from ledger.tx import SqliteTx
+from ledger.errors import LedgerError, TransactionAborted
+from ledger.tx import Conn, Tx
 
 T = TypeVar("T")
 Hook = Callable[[], None]
-_MAX_CACHED_STREAMS = 10_000
-_BUSY = 5  # SQLITE_BUSY
+WaitHook = Callable[[str], None]
 
 
 class Session:
     """One connection and its transaction state; used by one thread at a time."""
 
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        lock: WriteLock,
-        path: str,
-        *,
-        busy_timeout: float,
-        readonly: bool = False,
-    ) -> None:
+    driver_error: ClassVar[type[Exception]] = Exception  # what `guarded` translates
+    read_begin: ClassVar[str] = "BEGIN"  # how `reading()` opens its snapshot
+
+    def __init__(self, conn: Conn, tx: Tx, path: str, *, readonly: bool = False) -> None:
         self.conn = conn
-        self.tx = SqliteTx(conn)  # what projections write through
-        self.db = LedgerDatabase(conn)
-        self.db.ledger_path = path
-        self.lock = lock
+        self.tx = tx  # what projections write through
         self.path = path
-        self.busy_timeout = busy_timeout
         self.readonly = readonly
-        self.on_wait: WaitHook | None = None
         self.check_tip: Callable[[Session], None] | None = None  # run when the tip is reloaded
+        self.on_wait: WaitHook | None = None  # told once when a write waits long for the lock
         self.depth = 0
         self.owner = 0  # the thread whose transaction is open (while depth > 0)
         self.tip: tuple[int, str] | None = None
         self.versions: dict[str, int] = {}
-        self._seen = -1
         self.partial = False  # set by a write once it has begun changing the database
         self.recorded_at: str | None = None  # the time every event of this transaction gets
         self._doomed: int | None = None  # the depth at which a part-written append failed
         self._hooks: list[tuple[int, Hook, Hook | None]] = []  # (depth queued at, commit, undo)
+
+    # -- what a backend provides -------------------------------------------------------
+
+    def begin(self, timeout: float | None = None) -> None:
+        """Open the outermost write transaction (waiting at most `timeout` for the lock)."""
+        raise NotImplementedError
+
+    def translate(self, exc: Exception) -> LedgerError | None:
+        """The typed ledger error for a driver failure, or None if it is a programming error."""
+        raise NotImplementedError
+
+    def _unlock(self) -> None:
+        """Release what `begin` took beyond the transaction itself (nothing by default)."""
+
+    def _open(self) -> bool:
+        """True while the database holds a transaction here (even a failed one)."""
+        return self.conn.in_transaction
+
+    def _rollback(self) -> None:
+        if self._open():
+            self.conn.execute("ROLLBACK")
+
+    # -- the transaction state machine -------------------------------------------------
 
     @contextmanager
     def transaction(self, owner: T) -> Iterator[T]:
@@ -93,17 +104,16 @@ class Session:
         return bool(self.depth) and self.owner == threading.get_ident()
 
     @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """One consistent snapshot for several reads (a deferred transaction; no lock)."""
-        if self.depth or self.conn.in_transaction:
+    def reading(self) -> Iterator[Conn]:
+        """One consistent snapshot for several reads (no write lock)."""
+        if self.depth or self._open():
             yield self.conn
             return
-        self.conn.execute("BEGIN")
+        self.conn.execute(self.read_begin)
         try:
             yield self.conn
         finally:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
+            self._rollback()
 
     def join(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a write inside the open transaction, dooming it if the write fails part-way."""
@@ -139,78 +149,11 @@ class Session:
         _run(undone, committed=False)
 
     def guarded(self, fn: Callable[..., T], *args: Any) -> T:
-        """Call `fn`, translating SQLite's storage and guard failures into ledger errors."""
+        """Call `fn`, translating the driver's storage and guard failures into ledger errors."""
         try:
             return fn(*args)
-        except sqlite3.Error as exc:
-            typed = translate(exc, self.path)
-            if typed is None:
-                raise
-            raise typed from exc
-
-    def begin(self, timeout: float | None = None) -> None:
-        """Lock, `BEGIN IMMEDIATE`, and keep the cached tip only if no one else committed.
-
-        Waits at most `timeout` seconds (default: the busy timeout), else `LockTimeout`.
-        """
-        if self.readonly:
-            raise ReadOnlyLedger(self.path, "it was opened read-only")
-        if self.depth == 0 and self.conn.in_transaction:
-            raise ValueError("a write inside reading(): leave the read snapshot first")
-        started = time.monotonic()
-        timeout = self.busy_timeout if timeout is None else timeout
-        self.lock.acquire(timeout, self.on_wait)
-        try:
-            self._begin_immediate(started, timeout)
-            seen = self.guarded(self.conn.execute, "PRAGMA data_version").fetchone()[0]
-            if seen != self._seen or len(self.versions) > _MAX_CACHED_STREAMS:
-                self.forget()
-                if self.check_tip is not None:
-                    self.check_tip(self)
-                self._seen = seen  # only once the tip passed: a broken one is checked again
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            self.lock.release()
-            raise
-        self.depth, self.owner = 1, threading.get_ident()
-
-    def _begin_immediate(self, started: float, timeout: float) -> None:
-        """`BEGIN IMMEDIATE`, waiting out a writer outside orderflow (it holds no lock of ours)."""
-        if timeout <= 0:  # one try: SQLite's own busy wait would not be "no wait"
-            self.conn.execute("PRAGMA busy_timeout = 0")
-            try:
-                self._begin_immediate_once(started)
-            finally:
-                self.conn.execute(f"PRAGMA busy_timeout = {int(WAIT_NOTICE * 1000)}")
-            return
-        told = False
-        while True:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if getattr(exc, "sqlite_errorcode", _BUSY) & 0xFF != _BUSY:
-                    typed = translate(exc, self.path)
-                    if typed is None:
-                        raise
-                    raise typed from exc
-                waited = time.monotonic() - started
-                if waited >= timeout:
-                    holder = "a connection outside orderflow"
-                    raise LockTimeout(self.path, waited, holder) from exc
-                if not told and self.on_wait is not None and waited >= WAIT_NOTICE:
-                    self.on_wait("a connection outside orderflow")
-                    told = True
-
-    def _begin_immediate_once(self, started: float) -> None:
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            typed = translate(exc, self.path)
-            if getattr(exc, "sqlite_errorcode", _BUSY) & 0xFF == _BUSY:
-                waited = time.monotonic() - started
-                raise LockTimeout(self.path, waited, "a connection outside orderflow") from exc
+        except self.driver_error as exc:
+            typed = self.translate(exc)
             if typed is None:
                 raise
             raise typed from exc
@@ -234,28 +177,26 @@ class Session:
         try:
             if exc is not None:
                 self.forget()
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._rollback()
             elif not conn.in_transaction:
                 self.forget()
+                self._rollback()  # a failed transaction the database still holds
                 raise TransactionAborted("an error inside it")
             else:
                 try:
                     self.guarded(conn.execute, "COMMIT")
                 except BaseException:
                     self.forget()
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                    self._rollback()
                     raise
                 committed = True
         finally:
-            self.lock.release()
+            self._unlock()
             _run(hooks, committed=committed)
 
     def close(self) -> None:
         """Roll back anything open and close the connection."""
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+        self._rollback()
         self.conn.close()
 
     def _check_doomed(self) -> None:
@@ -275,7 +216,7 @@ class Session:
         except BaseException:
             self.depth -= 1
             self.forget()
-            if conn.in_transaction:
+            if self._open():
                 conn.execute(f"ROLLBACK TO {name}")
                 conn.execute(f"RELEASE {name}")
                 if self._doomed is not None and self._doomed > self.depth:

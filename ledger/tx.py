@@ -8,11 +8,39 @@ DDL differs between databases, so `create` may ask `tx.dialect` which one it is 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 Params = Sequence[Any] | Mapping[str, Any]
 Dialect = Literal["sqlite", "postgresql"]
+
+
+class Rows(Protocol):
+    """What a driver's `execute` returns: a cursor over the statement's rows."""
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Conn(Protocol):
+    """The connection the ledger's own portable SQL runs on (`?` placeholders).
+
+    A `sqlite3.Connection` is one as it is; the PostgreSQL backend wraps psycopg's
+    connection to translate placeholders. Shared code (reads, the chain walk, the
+    idempotent-repeat lookup) is written against this, never against a driver.
+    """
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Rows: ...
+
+    @property
+    def in_transaction(self) -> bool:
+        """True while a transaction is open and usable (not failed)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Tx(Protocol):

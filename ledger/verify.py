@@ -1,6 +1,6 @@
 """Checking the hash chain: one event as it is read, the tip, a scrub, and a full verify.
 
-SQLite notices a damaged page but not a changed byte inside a row; the chain does. Each
+A database notices a damaged page but not a changed byte inside a row; the chain does. Each
 event's hash is recomputed from its row and its predecessor's *stored* hash, so a changed
 row breaks its own link (and, if its hash was rewritten too, its successor's).
 """
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ledger.codec import GENESIS, chain_hash, now_text
 from ledger.errors import ChainBroken
 from ledger.projection import EVENT_COLUMNS, Projection, compare, snapshot
 from ledger.records import Anchor, BrokenLink, Gap, Mark, Record, VerifyReport
-from ledger.schema import GUARDS
-from ledger.tx import SqliteTx, Tx
+from ledger.tx import Conn, Tx
 
 MAX_GAPS = 100
 _PREDECESSOR = "SELECT hash FROM events WHERE position = ?"
@@ -48,7 +48,7 @@ def check_link(previous: str | None, row: Row) -> None:
         raise ChainBroken(position, "its content does not give its stored hash")
 
 
-def predecessor(conn: sqlite3.Connection, position: int) -> str | None:
+def predecessor(conn: Conn, position: int) -> str | None:
     """The stored hash of the event before `position` (GENESIS before the first)."""
     if position == 1:
         return GENESIS
@@ -56,7 +56,7 @@ def predecessor(conn: sqlite3.Connection, position: int) -> str | None:
     return None if row is None else str(row[0])
 
 
-def checked_tip(conn: sqlite3.Connection) -> tuple[int, str]:
+def checked_tip(conn: Conn) -> tuple[int, str]:
     """The last position and hash, after checking that event's link (`ChainBroken`)."""
     rows = conn.execute(_LAST_TWO).fetchall()
     if not rows:
@@ -68,7 +68,7 @@ def checked_tip(conn: sqlite3.Connection) -> tuple[int, str]:
 
 
 def walk(
-    conn: sqlite3.Connection,
+    conn: Conn,
     after: int = 0,
     previous: str = GENESIS,
     rebuild: tuple[Tx, Sequence[Projection]] | None = None,
@@ -112,35 +112,31 @@ def walk(
 
 
 def full(
-    conn: sqlite3.Connection,
+    conn: Conn,
     projections: Sequence[Projection],
-    sqlite_version: str,
+    scratch: AbstractContextManager[Tx],
+    missing_guards: list[str],
+    engine_version: str,
     anchor: Anchor | None = None,
 ) -> VerifyReport:
-    """The whole chain, and every projection against a rebuild into a scratch database.
+    """The whole chain, and every projection against a rebuild into `scratch`'s tables.
 
-    The caller holds a read snapshot; the rebuild writes only to an in-memory database,
-    so verifying never takes the write lock and never waits for (or blocks) writers.
+    The caller holds a read snapshot; the backend's scratch tables are seen by no one
+    else (SQLite: an in-memory database; PostgreSQL: temporary tables), so verifying never
+    takes the write lock and never waits for (or blocks) writers.
     """
-    scratch = sqlite3.connect(":memory:")
-    try:
-        tx = SqliteTx(scratch)
+    stored = snapshot(conn.execute, projections)  # first: a scratch may shadow the stored tables
+    with scratch as tx:
         for projection in projections:
             projection.create(tx)
         walked = walk(conn, rebuild=(tx, projections))
-        diffs = compare(snapshot(conn, projections), snapshot(scratch, projections))
-    finally:
-        scratch.close()
-    present = {
-        row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-    }
-    missing = [guard for guard in GUARDS if guard not in present]
-    return _report(conn, walked, sqlite_version, anchor, projections=diffs, missing_guards=missing)
+        diffs = compare(stored, snapshot(tx.query, projections))
+    return _report(
+        conn, walked, engine_version, anchor, projections=diffs, missing_guards=missing_guards
+    )
 
 
-def since_last(
-    conn: sqlite3.Connection, sqlite_version: str, anchor: Anchor | None = None
-) -> VerifyReport:
+def since_last(conn: Conn, engine_version: str, anchor: Anchor | None = None) -> VerifyReport:
     """The chain from the last verified position to the head (a scrub)."""
     start = mark(conn, "chain")
     after, previous = (0, GENESIS) if start is None else (start.position, start.hash)
@@ -150,13 +146,13 @@ def since_last(
         if found != start.hash:  # changed, or gone, since it was verified
             broken = BrokenLink(start.position, start.hash, found or "")
     walked = (events, head, broken, gaps)
-    return _report(conn, walked, sqlite_version, anchor, full=False, since=after)
+    return _report(conn, walked, engine_version, anchor, full=False, since=after)
 
 
 def _report(
-    conn: sqlite3.Connection,
+    conn: Conn,
     walked: Walked,
-    sqlite_version: str,
+    engine_version: str,
     anchor: Anchor | None,
     **fields: Any,
 ) -> VerifyReport:
@@ -169,14 +165,14 @@ def _report(
         head=head,
         broken=broken,
         gaps=gaps,
-        sqlite_version=sqlite_version,
+        sqlite_version=engine_version,
         last_full=mark(conn, "full"),
         **fields,
     )
     return report.checked_against(anchor, anchor_found(conn, anchor))
 
 
-def anchor_found(conn: sqlite3.Connection, anchor: Anchor | None) -> str | None:
+def anchor_found(conn: Conn, anchor: Anchor | None) -> str | None:
     """The stored hash at the anchor's position (None: no anchor, or no such event)."""
     if anchor is None:
         return None
@@ -184,7 +180,7 @@ def anchor_found(conn: sqlite3.Connection, anchor: Anchor | None) -> str | None:
     return None if row is None else str(row[0])
 
 
-def mark(conn: sqlite3.Connection, scope: str) -> Mark | None:
+def mark(conn: Conn, scope: str) -> Mark | None:
     """The recorded verification of `scope` ("full" or "chain"), if any."""
     try:
         row = conn.execute(_MARK, (scope,)).fetchone()
@@ -193,7 +189,7 @@ def mark(conn: sqlite3.Connection, scope: str) -> Mark | None:
     return None if row is None else Mark(row[0], row[1], row[2])
 
 
-def record(conn: sqlite3.Connection, report: VerifyReport) -> None:
+def record(conn: Conn, report: VerifyReport) -> None:
     """Remember an ok report's head: as the scrub's start, and (if full) the last full check."""
     position, hash_ = report.head
     at = now_text()

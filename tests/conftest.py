@@ -17,7 +17,9 @@ too_slow health check suppressed); set `HYPOTHESIS_PROFILE=deep` for long local 
 # Tests that pin `max_examples` in their own `@settings` keep that number under both.
 
 import os as _os
+from collections.abc import Iterator as _Iterator
 
+import pytest as _pytest
 from hypothesis import HealthCheck as _HealthCheck
 from hypothesis import settings as _settings
 
@@ -36,3 +38,15 @@ _settings.register_profile(
     suppress_health_check=[_HealthCheck.too_slow, _HealthCheck.data_too_large],
 )
 _settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# -- the PostgreSQL leg ------------------------------------------------------------------
+
+
+@_pytest.fixture
+def pg_dsn() -> _Iterator[str]:
+    """A DSN on a fresh schema of the test server (`ORDERFLOW_TEST_PG_DSN`; see `pg.py`)."""
+    from pg import fresh_schema
+
+    with fresh_schema() as dsn:
+        yield dsn

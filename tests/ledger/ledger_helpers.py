@@ -7,8 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from ledger import Ledger, Record, Tx
+
+SQLITE_ONLY = pytest.mark.parametrize("target", ["sqlite"], indirect=True)
+"""For a test of SQLite specifics that takes the `ledger` (or `target`) fixture."""
 
 
 class Deposited(msgspec.Struct, frozen=True, tag=True):
@@ -50,7 +54,7 @@ class Balances:
         delta = event.amount if isinstance(event, Deposited) else -event.amount
         tx.execute(
             "INSERT INTO balances (account, amount) VALUES (?, ?) "
-            "ON CONFLICT (account) DO UPDATE SET amount = amount + excluded.amount",
+            "ON CONFLICT (account) DO UPDATE SET amount = balances.amount + excluded.amount",
             (event.account, delta),
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ledger_helpers import Deposited, raw, state, tamper
+from ledger_helpers import SQLITE_ONLY, Deposited, raw, state, tamper
 
 from ledger import AppendOnlyViolation, BrokenLink, DiskFull, Gap, Ledger
 from ledger.codec import chain_hash
@@ -20,6 +20,7 @@ from ledger.codec import chain_hash
         "INSERT OR REPLACE INTO events SELECT * FROM events WHERE position = 1",
     ],
 )
+@SQLITE_ONLY
 def test_update_and_delete_are_refused_with_a_typed_error(ledger: Ledger, statement: str) -> None:
     ledger.append("account:a", [Deposited("a", 1), Deposited("a", 2)])
     before = state(ledger)
@@ -39,6 +40,7 @@ def _fill_until_full(ledger: Ledger) -> None:
     ledger.db.execute(f"PRAGMA max_page_count = {pages + 2}")
 
 
+@SQLITE_ONLY
 def test_disk_full_during_append_writes_nothing(ledger: Ledger) -> None:
     ledger.append("account:a", [Deposited("a", 1)])
     before = state(ledger)
@@ -52,6 +54,7 @@ def test_disk_full_during_append_writes_nothing(ledger: Ledger) -> None:
     assert ledger.verify().ok
 
 
+@SQLITE_ONLY
 def test_disk_full_inside_a_transaction_rolls_it_all_back(ledger: Ledger) -> None:
     ledger.append("account:a", [Deposited("a", 1)])
     before = state(ledger)
@@ -118,12 +121,12 @@ def test_deleted_event_shows_as_gaps(path: Path) -> None:
 
 def test_tampered_projection_differs_from_rebuild_until_rebuilt(ledger: Ledger) -> None:
     ledger.append("account:a", [Deposited("a", 1), Deposited("a", 2)])
-    ledger.db.execute("UPDATE balances SET amount = 99")
+    ledger.query("UPDATE balances SET amount = 99")
     report = ledger.verify()
     assert not report.ok and [(d.projection, d.table) for d in report.projections] == [
         ("balances", "balances")
     ]
     assert (report.projections[0].missing, report.projections[0].unexpected) == (1, 1)
-    assert ledger.db.execute("SELECT amount FROM balances").fetchall() == [(99,)]  # rolled back
+    assert ledger.query("SELECT amount FROM balances") == [(99,)]  # rolled back
     assert ledger.rebuild() == 2
     assert ledger.verify().ok

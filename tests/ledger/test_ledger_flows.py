@@ -102,9 +102,9 @@ def test_flow_rows_are_typed_and_rebuildable(both: tuple[Ledger, MemoryStore]) -
     assert isinstance(row, FlowRow)
     assert row.awaits == ["Timer"] and row.due == T0 + timedelta(minutes=5)
     assert row.due is not None and row.due.tzinfo is not None
-    table = ledger.db.execute("SELECT * FROM flows ORDER BY flow_id").fetchall()
+    table = ledger.query("SELECT * FROM flows ORDER BY flow_id")
     assert ledger.rebuild() > 0
-    assert ledger.db.execute("SELECT * FROM flows ORDER BY flow_id").fetchall() == table
+    assert ledger.query("SELECT * FROM flows ORDER BY flow_id") == table
     assert ledger.verify().ok
 
 

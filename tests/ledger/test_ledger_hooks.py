@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ledger_helpers import Deposited
+from ledger_helpers import SQLITE_ONLY, Deposited
 
 from flowlib.log import FlowEnded, FlowStarted, StepAnswered, StepDone, StepPending, stream_of
 from flowlib.log import Ok as Answered
@@ -87,6 +87,7 @@ def traced(ledger: Ledger) -> Iterator[list[str]]:
         ledger.db.conn.set_trace_callback(None)
 
 
+@SQLITE_ONLY  # PostgreSQL probes: a failed INSERT would fail its whole transaction
 def test_a_new_stream_is_appended_without_a_version_probe(ledger: Ledger) -> None:
     with traced(ledger) as statements:
         ledger.append("new", [Deposited("a", 1), Deposited("a", 2)], expected_version=0)
@@ -111,6 +112,7 @@ def test_expected_version_zero_on_an_existing_stream_still_conflicts(ledger: Led
         other.close()
 
 
+@SQLITE_ONLY  # statements are traced through sqlite3
 def test_a_version_read_in_a_transaction_is_remembered_until_it_ends(ledger: Ledger) -> None:
     ledger.append("s", [Deposited("a", 1)])
     with ledger.transaction():
@@ -123,6 +125,7 @@ def test_a_version_read_in_a_transaction_is_remembered_until_it_ends(ledger: Led
     assert ledger.version("s") == 2
 
 
+@SQLITE_ONLY  # statements are traced through sqlite3
 def test_a_flow_batch_writes_its_index_row_once(ledger: Ledger) -> None:
     events = [
         FlowStarted(flow_id="f", name="n", version=1, args=RAW, started_at=T0),
@@ -163,8 +166,8 @@ def test_flow_rows_written_per_batch_equal_a_rebuild(
                 events = [_event(kind, n) for owner, kind in batch if owner == flow_id]
                 if events:
                     ledger.append(stream_of(flow_id), events)
-        stored = ledger.db.execute("SELECT * FROM flows ORDER BY flow_id").fetchall()
+        stored = ledger.query("SELECT * FROM flows ORDER BY flow_id")
         report = ledger.verify()
         assert report.ok and not report.projections
         ledger.rebuild()
-        assert ledger.db.execute("SELECT * FROM flows ORDER BY flow_id").fetchall() == stored
+        assert ledger.query("SELECT * FROM flows ORDER BY flow_id") == stored

@@ -11,7 +11,7 @@ from ledger import FlowsProjection, Ledger, Projection
 
 
 def _balances(ledger: Ledger) -> list[tuple[str, int]]:
-    return ledger.db.execute("SELECT account, amount FROM balances ORDER BY account").fetchall()
+    return ledger.query("SELECT account, amount FROM balances ORDER BY account")
 
 
 def test_projections_satisfy_the_protocol() -> None:
@@ -30,7 +30,7 @@ def test_rebuild_reproduces_the_tables(ledger: Ledger) -> None:
     ledger.append("account:a", [Deposited("a", 10), Withdrawn("a", 3)])
     ledger.append("account:b", [Deposited("b", 1)])
     before, head = _balances(ledger), ledger.head()
-    ledger.db.execute("DELETE FROM balances")
+    ledger.query("DELETE FROM balances")
     assert ledger.rebuild() == 3
     assert _balances(ledger) == before
     assert ledger.head() == head
