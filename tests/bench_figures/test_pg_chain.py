@@ -25,7 +25,7 @@ def _ledger(layout: list[str]) -> tuple[list[EventRow], list[ChainRow]]:
         link = stream_link(before, stream, version + 1, "T", data, at)
         tips[stream] = (version + 1, link)
         events.append((event_id, stream, version + 1, "T", data, at, link))
-        previous = global_link(previous, event_id, event_id, link)
+        previous = global_link(previous, event_id, link)
         chain.append((event_id, event_id, previous))
     return events, chain
 
@@ -56,7 +56,7 @@ def test_a_global_order_against_a_streams_order_is_flagged() -> None:
     events, _ = _ledger(["s", "s"])
     previous, chain = GENESIS, []
     for position, event in enumerate(reversed(events), start=1):  # v2 sequenced before v1
-        previous = global_link(previous, position, event[0], event[6])
+        previous = global_link(previous, position, event[6])
         chain.append((position, event[0], previous))
     assert pg_chain.verify_sequenced(events, chain) == ["position 2: s v1 after a later version"]
 
