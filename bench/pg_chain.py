@@ -1,13 +1,89 @@
 """PostgreSQL writes: one global chain in each transaction, or stream chains + a sequencer.
 
-DECISION: (written after the run, below)
+DECISION: design B, per-key advisory xact locks + per-stream chains in the transaction +
+one sequencer building the gapless global chain after commit.
 
-`python -m bench.pg_chain DSN [SECONDS]`: a settle-shaped transaction (lock, read three
-stream tips, insert 7 events of 300-1,500-byte JSON across an order, its flow and a webhook,
-upsert two projection rows, move one stock row, insert the webhook's dedup row, commit) from
-1, 2, 4 and 8 writer processes, each design for SECONDS, every level twice (interleaved
-rounds), in schemas of its own that are dropped afterwards; beside it, the same shape from
-one plain-sqlite3 writer (WAL, synchronous=FULL), in the same run.
+Measured with `python -m bench.pg_chain $ORDERFLOW_TEST_PG_DSN 6` (private PostgreSQL 15,
+fsync on, synchronous_commit on; 2 cores shared with other people's test runs: the load
+average was 3.8-7.5 throughout). Commits/s per round (rounds interleave, and within a level
+A, B, C run back to back), then best and median:
+
+    procs  A (global lock, chain in tx)  B (per-key + sequencer)   C (B, no sequencer)
+    1      642 / 237 / 190   best 642    410 / 190 / 166   410     276 / 286 / 176   286
+    2      358 / 260 / 187        358    332 / 328 / 397   397     388 / 346 / 282   388
+    4      148 / 177 / 178        178    306 / 288 / 372   372     305 / 391 / 498   498
+    8      139 /  73 / 130        139     64 / 156 / 302   302     464 / 254 / 388   464
+    SQLite, one writer, FULL, same shape: 1890 / 293 / 238 (best 1890, median 293)
+
+An earlier 5 s run at lower load (1.2-5.6) gave best A 717/565/591/342, B 598/1050/568/530,
+C 730/1062/622/631 at 1/2/4/8, SQLite 2270/868/542. Rounds of one level differ by up to 5x,
+so compare designs within a round (same minute): at 8 processes B/A was 0.5, 2.1, 2.3
+(this run) and 1.6, 2.1, 3.0 (earlier); C/A 3.3, 3.5, 3.0 and 1.8, 6.8, 4.5. Writers' own
+CPU per commit: A 0.75-1.55 ms, B 0.86-1.58, C 0.84-1.33, SQLite 0.39-0.46. Sequencer:
+0.016-0.07 ms CPU per event (less as batches grow), lag (insert to sequenced) p50 7-15 ms
+at 1 writer, 43-50 ms at 8, p99 23-115 ms except 0.6 and 1.3 s in two loaded rounds at 8;
+at most 168 events waiting; caught up within 7 ms of the writers stopping at every level:
+it keeps up. Every level's chains re-verified clean from the rows.
+
+Why B. A's lock serialises the whole transaction, not only the flush: on this disk a flush
+is cheap (pg_test_fsync: fdatasync 61 us), yet A peaks at one writer (~1.3 ms under the
+lock: ~700/s) and falls as processes are added, since a holder preempted mid-transaction
+stalls every writer (a convoy). B and C have no global point: they rise to what the CPU
+gives, 2-3x A at 8 processes, as the issue found. C beats B by what the sequencer's CPU
+costs on 2 cores (clearest at 1 writer); that price buys a gapless, commit-safe global
+order, which readers need, so C is no option. The aim (8 workers at 2x SQLite's single
+FULL writer) is not met here by any design: a PostgreSQL commit costs its client about
+twice a whole SQLite commit, before the server's share, and the 2 cores are shared. A
+cannot meet it on any machine (its ceiling is one lock hold); B can where the server has
+cores of its own. Assumptions checked on the server on every run (`check_xmin_rule`,
+`check_lock_before_write`; tests/bench_figures/test_pg_chain.py): a row of a later xact is
+not sequenced while an older one is open, and the older one's row comes first once it
+commits; one leader; positions gapless; both chains re-hash from the rows; an edited body
+is flagged; and a lock taken after the transaction's first write breaks stream order.
+
+What the backend must do to adopt it:
+- events: `id BIGINT GENERATED ALWAYS AS IDENTITY`, `xid xid8 NOT NULL DEFAULT
+  pg_current_xact_id()`, index (xid, id); `hash` is the stream link (`stream_link`: the
+  ledger's chain_hash with the previous event of the stream, version as position); no
+  `position`. New `chain(position BIGINT PRIMARY KEY, event_id BIGINT UNIQUE REFERENCES
+  events, xid xid8, hash)`, append-only triggers too: events refuse UPDATE, so positions
+  cannot live in them. Nothing has shipped on PostgreSQL: change 0001 rather than migrate.
+- Locks: no global lock; `pg_advisory_xact_lock(bigint)` on blake2b keys of (schema, order
+  or flow id) and (schema, webhook id), sorted, taken before the first write: refuse a lock
+  when `pg_current_xact_id_if_assigned()` is not null. A settle routes (reads), locks, then
+  writes; a batch routes every delivery, locks all keys, then runs savepoints; a timer
+  claim (`FOR UPDATE SKIP LOCKED` assigns an xid) is its own transaction before the step.
+- Positions in the transaction do not exist: projections that store one (flows.started_/
+  updated_position, parked.position) store `events.id`, unique and increasing along each
+  stream, which is all their orderings need; Record.position given to `apply` is the id on
+  PostgreSQL, and `Appended` reports ids. Rebuild replays the chain, then the visible
+  unsequenced rows in (xid, id) order; the tables hold row ids, so every stream-consistent
+  order gives the same tables (the issue's property test).
+- `read_all(after=position)` reads `chain JOIN events ON id = event_id WHERE position > ?
+  ORDER BY position`: sequenced events only, in an order that never changes, so no cursor
+  skips. `tail --follow` and timer workers LISTEN on `orderflow_chain` (payload: the new
+  head) and read after their cursor, polling each second as well (notifications are lost
+  over a reconnect). Only the sequencer sends NOTIFY, once per batch.
+- Sequencer: a daemon thread of every writable PostgresLedger, own connection, trying
+  `pg_try_advisory_lock` on (schema, "sequencer") each second; the leader loops as
+  `sequence_batch` does (REPEATABLE READ; rows with xid < pg_snapshot_xmin(
+  pg_current_snapshot()) after the (xid, id) cursor, reloaded from chain's last row; COPY;
+  pg_notify; 5 ms wait when caught up). A dead leader's session lock goes with it; PK and
+  UNIQUE(event_id) make a second leader fail, never fork. Any open xact with an xid in the
+  cluster holds xmin and stalls sequencing (not writing): set
+  idle_in_transaction_session_timeout, and report waiting events and the oldest's age.
+- verify: every stream (versions 1..n, each stream link); the chain (positions 1..N, each
+  event once, `global_link` over the previous link, position and the event's stream hash;
+  versions increasing along each stream); unsequenced events reported as pending; anchors
+  (`verified`, expect_head) on chain position and hash; projections as today. `global_link`
+  and `stream_link` move into ledger/codec.py. SQLite stays as it is.
+
+The run: a settle-shaped transaction (lock, read three stream tips, insert 7 events of
+300-1,500-byte JSON across an order, its flow and a webhook, upsert two projection rows,
+move one stock row, insert the webhook's dedup row, commit) from 1, 2, 4 and 8 writer
+processes, each design for SECONDS, every level in each of ROUNDS rounds, in schemas of its
+own that are dropped afterwards; beside it, the same shape from one plain-sqlite3 writer
+(WAL, synchronous=FULL), in the same run.
   A  today's: one global advisory xact lock; the global chain read, hashed, inserted in it.
   B  per-key advisory xact locks (order, webhook; sorted), per-stream chains in the
      transaction, and one sequencer process building the global chain after commit.
