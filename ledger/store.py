@@ -25,7 +25,14 @@ from ledger import flows as flow_index
 from ledger import verify
 from ledger.append import Batch, find_repeat, prepare, row_key
 from ledger.codec import GENESIS, chain_hash, decoder_for, now_text
-from ledger.errors import ChainBroken, ConcurrencyError, CorruptRecord, LockTimeout, OpenError
+from ledger.errors import (
+    ChainBroken,
+    ConcurrencyError,
+    CorruptRecord,
+    InvalidAppend,
+    LockTimeout,
+    OpenError,
+)
 from ledger.projection import EVENT_COLUMNS, Projection, clear, records
 from ledger.records import Anchor, Appended, FlowRow, Record, VerifyReport
 from ledger.sqlite import sqlite3
@@ -33,6 +40,7 @@ from ledger.transactions import Session, WaitHook
 from ledger.tx import Conn, Dialect, Params, Tx
 
 if TYPE_CHECKING:
+    from ledger.copy import CopyProgress, CopyReport
     from ledger.sqlite import LedgerDatabase
 
 Synchronous = Literal["FULL", "NORMAL"]
@@ -500,6 +508,61 @@ class Ledger:
                 raise ChainBroken(broken.position, "its content does not give its stored hash")
             return count
 
+    def copy_to(
+        self,
+        target: str | Path,
+        *,
+        projections: Sequence[Projection] | None = None,
+        batch_size: int = 1000,
+        progress: Callable[[CopyProgress], None] | None = None,
+    ) -> CopyReport:
+        """Copy every event, verbatim, into the empty ledger at `target` (a path or a DSN).
+
+        The source's chain is checked first and read from one snapshot; the destination
+        is written in one transaction, its projections rebuilt from the copied events
+        (`projections`, default: this ledger's own) and verified before it commits. See
+        `ledger.copy` for the guarantees.
+        """
+        from ledger.copy import copy
+
+        chosen = self.projections[1:] if projections is None else projections
+        return copy(self, target, chosen, batch_size=batch_size, progress=progress)
+
+    def _restore(self, records: Sequence[Record]) -> None:
+        """Store `records` exactly as given after the head, and apply them to the projections.
+
+        Inside this thread's write transaction (for `copy_to`): positions, versions, times,
+        keys and hashes are the records' own, so the chain is theirs. Each must link to the
+        one before it (`ChainBroken`, `InvalidAppend`: nothing of the call is kept). Onto an
+        empty ledger, the projections' tables are emptied first (no events: no rows).
+        """
+        session = self._s
+        if not session.joinable():
+            raise ValueError("_restore() needs this thread's write transaction")
+        session.join(self._store_verbatim, session, records)
+
+    def _store_verbatim(self, s: Session, records: Sequence[Record]) -> None:
+        conn = s.conn
+        position, previous = s.tip or verify.checked_tip(conn)
+        if position == 0:
+            clear(conn, self.projections)
+        rows: list[tuple[Any, ...]] = []
+        for record in records:
+            if record.position != position + 1:
+                reason = f"position {record.position} does not follow the head {position}"
+                raise InvalidAppend(record.stream, reason)
+            row = stored_row(record)
+            verify.check_link(previous, row)
+            rows.append(row)
+            position, previous = record.position, record.hash
+        s.partial = True
+        _insert(conn, rows)
+        s.tip = (position, previous)
+        s.versions.clear()  # the streams moved without `_write` counting them
+        for record in records:
+            for projection in self.projections:
+                projection.apply(s.tx, record)
+
     def _write(
         self, s: Session, stream: str, batch: Batch, expected: int | None, key: str | None
     ) -> Appended:
@@ -547,6 +610,20 @@ class Ledger:
         for apply in self._applies:
             apply(s.tx, records)
         return Appended(stream, first, len(rows), version)
+
+
+def stored_row(record: Record) -> verify.Row:
+    """The events-table row of `record` (its columns in `EVENT_COLUMNS` order)."""
+    return (
+        record.position,
+        record.stream,
+        record.version,
+        record.type,
+        record.data.decode(),
+        record.recorded_at,
+        record.idempotency_key,
+        record.hash,
+    )
 
 
 def _insert(conn: Conn, rows: list[tuple[Any, ...]]) -> None:
