@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import threading
 import weakref
@@ -197,6 +198,10 @@ class Ledger:
     def _missing_guards(self, conn: Conn) -> list[str]:
         """The append-only guards (triggers) that are absent or disabled."""
         raise NotImplementedError
+
+    def _insert_rows(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
+        """Insert complete event rows as given (`_restore`): multi-row INSERTs by default."""
+        _insert(conn, rows)
 
     @property
     def db(self) -> LedgerDatabase:
@@ -556,12 +561,16 @@ class Ledger:
             rows.append(row)
             position, previous = record.position, record.hash
         s.partial = True
-        _insert(conn, rows)
+        self._insert_rows(conn, rows)
         s.tip = (position, previous)
         s.versions.clear()  # the streams moved without `_write` counting them
-        for record in records:
-            for projection in self.projections:
-                projection.apply(s.tx, record)
+        # Each run of one stream's records as one batch, as its appends were (one statement
+        # per run, not per event: a round trip each on PostgreSQL); rows end as `apply` of
+        # each in turn would leave them (`Projection`), which `copy_to`'s verify checks.
+        for _, run in itertools.groupby(records, key=_stream):
+            batch = list(run)
+            for apply in self._applies:
+                apply(s.tx, batch)
 
     def _write(
         self, s: Session, stream: str, batch: Batch, expected: int | None, key: str | None
@@ -642,6 +651,10 @@ def _insert(conn: Conn, rows: list[tuple[Any, ...]]) -> None:
 @functools.cache
 def _insert_sql(count: int) -> str:
     return _INSERT + ", ".join([_ROW] * count)
+
+
+def _stream(record: Record) -> str:
+    return record.stream
 
 
 def _batched(projection: Projection) -> Callable[[Tx, list[Record]], None]:
