@@ -549,8 +549,7 @@ class Ledger:
     def _store_verbatim(self, s: Session, records: Sequence[Record]) -> None:
         conn = s.conn
         position, previous = s.tip or verify.checked_tip(conn)
-        if position == 0:
-            clear(conn, self.projections)
+        empty = position == 0
         rows: list[tuple[Any, ...]] = []
         for record in records:
             if record.position != position + 1:
@@ -561,6 +560,8 @@ class Ledger:
             rows.append(row)
             position, previous = record.position, record.hash
         s.partial = True
+        if empty:
+            clear(conn, self.projections)
         self._insert_rows(conn, rows)
         s.tip = (position, previous)
         s.versions.clear()  # the streams moved without `_write` counting them
