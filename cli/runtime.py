@@ -65,6 +65,7 @@ def json_errors(ctx: Context | None = None) -> bool:
 
 def report(message: str, kind: str, *, as_json: bool) -> None:
     """Print a refusal on stderr: `error: ...`, or under `--json` one object."""
+    message = " ".join(message.split())  # one line, even from a driver's multi-line text
     if as_json:
         typer.echo(msgspec.json.encode({"error": message, "kind": kind}).decode(), err=True)
     else:

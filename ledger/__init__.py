@@ -6,6 +6,7 @@ Hash-chained, msgspec-encoded events; projections kept in step; flowlib's `Store
 from __future__ import annotations
 
 from ledger.codec import GENESIS
+from ledger.copy import CopyProgress, CopyReport, CopyUnverified, DestinationNotEmpty
 from ledger.errors import (
     AppendOnlyViolation,
     ChainBroken,
@@ -54,7 +55,11 @@ __all__ = [
     "BrokenLink",
     "ChainBroken",
     "ConcurrencyError",
+    "CopyProgress",
+    "CopyReport",
+    "CopyUnverified",
     "CorruptRecord",
+    "DestinationNotEmpty",
     "Dialect",
     "DiskFull",
     "FlowRow",

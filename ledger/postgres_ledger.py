@@ -24,12 +24,13 @@ from psycopg import sql
 from ledger import postgres_schema
 from ledger.errors import LedgerError, LockTimeout, ReadOnlyLedger
 from ledger.postgres import PgConn, PgTx, connect, translate
-from ledger.projection import Projection
+from ledger.projection import EVENT_COLUMNS, Projection
 from ledger.schema import APPLICATION_ID
 from ledger.store import Ledger, Synchronous
 from ledger.transactions import Session
 from ledger.tx import Conn, Dialect, Params, Tx
 
+_COPY = f"COPY events ({EVENT_COLUMNS}) FROM STDIN"
 _GUARDS = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass AND tgenabled <> 'D'"
 
 
@@ -196,9 +197,7 @@ class PostgresLedger(Ledger):
         Inside a savepoint: `verify` may run inside a write transaction, which must find
         its own tables (and search_path) again afterwards.
         """
-        pg = conn if isinstance(conn, PgConn) else None
-        if pg is None:
-            raise TypeError("a PostgreSQL scratch needs a PostgreSQL connection")
+        pg = _pg(conn)
         path = sql.SQL("SET LOCAL search_path = pg_temp, {}").format(sql.Identifier(self.schema))
         pg.execute("SAVEPOINT ledger_scratch")
         try:
@@ -212,6 +211,19 @@ class PostgresLedger(Ledger):
     def _missing_guards(self, conn: Conn) -> list[str]:
         present = {row[0] for row in conn.execute(_GUARDS)}
         return [guard for guard in postgres_schema.GUARDS if guard not in present]
+
+    def _insert_rows(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
+        """`COPY ... FROM STDIN`: psycopg parsing a multi-row INSERT of 800 parameters costs
+        more than the server inserting its rows (a copy of 10^5 events: ~10 s of 17)."""
+        with _pg(conn).raw.cursor().copy(_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def _pg(conn: Conn) -> PgConn:
+    if not isinstance(conn, PgConn):
+        raise TypeError(f"a PostgreSQL ledger was given a {type(conn).__name__}")
+    return conn
 
 
 def _signed(value: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import threading
 import weakref
@@ -25,7 +26,14 @@ from ledger import flows as flow_index
 from ledger import verify
 from ledger.append import Batch, find_repeat, prepare, row_key
 from ledger.codec import GENESIS, chain_hash, decoder_for, now_text
-from ledger.errors import ChainBroken, ConcurrencyError, CorruptRecord, LockTimeout, OpenError
+from ledger.errors import (
+    ChainBroken,
+    ConcurrencyError,
+    CorruptRecord,
+    InvalidAppend,
+    LockTimeout,
+    OpenError,
+)
 from ledger.projection import EVENT_COLUMNS, Projection, clear, records
 from ledger.records import Anchor, Appended, FlowRow, Record, VerifyReport
 from ledger.sqlite import sqlite3
@@ -33,6 +41,7 @@ from ledger.transactions import Session, WaitHook
 from ledger.tx import Conn, Dialect, Params, Tx
 
 if TYPE_CHECKING:
+    from ledger.copy import CopyProgress, CopyReport
     from ledger.sqlite import LedgerDatabase
 
 Synchronous = Literal["FULL", "NORMAL"]
@@ -189,6 +198,10 @@ class Ledger:
     def _missing_guards(self, conn: Conn) -> list[str]:
         """The append-only guards (triggers) that are absent or disabled."""
         raise NotImplementedError
+
+    def _insert_rows(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
+        """Insert complete event rows as given (`_restore`): multi-row INSERTs by default."""
+        _insert(conn, rows)
 
     @property
     def db(self) -> LedgerDatabase:
@@ -500,6 +513,66 @@ class Ledger:
                 raise ChainBroken(broken.position, "its content does not give its stored hash")
             return count
 
+    def copy_to(
+        self,
+        target: str | Path,
+        *,
+        projections: Sequence[Projection] | None = None,
+        batch_size: int = 1000,
+        progress: Callable[[CopyProgress], None] | None = None,
+    ) -> CopyReport:
+        """Copy every event, verbatim, into the empty ledger at `target` (a path or a DSN).
+
+        The source's chain is checked first and read from one snapshot; the destination
+        is written in one transaction, its projections rebuilt from the copied events
+        (`projections`, default: this ledger's own) and verified before it commits. See
+        `ledger.copy` for the guarantees.
+        """
+        from ledger.copy import copy
+
+        chosen = self.projections[1:] if projections is None else projections
+        return copy(self, target, chosen, batch_size=batch_size, progress=progress)
+
+    def _restore(self, records: Sequence[Record]) -> None:
+        """Store `records` exactly as given after the head, and apply them to the projections.
+
+        Inside this thread's write transaction (for `copy_to`): positions, versions, times,
+        keys and hashes are the records' own, so the chain is theirs. Each must link to the
+        one before it (`ChainBroken`, `InvalidAppend`: nothing of the call is kept). Onto an
+        empty ledger, the projections' tables are emptied first (no events: no rows).
+        """
+        session = self._s
+        if not session.joinable():
+            raise ValueError("_restore() needs this thread's write transaction")
+        session.join(self._store_verbatim, session, records)
+
+    def _store_verbatim(self, s: Session, records: Sequence[Record]) -> None:
+        conn = s.conn
+        position, previous = s.tip or verify.checked_tip(conn)
+        empty = position == 0
+        rows: list[tuple[Any, ...]] = []
+        for record in records:
+            if record.position != position + 1:
+                reason = f"position {record.position} does not follow the head {position}"
+                raise InvalidAppend(record.stream, reason)
+            row = stored_row(record)
+            verify.check_link(previous, row)
+            rows.append(row)
+            position, previous = record.position, record.hash
+        s.partial = True
+        if empty:
+            clear(conn, self.projections)
+        self._insert_rows(conn, rows)
+        s.tip = (position, previous)
+        s.versions.clear()  # the streams moved without `_write` counting them
+        # Each run of one stream's records as one batch, as its appends were (one statement
+        # per run, not per event: a round trip each on PostgreSQL); rows end as `apply` of
+        # each in turn would leave them (`Projection`), which `copy_to`'s verify checks.
+        for _, run in itertools.groupby(records, key=_stream):
+            batch = list(run)
+            for apply in self._applies:
+                apply(s.tx, batch)
+
     def _write(
         self, s: Session, stream: str, batch: Batch, expected: int | None, key: str | None
     ) -> Appended:
@@ -549,6 +622,20 @@ class Ledger:
         return Appended(stream, first, len(rows), version)
 
 
+def stored_row(record: Record) -> verify.Row:
+    """The events-table row of `record` (its columns in `EVENT_COLUMNS` order)."""
+    return (
+        record.position,
+        record.stream,
+        record.version,
+        record.type,
+        record.data.decode(),
+        record.recorded_at,
+        record.idempotency_key,
+        record.hash,
+    )
+
+
 def _insert(conn: Conn, rows: list[tuple[Any, ...]]) -> None:
     """Insert the rows, as few multi-row statements as the parameter limit allows.
 
@@ -565,6 +652,10 @@ def _insert(conn: Conn, rows: list[tuple[Any, ...]]) -> None:
 @functools.cache
 def _insert_sql(count: int) -> str:
     return _INSERT + ", ".join([_ROW] * count)
+
+
+def _stream(record: Record) -> str:
+    return record.stream
 
 
 def _batched(projection: Projection) -> Callable[[Tx, list[Record]], None]:
