@@ -6,12 +6,14 @@ Hash-chained, msgspec-encoded events; projections kept in step; flowlib's `Store
 from __future__ import annotations
 
 from ledger.codec import GENESIS
-from ledger.copy import CopyProgress, CopyReport, CopyUnverified, DestinationNotEmpty
+from ledger.copy import CopyProgress, CopyReport
 from ledger.errors import (
     AppendOnlyViolation,
     ChainBroken,
     ConcurrencyError,
+    CopyUnverified,
     CorruptRecord,
+    DestinationNotEmpty,
     DiskFull,
     IdempotencyConflict,
     InvalidAppend,

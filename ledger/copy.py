@@ -34,7 +34,7 @@ import msgspec
 
 from ledger import verify
 from ledger.codec import GENESIS
-from ledger.errors import LedgerError
+from ledger.errors import CopyUnverified, DestinationNotEmpty
 from ledger.projection import Projection
 from ledger.records import Anchor, Record, VerifyReport
 from ledger.store import Ledger, stored_row
@@ -65,28 +65,6 @@ class CopyReport(msgspec.Struct, frozen=True, kw_only=True):
     destination_head: tuple[int, str]
     verified: VerifyReport
     seconds: float
-
-
-class DestinationNotEmpty(LedgerError):
-    """The copy's destination already holds events; nothing was written to it."""
-
-    def __init__(self, path: str, events: int, head: tuple[int, str]) -> None:
-        self.path, self.events, self.head = path, events, head
-        super().__init__(
-            f"cannot copy into {path}: it already holds {events} events "
-            f"(head {head[0]}:{head[1]}); a copy needs an empty ledger, nothing was written"
-        )
-
-
-class CopyUnverified(LedgerError):
-    """The copied ledger did not verify before its commit; it was rolled back."""
-
-    def __init__(self, path: str, report: VerifyReport) -> None:
-        self.path, self.report = path, report
-        super().__init__(
-            f"the copy into {path} did not verify (see `orderflow ledger verify` for what "
-            "it checks); it was rolled back, nothing was written"
-        )
 
 
 def copy(

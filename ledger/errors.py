@@ -12,6 +12,8 @@ LedgerError
  + StorageError           SQLite failed to read or write the file
     + DiskFull            the disk (or `max_page_count`) is full; the transaction rolled back
     + LockTimeout         the write lock stayed taken past the busy timeout; nothing written
+ + DestinationNotEmpty    a copy's destination already holds events; nothing written
+ + CopyUnverified         a copy did not verify before its commit; rolled back
  + OpenError              the file cannot be opened as a ledger; it was not touched
     + NotALedger          not SQLite, or a SQLite database of something else
     + SchemaTooNew        written by a newer orderflow
@@ -21,6 +23,11 @@ LedgerError
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ledger.records import VerifyReport
 
 
 class LedgerError(Exception):
@@ -147,3 +154,25 @@ class ReadOnlyLedger(OpenError):
 
 class MissingLedger(OpenError):
     """A read-only open found no ledger file (reading never creates one)."""
+
+
+class DestinationNotEmpty(LedgerError):
+    """The copy's destination already holds events; nothing was written to it."""
+
+    def __init__(self, path: str, events: int, head: tuple[int, str]) -> None:
+        self.path, self.events, self.head = path, events, head
+        super().__init__(
+            f"cannot copy into {path}: it already holds {events} events "
+            f"(head {head[0]}:{head[1]}); a copy needs an empty ledger, nothing was written"
+        )
+
+
+class CopyUnverified(LedgerError):
+    """The copied ledger did not verify before its commit; it was rolled back."""
+
+    def __init__(self, path: str, report: VerifyReport) -> None:
+        self.path, self.report = path, report
+        super().__init__(
+            f"the copy into {path} did not verify (see `orderflow ledger verify` for what "
+            "it checks); it was rolled back, nothing was written"
+        )
