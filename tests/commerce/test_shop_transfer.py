@@ -1,13 +1,13 @@
-"""Moving waiting orders to a fresh shop file with `export_flows` / `import_flows`."""
+"""Moving waiting orders to a fresh shop with `export_flows` / `import_flows` (both backends)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
+from backends import Targets
 from shop_helpers import (
     ShopClock,
     body_for,
@@ -23,10 +23,12 @@ from shop_helpers import (
 from commerce import FakeProvider, Money, Shop
 from flowlib import ImportRejected, RetireRefused
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
-def source(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
-    with Shop.open(tmp_path / "source.db", provider=FakeProvider(), clock=shop_clock) as shop:
+def source(targets: Targets, shop_clock: ShopClock) -> Iterator[Shop]:
+    with Shop.open(targets.new("source"), provider=FakeProvider(), clock=shop_clock) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2), ("TEE", 1)], order_id="o1")  # waiting
         shop.start_order([("MUG", 1)], order_id="o2")
@@ -35,8 +37,8 @@ def source(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
 
 
 @pytest.fixture
-def target(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
-    with Shop.open(tmp_path / "target.db", provider=FakeProvider(), clock=shop_clock) as shop:
+def target(targets: Targets, shop_clock: ShopClock) -> Iterator[Shop]:
+    with Shop.open(targets.new("target"), provider=FakeProvider(), clock=shop_clock) as shop:
         yield shop
 
 
@@ -172,7 +174,7 @@ def test_a_product_that_differs_in_the_target_is_rejected(source: Shop, target: 
 
 
 def test_an_order_already_there_with_other_events_is_rejected(
-    source: Shop, target: Shop, tmp_path: Path, shop_clock: ShopClock
+    source: Shop, target: Shop, targets: Targets, shop_clock: ShopClock
 ) -> None:
     doc = source.export_flows(status="waiting")
     target.import_flows(doc)
