@@ -8,7 +8,7 @@ connections' search_path (`?options=-csearch_path%3Dshop`), else in `public`.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from ledger import OpenError
 
@@ -35,7 +35,8 @@ def in_schema(dsn: str, schema: str) -> str:
     rest = [(key, value) for key, value in query if key != "options"]
     search_path = f"-csearch_path={schema}"  # a later -c wins over one the DSN had
     rest.append(("options", f"{options} {search_path}".strip()))
-    return urlunsplit(parts._replace(query=urlencode(rest)))
+    # quote, not quote_plus: libpq decodes %20 in a URI, but leaves a "+" as it is
+    return urlunsplit(parts._replace(query=urlencode(rest, quote_via=quote)))
 
 
 def create_schemas(dsn: str, names: tuple[str, ...]) -> None:
