@@ -4,6 +4,7 @@ against the test server (`ORDERFLOW_TEST_PG_DSN`; those tests skip when it is un
 from __future__ import annotations
 
 import json
+import shlex
 import socket
 import subprocess
 import sys
@@ -56,30 +57,18 @@ def demo_schemas() -> Iterator[list[str]]:
 
 
 def test_start_settle_and_show_on_a_dsn(orderflow_bin: Path, pg_dsn: str, tmp_path: Path) -> None:
-    def run(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        return orderflow(orderflow_bin, pg_dsn, *args, cwd=tmp_path, code=code)
+    def run(command: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        return orderflow(orderflow_bin, pg_dsn, *shlex.split(command), cwd=tmp_path, code=code)
 
-    refused = run("order", "list", code=1)  # read-only: nothing is created on a DSN either
+    refused = run("order list", code=1)  # read-only: nothing is created on a DSN either
     assert "holds no ledger" in refused.stderr
     assert tables(pg_dsn) == []
-    run(
-        "catalog",
-        "add",
-        "MUG",
-        "--name",
-        "Mug",
-        "--price",
-        "12.50",
-        "--currency",
-        "EUR",
-        "--stock",
-        "5",
-    )
-    run("order", "start", "--item", "MUG=2", "--order-id", "o1")
-    assert "fulfilled" in run("order", "settle", "o1").stdout
-    shown = json.loads(run("order", "show", "o1", "--json").stdout)
+    run("catalog add MUG --name Mug --price 12.50 --currency EUR --stock 5")
+    run("order start --item MUG=2 --order-id o1")
+    assert "fulfilled" in run("order settle o1").stdout
+    shown = json.loads(run("order show o1 --json").stdout)
     assert (shown["order"]["status"], shown["order"]["paid"]) == ("fulfilled", 2500)
-    assert json.loads(run("ledger", "verify", "--json").stdout)["ok"] is True
+    assert json.loads(run("ledger verify --json").stdout)["ok"] is True
 
 
 def test_demo_on_a_dsn_makes_two_new_schemas(
