@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from backends import Targets
@@ -235,3 +236,24 @@ def test_a_finished_order_in_the_document_is_left_as_it_is(source: Shop, target:
     assert source.retire_moved(doc, receipt=receipt) == ["o1"]
     assert source.order("o2").order.status == "fulfilled"
     check_all(source)
+
+
+def test_a_waiting_order_moves_from_sqlite_to_postgresql(
+    tmp_path: Path, pg_dsn: str, shop_clock: ShopClock
+) -> None:
+    """Between backends, a move is the same export and import: the document reads back
+    byte for byte from the new home, and the order settles there."""
+    with (
+        Shop.open(tmp_path / "file.db", provider=FakeProvider(), clock=shop_clock) as on_file,
+        Shop.open(pg_dsn, provider=FakeProvider(), clock=shop_clock) as on_pg,
+    ):
+        stocked_shop(on_file)
+        on_file.start_order([("MUG", 2)], order_id="o1")
+        doc = on_file.export_flows(status="waiting")
+        receipt = on_pg.import_flows(doc).receipt
+        assert on_pg.export_flows(status="waiting") == doc
+        assert on_file.retire_moved(doc, receipt=receipt) == ["o1"]
+        assert on_pg.settle("o1").order_status == "fulfilled"
+        assert stock(on_pg, "MUG") == (0, 0, 2)
+        check_all(on_file)
+        check_all(on_pg)
