@@ -116,7 +116,9 @@ def open_shop(
     the holder. `provider` takes new orders (commands choose theirs in `session`).
     """
     readonly = access == "read"
-    if not is_dsn(target):
+    if is_dsn(target) and access == "check":  # verify only a ledger that is there
+        Shop.open(target, clock=clock, readonly=True).close()  # else MissingLedger, nothing made
+    elif not is_dsn(target):
         absolute = Path(target).absolute()
         if access == "write" and not absolute.parent.is_dir():
             raise ReadOnlyLedger(str(absolute), f"directory {absolute.parent} does not exist")
