@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from importlib.metadata import version
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,13 +20,15 @@ from cli.runtime import (
     wants_json,
 )
 from cli.serve import serve_command, worker_command
+from cli.target import database, is_dsn
 from cli.user_flows import FLOWS_ENV
 from commerce import PROVIDER_NAMES
 
 app = typer.Typer(
     name="orderflow",
     help=(
-        "Run orders as durable, replayable flows over an append-only SQLite ledger.\n\n"
+        "Run orders as durable, replayable flows over an append-only ledger "
+        "(a SQLite file, or PostgreSQL).\n\n"
         "Exit codes: 0 success (including idempotent repeats such as 'already settled'), "
         "1 the domain refused (unknown order, out of stock, bad signature...), 2 usage error."
     ),
@@ -64,15 +65,16 @@ def _check_provider(value: str | None) -> str | None:
 def root(
     ctx: typer.Context,
     db: Annotated[
-        Path,
+        str,
         typer.Option(
             "--db",
             envvar="ORDERFLOW_DB",
-            metavar="PATH",
+            metavar="PATH|DSN",
             show_default=False,
-            help="The ledger file (created on first use). Else $ORDERFLOW_DB, else ./orderflow.db.",
+            help="The ledger: a file (created on first use), or a postgresql:// DSN. "
+            "Else $ORDERFLOW_DB, else ./orderflow.db.",
         ),
-    ] = Path(DEFAULT_DB),
+    ] = DEFAULT_DB,
     flow_modules: Annotated[
         list[str] | None,
         typer.Option(
@@ -121,28 +123,30 @@ def root(
 def demo_command(
     ctx: typer.Context,
     db: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--db",
-            metavar="PATH",
-            help="A new file for the demo shop (default: orderflow-demo-<timestamp>.db here). "
-            "An existing file is refused.",
+            metavar="PATH|DSN",
+            help="A new file for the demo shop (default: orderflow-demo-<timestamp>.db here; "
+            "an existing file is refused), or a postgresql:// DSN: new schemas in its "
+            "database. Else the root --db when it is a DSN.",
             show_default=False,
         ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The whole story in one run, on new database files (named in the output).
+    """The whole story in one run, on new ledgers (named in the output).
 
     Three orders; one paid by a signed webhook delivered twice; one with a declined
     attempt that expires on a simulated clock; the survivor exported, imported into a
-    second file and paid there; timelines; `ledger verify` on both files. The root
-    --db (or $ORDERFLOW_DB) is not used, and says so: the demo never touches an existing
-    database.
+    second ledger and paid there; timelines; `ledger verify` on both. On a PostgreSQL
+    DSN (this --db, or the root --db / $ORDERFLOW_DB) the ledgers are two new schemas in
+    its database; a root file path is not used, and it says so: the demo never touches
+    an existing ledger.
 
     Example: orderflow demo --db /tmp/story.db
     """
-    _ignored_db(ctx)
+    db = _root_dsn(ctx, db) or db
     story = demo.Story(wants_json(ctx, as_json))
     try:
         ok = demo.run(db, story)
@@ -158,16 +162,26 @@ def demo_command(
         raise typer.Exit(1)
 
 
-def _ignored_db(ctx: typer.Context) -> None:
-    """A note on stderr when the root --db (or $ORDERFLOW_DB) was given: the demo ignores it."""
+def _root_dsn(ctx: typer.Context, own: str | None) -> str | None:
+    """The root --db (or $ORDERFLOW_DB) if it is a DSN and the demo has no --db of its own.
+
+    The demo then makes new schemas there. A root --db it does not use (a file path, or
+    one its own --db overrides) gets a note on stderr: the demo writes new ledgers only.
+    """
     source = ctx.find_root().get_parameter_source("db")
     given = {"COMMANDLINE": "--db", "ENVIRONMENT": "$ORDERFLOW_DB"}.get(getattr(source, "name", ""))
-    if given:
-        typer.echo(
-            f"note: the demo ignores {given} {state(ctx).db}: it writes new files only "
-            "(choose them with `orderflow demo --db PATH`)",
-            err=True,
-        )
+    root = state(ctx).db
+    if not given:
+        return None
+    if is_dsn(root) and own is None:
+        return root
+    shown, why = (database(root), f"its own --db {own} wins") if is_dsn(root) else (root, "")
+    typer.echo(
+        f"note: the demo ignores {given} {shown}: "
+        + (why or "it writes new files only (choose them with `orderflow demo --db PATH`)"),
+        err=True,
+    )
+    return None
 
 
 def main() -> None:

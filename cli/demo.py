@@ -1,21 +1,24 @@
-"""`orderflow demo`: the whole story on fresh database files, in well under a second.
+"""`orderflow demo`: the whole story on fresh ledgers, in well under a second.
 
 A simulated clock drives expiry (no waiting) and the fake provider takes the payments
 (chosen explicitly; no money moves): three orders; one paid by a signed webhook
 delivered twice; one with a failed attempt that then expires; the survivor exported,
-imported into a second file and paid there; timelines; `ledger verify` on both files.
+imported into a second ledger and paid there; timelines; `ledger verify` on both.
+The ledgers are new files, or on a PostgreSQL DSN new schemas in its database.
 """
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import typer
 
 from cli import render
 from cli.runtime import open_shop
+from cli.target import create_schemas, database, in_schema, is_dsn
 from commerce import (
     Coupon,
     FakeProvider,
@@ -64,22 +67,50 @@ class Story:
         self.say(f"== {title}")
 
 
-def paths(db: Path | None) -> tuple[Path, Path, Path]:
-    """The shop file, the file the survivor moves to, and the export document."""
+class Places(NamedTuple):
+    """Where the demo writes: the shop's ledger, the one the survivor moves to, the export.
+
+    On SQLite the ledgers are new files; on PostgreSQL, new schemas (`schemas`) in the
+    DSN's database, with the export document in the current directory.
+    """
+
+    shop: str
+    moved: str
+    export: Path
+    schemas: tuple[str, ...] = ()
+
+
+def places(db: str | None) -> Places:
+    """New places for the demo: never an existing file or schema (`FileExistsError`)."""
+    if db is not None and is_dsn(db):
+        return _schemas(db)
     if db is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         base, n = Path(f"orderflow-demo-{stamp}"), 1
         while any(p.exists() for p in _derived(base)):
             n += 1
             base = Path(f"orderflow-demo-{stamp}-{n}")
-        return _derived(base)
-    base = db.with_suffix("") if db.suffix == ".db" else db
+        first, second, export = _derived(base)
+        return Places(str(first), str(second), export)
+    path = Path(db)
+    base = path.with_suffix("") if path.suffix == ".db" else path
     first, second, export = _derived(base)
-    first = db
-    for path in (first, second, export):
-        if path.exists():
-            raise FileExistsError(path)
-    return first, second, export
+    first = path
+    for taken in (first, second, export):
+        if taken.exists():
+            raise FileExistsError(taken)
+    return Places(str(first), str(second), export)
+
+
+def _schemas(dsn: str) -> Places:
+    """Two new schemas in the DSN's database (a random tail: two demos never share one)."""
+    base = f"orderflow_demo_{datetime.now():%Y%m%d_%H%M%S}_{secrets.token_hex(3)}"
+    export = Path(f"{base}-flows.json")
+    if export.exists():
+        raise FileExistsError(export)
+    names = (base, f"{base}_moved")
+    create_schemas(dsn, names)
+    return Places(in_schema(dsn, names[0]), in_schema(dsn, names[1]), export, names)
 
 
 def _derived(base: Path) -> tuple[Path, Path, Path]:
@@ -90,14 +121,15 @@ def _derived(base: Path) -> tuple[Path, Path, Path]:
     )
 
 
-def left_behind(*paths: Path) -> list[Path]:
-    """The files the demo leaves: its databases with their lock (and any WAL) files, the export."""
-    found = []
-    for path in paths:
+def left_behind(where: Places) -> list[str]:
+    """What the demo leaves: its files (with lock and WAL files) or schemas, and the export."""
+    found = [f"schema {name}" for name in where.schemas]
+    ledgers = () if where.schemas else (Path(where.shop), Path(where.moved))
+    for path in (*ledgers, where.export):
         for suffix in ("", "-wal", "-shm", ".lock"):
             candidate = path.with_name(path.name + suffix)
             if candidate.exists():
-                found.append(candidate)
+                found.append(str(candidate))
     return found
 
 
@@ -139,7 +171,7 @@ def deliver(shop: Shop, story: Story, body: bytes, header: str, label: str) -> S
 
 
 def first_shop(shop: Shop, clock: SimulatedClock, story: Story) -> tuple[list[str], bytes]:
-    """Orders A, B and C in the first file; returns the order ids and the export document."""
+    """Orders A, B and C in the first ledger; returns the order ids and the export document."""
     story.step("2. three orders (C is placed 20 simulated minutes after A and B)")
     a = shop.start_order([("MUG", 2)]).order
     b = shop.start_order([("TEE", 1)]).order
@@ -174,24 +206,24 @@ def first_shop(shop: Shop, clock: SimulatedClock, story: Story) -> tuple[list[st
 def second_shop(
     shop: Shop, clock: SimulatedClock, story: Story, document: bytes, survivor: str
 ) -> str:
-    """Import the export into the fresh file and pay the survivor there; the import's receipt."""
+    """Import the export into the fresh ledger and pay the survivor there; the import's receipt."""
     story.step("6. a fresh database: import, then pay the survivor there")
     report = shop.import_flows(document)
     story.doc["imported"] = report
     story.say(f"imported {', '.join(report.imported) or 'nothing'} (receipt {report.receipt})")
     row = shop.order(survivor).order
     body, header = signed(row, PAID, f"evt_demo_{survivor}_paid", clock())
-    deliver(shop, story, body, header, "C's payment in the new file")
+    deliver(shop, story, body, header, "C's payment in the new ledger")
     return report.receipt
 
 
 def finish_move(shop: Shop, story: Story, document: bytes, survivor: str, receipt: str) -> None:
-    """Retire the moved flow in the first file (with the import's receipt as proof)."""
-    story.step("7. finish the move: retire the survivor in the first file")
+    """Retire the moved flow in the first ledger (with the import's receipt as proof)."""
+    story.step("7. finish the move: retire the survivor in the first ledger")
     retired = shop.retire_moved(document, receipt=receipt)
     story.doc["retired"] = retired
     status = shop.order(survivor).order.status
-    story.say(f"retired {', '.join(retired) or 'nothing'}: in the first file it is now {status}")
+    story.say(f"retired {', '.join(retired) or 'nothing'}: in the first ledger it is now {status}")
 
 
 def timelines(story: Story, views: list[tuple[str, Any]]) -> None:
@@ -208,11 +240,16 @@ def timelines(story: Story, views: list[tuple[str, Any]]) -> None:
 EXPECTED = ("fulfilled", "expired", "fulfilled")
 
 
-def run(db: Path | None, story: Story) -> bool:
+def run(db: str | None, story: Story) -> bool:
     """Tell the story; True if every order ended as expected and both ledgers verify."""
-    first, second, export = paths(db)
-    story.doc["files"] = {"shop": str(first), "moved_to": str(second), "export": str(export)}
-    story.say(f"demo files: {first} (the shop), {second} (where the survivor moves), {export}")
+    where = places(db)
+    first, second, export = where.shop, where.moved, where.export
+    shown = (where.schemas[0], where.schemas[1]) if where.schemas else (first, second)
+    story.doc["files"] = {"shop": shown[0], "moved_to": shown[1], "export": str(export)}
+    if where.schemas:
+        story.doc["database"] = database(first)
+        story.say(f"demo ledgers: schemas in {database(first)}")
+    story.say(f"demo files: {shown[0]} (the shop), {shown[1]} (where the survivor moves), {export}")
     clock = SimulatedClock(datetime.now(UTC).replace(microsecond=0))
     fake = FakeProvider()  # chosen explicitly: the demo's payments are pretend ones
     with open_shop(first, clock=clock, provider=fake) as shop:
@@ -221,29 +258,36 @@ def run(db: Path | None, story: Story) -> bool:
         export.write_bytes(document)
     with open_shop(second, clock=clock, provider=fake) as shop:
         receipt = second_shop(shop, clock, story, document, ids[2])
-        moved = (str(second), shop.order(ids[2]))
+        moved = (shown[1], shop.order(ids[2]))
         report_second = shop.ledger.verify()
     with open_shop(first, clock=clock, provider=fake) as shop:
         finish_move(shop, story, document, ids[2], receipt)
-        views = [(str(first), shop.order(order_id)) for order_id in ids[:2]] + [moved]
+        views = [(shown[0], shop.order(order_id)) for order_id in ids[:2]] + [moved]
         report_first = shop.ledger.verify()
     timelines(story, views)
     story.step("9. ledger verify")
     story.doc["verify"] = {"shop": report_first, "moved_to": report_second}
-    for path, report in ((first, report_first), (second, report_second)):
+    engine = "PostgreSQL" if where.schemas else f"SQLite {report_first.sqlite_version}"
+    for name, report in zip(shown, (report_first, report_second), strict=True):
         story.say(
-            f"{path}: {'ok' if report.ok else 'NOT OK'}, {report.events} events, "
-            f"hash chain intact, SQLite {report.sqlite_version}"
+            f"{name}: {'ok' if report.ok else 'NOT OK'}, {report.events} events, "
+            f"hash chain intact, {engine}"
         )
     final = tuple(view.order.status for _, view in views)
     ok = report_first.ok and report_second.ok and final == EXPECTED
     story.doc["ok"] = ok
-    story.doc["left"] = [str(path) for path in left_behind(first, second, export)]
+    story.doc["left"] = left_behind(where)
     story.say()
     story.say(
         "demo complete: A fulfilled, B expired, C moved and fulfilled"
         if ok
         else f"demo FAILED: statuses {final}, expected {EXPECTED}"
     )
-    story.say(f"files left (delete them when done): {', '.join(story.doc['left'])}")
+    what = "schemas and files" if where.schemas else "files"
+    story.say(f"{what} left (delete them when done): {', '.join(story.doc['left'])}")
+    if where.schemas:
+        dsn = f"'<your DSN>?options=-csearch_path%3D{shown[0]}'"
+        story.say(f"  look with: orderflow --db {dsn} order list")
+        drop = "; ".join(f"DROP SCHEMA {name} CASCADE" for name in where.schemas)
+        story.say(f"  drop with: {drop}")
     return ok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -16,11 +17,13 @@ import typer
 
 from cli import user_flows
 from cli.clickcompat import Context, get_current_context
+from cli.target import is_dsn
 from commerce import CommerceError, PaymentProvider, Shop, provider_from, refund_providers
 from flowlib import Clock, FlowError, utc_now
 from ledger import LedgerError, ReadOnlyLedger
 
 T = TypeVar("T")
+_LINE_BREAK = re.compile(r"\s*\n\s*")
 Access = Literal["write", "read", "check"]
 DOMAIN_ERRORS = (CommerceError, LedgerError, FlowError)
 DEFAULT_DB = "orderflow.db"
@@ -34,7 +37,7 @@ JsonOption = Annotated[
 class State:
     """The root options, kept on the click context for the subcommands."""
 
-    db: Path
+    db: str  # a file path or a PostgreSQL DSN, as given (see `cli.target`)
     debug: bool = False
     json: bool = False
     flows: tuple[str, ...] = ()
@@ -44,7 +47,7 @@ class State:
 def state(ctx: Context) -> State:
     """The root options (defaults when a command runs without the root callback)."""
     obj = ctx.find_root().obj
-    return obj if isinstance(obj, State) else State(Path(DEFAULT_DB))
+    return obj if isinstance(obj, State) else State(DEFAULT_DB)
 
 
 def wants_json(ctx: typer.Context, flag: bool) -> bool:
@@ -64,8 +67,12 @@ def json_errors(ctx: Context | None = None) -> bool:
 
 
 def report(message: str, kind: str, *, as_json: bool) -> None:
-    """Print a refusal on stderr: `error: ...`, or under `--json` one object."""
-    message = " ".join(message.split())  # one line, even from a driver's multi-line text
+    """Print a refusal on stderr: `error: ...` on one line, or under `--json` one object.
+
+    Line breaks inside the message become spaces: a driver's message may span lines
+    (libpq's "connection refused" adds a hint on a second, indented one).
+    """
+    message = _LINE_BREAK.sub(" ", message.strip())
     if as_json:
         typer.echo(msgspec.json.encode({"error": message, "kind": kind}).decode(), err=True)
     else:
@@ -94,30 +101,34 @@ def guarded(ctx: typer.Context) -> Iterator[None]:
 
 
 def open_shop(
-    path: Path,
+    target: str | Path,
     *,
     clock: Clock = utc_now,
     access: Access = "write",
     notify: bool = False,
     provider: PaymentProvider | None = None,
 ) -> Shop:
-    """Open the shop at `path` for `access`, naming a missing file or directory as such.
+    """Open the shop at `target` (a file, or a PostgreSQL DSN) for `access`.
 
-    "read" never creates or writes anything; "check" (verify) needs an existing file and
-    writes only where it can (to record the verification). With `notify`, a write that
-    waits for the lock says so on stderr, naming the holder. `provider` takes new orders
-    (commands choose theirs in `session`).
+    "read" never creates or writes anything; "check" (verify) needs an existing ledger and
+    writes only where it can (to record the verification). A missing file or directory is
+    named as such. With `notify`, a write that waits for the lock says so on stderr, naming
+    the holder. `provider` takes new orders (commands choose theirs in `session`).
     """
-    absolute = path.absolute()
-    if access == "write" and not absolute.parent.is_dir():
-        raise ReadOnlyLedger(str(absolute), f"directory {absolute.parent} does not exist")
-    readonly = access == "read" or (access == "check" and not absolute.exists())
+    readonly = access == "read"
+    if is_dsn(target) and access == "check":  # verify only a ledger that is there
+        Shop.open(target, clock=clock, readonly=True).close()  # else MissingLedger, nothing made
+    elif not is_dsn(target):
+        absolute = Path(target).absolute()
+        if access == "write" and not absolute.parent.is_dir():
+            raise ReadOnlyLedger(str(absolute), f"directory {absolute.parent} does not exist")
+        readonly = readonly or (access == "check" and not absolute.exists())
     try:
-        shop = Shop.open(path, clock=clock, readonly=readonly, provider=provider)
+        shop = Shop.open(target, clock=clock, readonly=readonly, provider=provider)
     except ReadOnlyLedger:
         if access != "check":
             raise
-        shop = Shop.open(path, clock=clock, readonly=True)  # verify it, without recording
+        shop = Shop.open(target, clock=clock, readonly=True)  # verify it, without recording
     if notify:
         shop.ledger.on_wait = _waiting
     return shop
@@ -151,7 +162,7 @@ def choose_providers(shop: Shop, given: str | None, environ: Mapping[str, str]) 
 
 @contextmanager
 def session(ctx: typer.Context, access: Access = "write", *, pays: bool = False) -> Iterator[Shop]:
-    """The shop on the `--db` file for one command, closed afterwards; errors are guarded.
+    """The shop on the `--db` ledger for one command, closed afterwards; errors are guarded.
 
     Read commands pass "read": they open read-only, never create a file, and never wait.
     Commands that may call a payment provider pass `pays`: the shop gets the chosen one

@@ -17,7 +17,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -30,12 +29,13 @@ if TYPE_CHECKING:
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 DbOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--db",
-        metavar="PATH",
+        metavar="PATH|DSN",
         show_default=False,
-        help="The ledger file (else the root --db, $ORDERFLOW_DB, ./orderflow.db).",
+        help="The ledger file or postgresql:// DSN (else the root --db, $ORDERFLOW_DB, "
+        "./orderflow.db).",
     ),
 ]
 SkipVerify = Annotated[
@@ -142,7 +142,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 @contextmanager
 def _service(
-    ctx: typer.Context, db: Path | None, settings: Settings, sources: dict[str, Any]
+    ctx: typer.Context, db: str | None, settings: Settings, sources: dict[str, Any]
 ) -> Iterator[tuple[Service, VerifyReport | None]]:
     """The shop opened for writing and the service started on it (verified); then closed."""
     from service import Service, ServiceError

@@ -1,4 +1,4 @@
-"""`Shop`: the order domain over one ledger file — catalog, orders, payments, timers, moves."""
+"""`Shop`: the order domain over one ledger — catalog, orders, payments, timers, moves."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ class Shop:
     @classmethod
     def open(
         cls,
-        path: str | Path,
+        target: str | Path,
         *,
         synchronous: Synchronous = "FULL",
         provider: PaymentProvider | None = None,
@@ -130,13 +130,15 @@ class Shop:
         busy_timeout: float = 60.0,
         refund_providers: Sequence[PaymentProvider] = (),
     ) -> Shop:
-        """Open (or create) the shop's ledger file; once per process, for every thread.
+        """Open (or create) the shop's ledger; once per process, for every thread.
 
-        `readonly` never creates or writes anything (a missing file is `MissingLedger`);
+        `target` is a file path (SQLite) or a `postgresql://` DSN (PostgreSQL, with the
+        `postgres` extra), as for `Ledger.open`; the shop behaves the same on both.
+        `readonly` never creates or writes anything (a missing ledger is `MissingLedger`);
         a write that waits `busy_timeout` seconds for the lock raises `LockTimeout`.
         """
         ledger = Ledger.open(
-            path,
+            target,
             synchronous=synchronous,
             projections=[CommerceProjection()],
             readonly=readonly,

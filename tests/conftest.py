@@ -18,6 +18,8 @@ too_slow health check suppressed); set `HYPOTHESIS_PROFILE=deep` for long local 
 
 import os as _os
 from collections.abc import Iterator as _Iterator
+from pathlib import Path as _Path
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 import pytest as _pytest
 from hypothesis import HealthCheck as _HealthCheck
@@ -39,8 +41,35 @@ _settings.register_profile(
 )
 _settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+if _TYPE_CHECKING:
+    from backends import Targets as _Targets
+
 
 # -- the PostgreSQL leg ------------------------------------------------------------------
+
+
+def pytest_generate_tests(metafunc: _pytest.Metafunc) -> None:
+    """Tests marked `both_backends` run once per backend (see `backends.py`)."""
+    from backends import BACKENDS, MARK
+
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(MARK):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@_pytest.fixture
+def backend(request: _pytest.FixtureRequest) -> str:
+    """The backend a test runs on: both for `both_backends` tests, else "sqlite"."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@_pytest.fixture
+def targets(backend: str, tmp_path: _Path) -> _Iterator["_Targets"]:
+    """New ledger targets (files, or PostgreSQL schemas) on the test's backend."""
+    from backends import Targets
+
+    made = Targets(backend, tmp_path)
+    yield made
+    made.close()
 
 
 @_pytest.fixture

@@ -51,7 +51,7 @@ def script(
     binary: Path,
     *args: str,
     cwd: Path,
-    db: Path | None = None,
+    db: Path | str | None = None,
     timeout: float = 30,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:

@@ -1,11 +1,14 @@
-"""Fixtures for the commerce integration tests: a real shop file and a controllable clock."""
+"""Fixtures for the commerce integration tests: a real shop and a controllable clock.
+
+The shop is on SQLite, and on PostgreSQL too in tests marked `both_backends`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from backends import Targets
 from shop_helpers import ShopClock, stocked_shop
 
 from commerce import FakeProvider, Shop
@@ -17,9 +20,9 @@ def shop_clock() -> ShopClock:
 
 
 @pytest.fixture
-def shop(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
-    """An empty shop on a real SQLite file in `tmp_path`, on the test's clock."""
-    with Shop.open(tmp_path / "shop.db", provider=FakeProvider(), clock=shop_clock) as opened:
+def shop(targets: Targets, shop_clock: ShopClock) -> Iterator[Shop]:
+    """An empty shop on the test's backend (a real file, or a PostgreSQL schema), on its clock."""
+    with Shop.open(targets.new(), provider=FakeProvider(), clock=shop_clock) as opened:
         yield opened
 
 

@@ -120,8 +120,7 @@ def tables(shop: Shop) -> dict[str, list[tuple[Any, ...]]]:
     """Every commerce projection table's rows, sorted."""
     out = {}
     for table in PROJECTION_TABLES:
-        rows = shop.ledger.db.execute(f"SELECT * FROM {table}").fetchall()
-        out[table] = sorted(rows, key=repr)
+        out[table] = sorted(shop.ledger.query(f"SELECT * FROM {table}"), key=repr)
     return out
 
 
@@ -167,10 +166,10 @@ def check_all(shop: Shop) -> None:
 
 def events_of(shop: Shop, type_name: str, stream_prefix: str = "") -> list[Any]:
     """Decoded commerce events of one type, in ledger order."""
-    rows = shop.ledger.db.execute(
+    rows = shop.ledger.query(
         "SELECT data FROM events WHERE type = ? AND stream LIKE ? ORDER BY position",
         (type_name, stream_prefix + "%"),
-    ).fetchall()
+    )
     decode = msgspec.json.Decoder(AnyCommerceEvent).decode
     return [decode(data) for (data,) in rows]
 
@@ -180,7 +179,7 @@ def count_events(shop: Shop, type_name: str, order_id: str | None = None) -> int
     if order_id is not None:
         sql += " AND stream = ?"
         params.append(f"order:{order_id}")
-    return int(shop.ledger.db.execute(sql, params).fetchone()[0])
+    return int(shop.ledger.query(sql, params)[0][0])
 
 
 def event_types(shop: Shop, order_id: str) -> list[str]:

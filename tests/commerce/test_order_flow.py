@@ -1,11 +1,10 @@
-"""The order flow end to end on a real ledger file: pay, mismatch, fail, expire, cancel,
-late payments and refunds, provider rate limits and declines."""
+"""The order flow end to end on a real ledger: pay, mismatch, fail, expire, cancel,
+late payments and refunds, provider rate limits and declines (on both backends)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from backends import Targets
 from shop_helpers import (
     LiveStandIn,
     ShopClock,
@@ -35,11 +34,14 @@ SUCCEEDED, FAILED, REFUNDED = (
 )
 
 
+pytestmark = pytest.mark.both_backends
+
+
 def open_shop(
-    tmp_path: Path, clock: ShopClock, provider: FakeProvider | None = None, **config: object
+    where: Targets | str, clock: ShopClock, provider: FakeProvider | None = None, **config: object
 ) -> Shop:
     shop = Shop.open(
-        tmp_path / "flow.db",
+        where.new("flow") if isinstance(where, Targets) else where,
         clock=clock,
         provider=provider or (LiveStandIn() if config.get("livemode") else FakeProvider()),
         config=ShopConfig(**config),  # type: ignore[arg-type]
@@ -150,8 +152,8 @@ def test_fire_timers_with_an_explicit_later_time(stocked: Shop, shop_clock: Shop
     assert stocked.order("o1").order.status == "expired"
 
 
-def test_payment_timeout_is_configurable(tmp_path: Path, shop_clock: ShopClock) -> None:
-    with open_shop(tmp_path, shop_clock, payment_timeout_seconds=60) as shop:
+def test_payment_timeout_is_configurable(targets: Targets, shop_clock: ShopClock) -> None:
+    with open_shop(targets, shop_clock, payment_timeout_seconds=60) as shop:
         shop.start_order([("MUG", 1)], order_id="o1")
         shop_clock.advance(60)
         shop.fire_timers()
@@ -272,10 +274,10 @@ def test_late_payment_by_the_direct_settle(stocked: Shop) -> None:
 
 
 def test_late_payment_refund_retried_after_a_rate_limit(
-    tmp_path: Path, shop_clock: ShopClock
+    targets: Targets, shop_clock: ShopClock
 ) -> None:
     provider = FakeProvider(fail_next={"refund": ["rate_limited"]})
-    with open_shop(tmp_path, shop_clock, provider) as shop:
+    with open_shop(targets, shop_clock, provider) as shop:
         shop.start_order([("MUG", 1)], order_id="o1")
         shop.cancel_order("o1")
         result = deliver(shop, body_for(shop, "o1", SUCCEEDED, event_id="evt_a"))
@@ -293,10 +295,10 @@ def test_late_payment_refund_retried_after_a_rate_limit(
 
 
 def test_late_payment_whose_refund_is_refused_needs_review(
-    tmp_path: Path, shop_clock: ShopClock
+    targets: Targets, shop_clock: ShopClock
 ) -> None:
     provider = FakeProvider(fail_next={"refund": ["invalid_request"]})
-    with open_shop(tmp_path, shop_clock, provider) as shop:
+    with open_shop(targets, shop_clock, provider) as shop:
         shop.start_order([("MUG", 1)], order_id="o1")
         shop.cancel_order("o1")
         deliver(shop, body_for(shop, "o1", SUCCEEDED, event_id="evt_a"))
@@ -360,10 +362,10 @@ def test_refund_state_after_fulfilment(stocked: Shop) -> None:
 
 
 def test_rate_limited_intent_waits_on_a_durable_retry(
-    tmp_path: Path, shop_clock: ShopClock
+    targets: Targets, shop_clock: ShopClock
 ) -> None:
     provider = FakeProvider(fail_next={"create_intent": ["rate_limited"]})
-    with open_shop(tmp_path, shop_clock, provider) as shop:
+    with open_shop(targets, shop_clock, provider) as shop:
         view = shop.start_order([("MUG", 1)], order_id="o1")
         assert (view.order.status, view.order.intent_id) == ("placed", None)
         state = shop.engine.status("o1")
@@ -383,13 +385,14 @@ def test_rate_limited_intent_waits_on_a_durable_retry(
         check_all(shop)
 
 
-def test_rate_limit_retry_survives_a_restart(tmp_path: Path, shop_clock: ShopClock) -> None:
+def test_rate_limit_retry_survives_a_restart(targets: Targets, shop_clock: ShopClock) -> None:
+    target = targets.new()
     with open_shop(
-        tmp_path, shop_clock, FakeProvider(fail_next={"create_intent": ["rate_limited"]})
+        target, shop_clock, FakeProvider(fail_next={"create_intent": ["rate_limited"]})
     ) as shop:
         shop.start_order([("MUG", 1)], order_id="o1")
     shop_clock.advance(5)
-    with Shop.open(tmp_path / "flow.db", provider=FakeProvider(), clock=shop_clock) as reopened:
+    with Shop.open(target, provider=FakeProvider(), clock=shop_clock) as reopened:
         reopened.fire_timers()
         assert reopened.order("o1").order.status == "awaiting_payment"
         check_all(reopened)
@@ -397,9 +400,9 @@ def test_rate_limit_retry_survives_a_restart(tmp_path: Path, shop_clock: ShopClo
 
 @pytest.mark.parametrize("kind", ["card_declined", "invalid_request"])
 def test_final_provider_error_fails_the_order_and_releases_stock(
-    tmp_path: Path, shop_clock: ShopClock, kind: str
+    targets: Targets, shop_clock: ShopClock, kind: str
 ) -> None:
-    with open_shop(tmp_path, shop_clock, FakeProvider(fail_next={"create_intent": [kind]})) as shop:
+    with open_shop(targets, shop_clock, FakeProvider(fail_next={"create_intent": [kind]})) as shop:
         view = shop.start_order([("MUG", 2)], order_id="o1")
         assert (view.order.status, view.order.intent_id) == ("failed", None)
         assert stock(shop, "MUG") == (10, 0, 0)
@@ -415,9 +418,9 @@ def test_final_provider_error_fails_the_order_and_releases_stock(
         check_all(shop)
 
 
-def test_exhausted_retries_fail_the_order(tmp_path: Path, shop_clock: ShopClock) -> None:
+def test_exhausted_retries_fail_the_order(targets: Targets, shop_clock: ShopClock) -> None:
     provider = FakeProvider(fail_next={"create_intent": ["rate_limited"] * 5})
-    with open_shop(tmp_path, shop_clock, provider) as shop:
+    with open_shop(targets, shop_clock, provider) as shop:
         shop.start_order([("MUG", 2)], order_id="o1")
         for _ in range(4):  # retries at +2, +4, +8, +16 seconds
             assert shop.order("o1").order.status == "placed"
@@ -432,9 +435,9 @@ def test_exhausted_retries_fail_the_order(tmp_path: Path, shop_clock: ShopClock)
         check_all(shop)
 
 
-def test_provider_unavailable_is_retried(tmp_path: Path, shop_clock: ShopClock) -> None:
+def test_provider_unavailable_is_retried(targets: Targets, shop_clock: ShopClock) -> None:
     provider = FakeProvider(fail_next={"create_intent": ["provider_unavailable"] * 2})
-    with open_shop(tmp_path, shop_clock, provider) as shop:
+    with open_shop(targets, shop_clock, provider) as shop:
         shop.start_order([("MUG", 1)], order_id="o1")
         shop_clock.advance(2)
         shop.fire_timers()
@@ -444,10 +447,10 @@ def test_provider_unavailable_is_retried(tmp_path: Path, shop_clock: ShopClock) 
 
 
 def test_merchant_cancel_while_the_intent_is_being_retried(
-    tmp_path: Path, shop_clock: ShopClock
+    targets: Targets, shop_clock: ShopClock
 ) -> None:
     provider = FakeProvider(fail_next={"create_intent": ["rate_limited"]})
-    with open_shop(tmp_path, shop_clock, provider) as shop:
+    with open_shop(targets, shop_clock, provider) as shop:
         shop.start_order([("MUG", 2)], order_id="o1")
         assert shop.cancel_order("o1").order.status == "cancelled"
         assert stock(shop, "MUG") == (10, 0, 0)
@@ -478,8 +481,8 @@ def test_direct_settle_with_a_wrong_amount_needs_review(stocked: Shop) -> None:
     assert stock(stocked, "MUG") == (9, 1, 0)
 
 
-def test_direct_calls_work_in_a_live_mode_shop(tmp_path: Path, shop_clock: ShopClock) -> None:
-    with open_shop(tmp_path, shop_clock, livemode=True) as shop:  # on a live stand-in
+def test_direct_calls_work_in_a_live_mode_shop(targets: Targets, shop_clock: ShopClock) -> None:
+    with open_shop(targets, shop_clock, livemode=True) as shop:  # on a live stand-in
         shop.start_order([("MUG", 1)], order_id="o1")
         assert shop.fail_payment("o1").outcome == "recorded"
         assert shop.settle("o1").outcome == "settled"

@@ -21,6 +21,8 @@ from shop_helpers import (
 from commerce import Shop
 from flowlib import NondeterminismError
 
+pytestmark = pytest.mark.both_backends
+
 
 def _paid_while_broken(shop: Shop) -> bytes:
     body = body_for(shop, "o1", "payment_intent.succeeded", event_id="evt_paid")

@@ -15,6 +15,8 @@ from shop_helpers import (
 
 from commerce import Coupon, Shop
 
+pytestmark = pytest.mark.both_backends
+
 
 def test_timeline_lists_the_orders_events_in_order(stocked: Shop) -> None:
     stocked.start_order([("MUG", 1)], order_id="o1")
@@ -130,7 +132,7 @@ def test_a_projection_row_edited_behind_the_ledger_fails_verify(stocked: Shop, t
         "webhooks": "outcome",
     }[table]
     with stocked.ledger.transaction():
-        stocked.ledger.db.execute(f"UPDATE {table} SET {column} = 'tampered'")
+        stocked.ledger.query(f"UPDATE {table} SET {column} = 'tampered'")
     assert not stocked.ledger.verify().ok
     stocked.ledger.rebuild()
     assert stocked.ledger.verify().ok

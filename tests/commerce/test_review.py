@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from backends import Targets
 from shop_helpers import (
     ShopClock,
     body_for,
@@ -21,14 +21,15 @@ from shop_helpers import (
 from commerce import FakeProvider, InvalidTransition, Shop, ShopConfig
 
 DAY = 24 * 3600
+pytestmark = pytest.mark.both_backends
 
 
 @pytest.fixture
-def held(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
+def held(targets: Targets, shop_clock: ShopClock) -> Iterator[Shop]:
     """o1 (2 MUG, 25.00 EUR) paid 10.00 EUR: held for review with its stock."""
     config = ShopConfig(review_timeout_seconds=3 * DAY)
     with Shop.open(
-        tmp_path / "review.db", provider=FakeProvider(), clock=shop_clock, config=config
+        targets.new("review"), provider=FakeProvider(), clock=shop_clock, config=config
     ) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2)], order_id="o1")
@@ -108,10 +109,10 @@ def test_an_expired_hold_is_refunded_and_released_and_says_so(
 
 
 def test_a_refused_refund_keeps_the_hold_and_can_be_tried_again(
-    tmp_path: Path, shop_clock: ShopClock
+    targets: Targets, shop_clock: ShopClock
 ) -> None:
     provider = FakeProvider(fail_next={"refund": ["invalid_request"]})
-    with Shop.open(tmp_path / "r.db", clock=shop_clock, provider=provider) as shop:
+    with Shop.open(targets.new("r"), clock=shop_clock, provider=provider) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2)], order_id="o1")
         shop.settle("o1", amount=1000)
@@ -126,11 +127,11 @@ def test_a_refused_refund_keeps_the_hold_and_can_be_tried_again(
 
 
 def test_a_hold_without_its_stock_can_only_be_refunded(
-    tmp_path: Path, shop_clock: ShopClock
+    targets: Targets, shop_clock: ShopClock
 ) -> None:
     """A late payment whose refund failed is held, but its stock went back long ago."""
     provider = FakeProvider(fail_next={"refund": ["invalid_request"]})
-    with Shop.open(tmp_path / "late.db", clock=shop_clock, provider=provider) as shop:
+    with Shop.open(targets.new("late"), clock=shop_clock, provider=provider) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2)], order_id="o1")
         shop.cancel_order("o1")

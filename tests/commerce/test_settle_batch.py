@@ -1,11 +1,13 @@
 """Group commit in the library: `Shop.receive_batch` settles several deliveries in one write
-transaction, each in its own savepoint, and answers each as `receive` would have."""
+transaction, each in its own savepoint, and answers each as `receive` would have (on both
+backends; the one-commit count reads SQLite's statement trace)."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
+import pytest
+from backends import Targets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shop_helpers import (
@@ -34,7 +36,7 @@ SOURCE = StripeWebhooks(SECRET)
 ORDERS = {"o0": 1, "o1": 2, "o2": 3}
 
 
-def _open(path: Path, clock: ShopClock) -> Shop:
+def _open(path: Path | str, clock: ShopClock) -> Shop:
     shop = Shop.open(path, provider=FakeProvider(), clock=clock, synchronous="NORMAL")
     stocked_shop(shop)
     for order_id, quantity in ORDERS.items():
@@ -57,51 +59,60 @@ def _outcome(answer: SettleResult | Exception) -> tuple[str, ...]:
     return ("error", type(answer).__name__)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(plays=deliveries(sorted(ORDERS)), cuts=st.lists(st.integers(1, 5), min_size=1))
-def test_batches_answer_and_record_exactly_what_one_at_a_time_does(
-    plays: list[tuple[str, ...]], cuts: list[int]
-) -> None:
+@pytest.mark.both_backends
+def test_batches_answer_and_record_exactly_what_one_at_a_time_does(targets: Targets) -> None:
     """For all delivery histories cut into batches of any sizes: the same answers, the same
     tables, the same events in the same order, as settling each delivery alone (a decision
     that calls a provider after its commit ends its transaction, so what follows sees it)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        alone_clock, batch_clock = ShopClock(), ShopClock()
-        with (
-            _open(Path(tmp) / "alone.db", alone_clock) as alone,
-            _open(Path(tmp) / "batch.db", batch_clock) as batched,
-        ):
-            one_by_one: list[tuple[str, ...]] = []
-            grouped: list[tuple[str, ...]] = []
-            pending: list[tuple[str, ...]] = []
 
-            def flush() -> None:
-                sizes = iter(cuts * (len(pending) + 1))
-                while pending:
-                    size = next(sizes)
-                    chunk, pending[:] = pending[:size], pending[size:]
-                    batch = [_delivery(batched, action) for action in chunk]
-                    grouped.extend(_outcome(a) for a in batched.receive_batch(batch))
+    @settings(
+        max_examples=targets.examples(25),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(plays=deliveries(sorted(ORDERS)), cuts=st.lists(st.integers(1, 5), min_size=1))
+    def check(plays: list[tuple[str, ...]], cuts: list[int]) -> None:
+        _alone_and_batched(targets, plays, cuts)
 
-            for action in plays:
-                if action[0] == "tick":
-                    flush()
-                    for shop, clock in ((alone, alone_clock), (batched, batch_clock)):
-                        clock.advance(1800)
-                        shop.fire_timers()
-                    continue
-                source, body, headers = _delivery(alone, action)
-                one_by_one.append(_outcome(alone.receive(source, body, headers)))
-                pending.append(action)
-            flush()
-            assert grouped == one_by_one
-            assert tables(batched) == tables(alone)
-            rows = "SELECT stream, version, type, data FROM events ORDER BY position"
-            assert (
-                batched.ledger.db.execute(rows).fetchall()
-                == alone.ledger.db.execute(rows).fetchall()
-            )
-            check_all(batched)
+    check()
+
+
+def _alone_and_batched(targets: Targets, plays: list[tuple[str, ...]], cuts: list[int]) -> None:
+    alone_clock, batch_clock = ShopClock(), ShopClock()
+    with (
+        targets.fresh("alone") as alone_at,
+        targets.fresh("batch") as batch_at,
+        _open(alone_at, alone_clock) as alone,
+        _open(batch_at, batch_clock) as batched,
+    ):
+        one_by_one: list[tuple[str, ...]] = []
+        grouped: list[tuple[str, ...]] = []
+        pending: list[tuple[str, ...]] = []
+
+        def flush() -> None:
+            sizes = iter(cuts * (len(pending) + 1))
+            while pending:
+                size = next(sizes)
+                chunk, pending[:] = pending[:size], pending[size:]
+                batch = [_delivery(batched, action) for action in chunk]
+                grouped.extend(_outcome(a) for a in batched.receive_batch(batch))
+
+        for action in plays:
+            if action[0] == "tick":
+                flush()
+                for shop, clock in ((alone, alone_clock), (batched, batch_clock)):
+                    clock.advance(1800)
+                    shop.fire_timers()
+                continue
+            source, body, headers = _delivery(alone, action)
+            one_by_one.append(_outcome(alone.receive(source, body, headers)))
+            pending.append(action)
+        flush()
+        assert grouped == one_by_one
+        assert tables(batched) == tables(alone)
+        rows = "SELECT stream, version, type, data FROM events ORDER BY position"
+        assert batched.ledger.query(rows) == alone.ledger.query(rows)
+        check_all(batched)
 
 
 def test_a_batch_commits_once_and_a_refused_delivery_is_answered_alone(tmp_path: Path) -> None:
@@ -125,9 +136,10 @@ def test_a_batch_commits_once_and_a_refused_delivery_is_answered_alone(tmp_path:
         check_all(shop)
 
 
-def test_a_batch_of_nothing_authentic_writes_nothing(tmp_path: Path) -> None:
+@pytest.mark.both_backends
+def test_a_batch_of_nothing_authentic_writes_nothing(targets: Targets) -> None:
     clock = ShopClock()
-    with _open(tmp_path / "shop.db", clock) as shop:
+    with _open(targets.new(), clock) as shop:
         body = body_for(shop, "o0", "payment_intent.succeeded", event_id="e1")
         forged = (SOURCE, body, {"Stripe-Signature": sign(body, "whsec_x", clock.ts())})
         with unchanged(shop):
@@ -135,11 +147,12 @@ def test_a_batch_of_nothing_authentic_writes_nothing(tmp_path: Path) -> None:
         assert isinstance(answer, SignatureMismatch)
 
 
+@pytest.mark.both_backends
 def test_a_late_payment_ends_its_transaction_so_the_next_delivery_sees_its_refund(
-    tmp_path: Path,
+    targets: Targets,
 ) -> None:
     clock = ShopClock()
-    with _open(tmp_path / "shop.db", clock) as shop:
+    with _open(targets.new(), clock) as shop:
         clock.advance(1800)
         shop.fire_timers()  # every order expired: a payment now is late, and refunded
         late = _delivery(shop, ("d", "o0", "payment_intent.succeeded", "e", "full"))

@@ -1,4 +1,5 @@
-"""Two processes settling the same order on one file at once: exactly one fulfils."""
+"""Two processes settling the same order on one ledger at once: exactly one fulfils (on both
+backends: on PostgreSQL the processes serialise on its advisory lock, not a file lock)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from backends import Targets
 from shop_helpers import ShopClock, body_for, check_all, count_events, stock, stocked_shop
 
 from commerce import FakeProvider, Money, Shop
@@ -17,7 +19,7 @@ WORKER = Path(__file__).with_name("settle_worker.py")
 
 
 def race(
-    tmp_path: Path, db: Path, jobs: list[list[str]], worker: Path = WORKER
+    tmp_path: Path, db: Path | str, jobs: list[list[str]], worker: Path = WORKER
 ) -> list[dict[str, object]]:
     go = tmp_path / "go"
     procs, readies = [], []
@@ -45,22 +47,25 @@ def race(
     return results
 
 
+pytestmark = pytest.mark.both_backends
+
+
 @pytest.fixture
-def shared(tmp_path: Path, shop_clock: ShopClock) -> Path:
-    db = tmp_path / "shared.db"
+def shared(targets: Targets, shop_clock: ShopClock) -> str:
+    db = targets.new("shared")
     with Shop.open(db, provider=FakeProvider(), clock=shop_clock) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2)], order_id="o1")
     return db
 
 
-def _after(db: Path, clock: ShopClock) -> Shop:
+def _after(db: str, clock: ShopClock) -> Shop:
     return Shop.open(db, provider=FakeProvider(), clock=clock)
 
 
 @pytest.mark.parametrize("same_event_id", [True, False], ids=["same-event", "two-event-ids"])
 def test_two_processes_deliver_the_webhook_at_once(
-    tmp_path: Path, shop_clock: ShopClock, shared: Path, same_event_id: bool
+    tmp_path: Path, shop_clock: ShopClock, shared: str, same_event_id: bool
 ) -> None:
     with Shop.open(shared, provider=FakeProvider(), clock=shop_clock) as shop:
         bodies = [
@@ -88,7 +93,7 @@ def test_two_processes_deliver_the_webhook_at_once(
 
 
 def test_two_processes_settle_directly_at_once(
-    tmp_path: Path, shop_clock: ShopClock, shared: Path
+    tmp_path: Path, shop_clock: ShopClock, shared: str
 ) -> None:
     results = race(tmp_path, shared, [["settle", "o1"], ["settle", "o1"]])
     assert sorted(str(r["outcome"]) for r in results) == ["already_settled", "settled"]
@@ -101,11 +106,11 @@ RACE_WORKER = Path(__file__).with_name("race_worker.py")
 
 
 def test_cancel_racing_a_payment_in_another_process_never_returns_ok_unless_cancelled(
-    tmp_path: Path,
+    tmp_path: Path, targets: Targets
 ) -> None:
     """Issue 11 case 5: the check and the cancel are one transaction, so a cancel that
     returns normally really cancelled; the loser of the race gets `InvalidTransition`."""
-    db, count = tmp_path / "race.db", 120
+    db, count = targets.new("race"), 120
     with Shop.open(db, provider=FakeProvider()) as shop:
         shop.add_product("MUG", "Mug", Money(1250, "EUR"), stock=count)
         for i in range(count):

@@ -1,4 +1,7 @@
-"""The shop's catalog, stock and order placement on a real ledger file: good and bad input."""
+"""The shop's catalog, stock and order placement on a real ledger: good and bad input.
+
+Each behaviour runs on both backends (`both_backends`); the many shapes of bad input,
+which are refused before any SQL, run on SQLite alone."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import Targets
 from shop_helpers import (
     ShopClock,
     check_all,
@@ -40,6 +44,7 @@ from commerce import (
 # -- catalog and restock ----------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_add_product_records_catalog_and_stock(shop: Shop) -> None:
     row = shop.add_product("MUG", "Mug", Money(1250, "EUR"), stock=7)
     assert (row.sku, row.name, row.unit_price, row.currency) == ("MUG", "Mug", 1250, "EUR")
@@ -55,6 +60,7 @@ def test_add_product_without_stock_writes_no_restock(shop: Shop) -> None:
     assert count_events(shop, "Restocked") == 0
 
 
+@pytest.mark.both_backends
 def test_restock_adds_to_available(stocked: Shop) -> None:
     row = stocked.restock("MUG", 5)
     assert row.available == 15
@@ -77,6 +83,7 @@ def test_restock_unknown_sku(stocked: Shop) -> None:
         stocked.restock("NOPE", 1)
 
 
+@pytest.mark.both_backends
 def test_add_product_twice_is_refused(stocked: Shop) -> None:
     with unchanged(stocked), pytest.raises(InvalidTransition):
         stocked.add_product("MUG", "Another mug", Money(1, "EUR"), stock=1)
@@ -101,6 +108,7 @@ def test_add_product_bad_input(shop: Shop, sku: str, name: str, qty: Any, error:
 # -- starting an order: reserve ------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_start_order_quotes_reserves_and_awaits_payment(stocked: Shop) -> None:
     view = stocked.start_order([("MUG", 2), ("TEE", 1)], order_id="o1")
     assert view.order.status == "awaiting_payment"
@@ -122,6 +130,7 @@ def test_start_order_makes_an_id_when_none_given(stocked: Shop) -> None:
     assert stocked.order(view.order.order_id).order.status == "awaiting_payment"
 
 
+@pytest.mark.both_backends
 def test_an_existing_order_id_never_starts_twice(stocked: Shop) -> None:
     first = stocked.start_order([("MUG", 2), ("TEE", 1)], order_id="o1")
     calls = list(stocked.provider.calls)  # type: ignore[attr-defined]
@@ -149,12 +158,14 @@ def test_an_existing_order_id_with_other_lines_is_a_conflict(
     assert stock(stocked, "TEE") == (4, 1, 0)
 
 
+@pytest.mark.both_backends
 def test_exactly_all_stock_can_be_reserved(stocked: Shop) -> None:
     stocked.start_order([("TEE", 5)], order_id="o1")
     assert stock(stocked, "TEE") == (0, 5, 0)
     check_all(stocked)
 
 
+@pytest.mark.both_backends
 def test_out_of_stock_lists_every_short_sku_and_reserves_nothing(stocked: Shop) -> None:
     stocked.start_order([("TEE", 4)], order_id="o0")  # TEE: 1 left
     with unchanged(stocked), pytest.raises(OutOfStock) as info:
@@ -175,6 +186,7 @@ def test_out_of_stock_names_even_a_single_short_line_among_good_ones(stocked: Sh
     assert info.value.short == [("TEE", 6, 5)]
 
 
+@pytest.mark.both_backends
 def test_a_rejected_order_id_can_be_used_again(stocked: Shop) -> None:
     with pytest.raises(OutOfStock):
         stocked.start_order([("TEE", 6)], order_id="o1")
@@ -237,6 +249,7 @@ def test_duplicate_sku_error_names_the_sku(stocked: Shop) -> None:
 # -- pricing recorded with the order -----------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_quote_is_recorded_with_the_order(stocked: Shop) -> None:
     view = stocked.start_order([("MUG", 3)], order_id="o1")
     (placed,) = [e for e in view.timeline if e.event == "OrderPlaced"]
@@ -267,10 +280,13 @@ def test_fixed_coupon_never_exceeds_the_subtotal(stocked: Shop) -> None:
     assert (view.quote.discount, view.quote.total) == (1250, 0)
 
 
-def test_tax_is_exclusive_on_the_discounted_subtotal(tmp_path: Path, shop_clock: ShopClock) -> None:
+@pytest.mark.both_backends
+def test_tax_is_exclusive_on_the_discounted_subtotal(
+    targets: Targets, shop_clock: ShopClock
+) -> None:
     config = ShopConfig(tax_rate_bp=2000)
     with Shop.open(
-        tmp_path / "tax.db", provider=FakeProvider(), clock=shop_clock, config=config
+        targets.new("tax"), provider=FakeProvider(), clock=shop_clock, config=config
     ) as shop:
         stocked_shop(shop)
         shop.add_coupon(Coupon(code="TENOFF", percent_off_bp=1000))
@@ -311,6 +327,7 @@ def test_unknown_coupon_is_rejected(stocked: Shop) -> None:
     assert info.value.code == "NOPE"
 
 
+@pytest.mark.both_backends
 def test_expired_coupon_is_rejected_by_the_shop_clock(stocked: Shop, shop_clock: ShopClock) -> None:
     expires = shop_clock.now + timedelta(hours=1)
     stocked.add_coupon(Coupon(code="SOON", percent_off_bp=500, expires_at=expires))
@@ -321,6 +338,7 @@ def test_expired_coupon_is_rejected_by_the_shop_clock(stocked: Shop, shop_clock:
     assert "expired" in info.value.reason
 
 
+@pytest.mark.both_backends
 def test_coupon_below_minimum_is_rejected(stocked: Shop) -> None:
     stocked.add_coupon(Coupon(code="BIG", percent_off_bp=500, currency="EUR", min_subtotal=5000))
     with unchanged(stocked), pytest.raises(CouponRejected):
@@ -328,6 +346,7 @@ def test_coupon_below_minimum_is_rejected(stocked: Shop) -> None:
     assert stocked.start_order([("MUG", 4)], coupon="BIG", order_id="o1").quote.discount == 250
 
 
+@pytest.mark.both_backends
 def test_coupon_can_be_replaced(stocked: Shop) -> None:
     stocked.add_coupon(Coupon(code="C", percent_off_bp=1000))
     stocked.add_coupon(Coupon(code="C", percent_off_bp=2000))
@@ -335,6 +354,7 @@ def test_coupon_can_be_replaced(stocked: Shop) -> None:
     check_all(stocked)
 
 
+@pytest.mark.both_backends
 def test_unknown_order_is_typed(stocked: Shop) -> None:
     with pytest.raises(UnknownOrder):
         stocked.order("missing")
@@ -344,12 +364,14 @@ def test_unknown_order_is_typed(stocked: Shop) -> None:
         stocked.cancel_order("missing")
 
 
-def test_reopening_the_file_keeps_everything(tmp_path: Path, shop_clock: ShopClock) -> None:
-    with Shop.open(tmp_path / "s.db", provider=FakeProvider(), clock=shop_clock) as shop:
+@pytest.mark.both_backends
+def test_reopening_the_ledger_keeps_everything(targets: Targets, shop_clock: ShopClock) -> None:
+    target = targets.new()
+    with Shop.open(target, provider=FakeProvider(), clock=shop_clock) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2)], order_id="o1")
         before = (snapshot(shop), shop.products(), shop.orders())
-    with Shop.open(tmp_path / "s.db", provider=FakeProvider(), clock=shop_clock) as shop:
+    with Shop.open(target, provider=FakeProvider(), clock=shop_clock) as shop:
         assert (snapshot(shop), shop.products(), shop.orders()) == before
         assert shop.settle("o1").outcome == "settled"
         assert stock(shop, "MUG") == (8, 0, 2)

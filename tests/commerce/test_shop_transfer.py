@@ -1,4 +1,4 @@
-"""Moving waiting orders to a fresh shop file with `export_flows` / `import_flows`."""
+"""Moving waiting orders to a fresh shop with `export_flows` / `import_flows` (both backends)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from backends import Targets
 from shop_helpers import (
     ShopClock,
     body_for,
@@ -23,10 +24,12 @@ from shop_helpers import (
 from commerce import FakeProvider, Money, Shop
 from flowlib import ImportRejected, RetireRefused
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
-def source(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
-    with Shop.open(tmp_path / "source.db", provider=FakeProvider(), clock=shop_clock) as shop:
+def source(targets: Targets, shop_clock: ShopClock) -> Iterator[Shop]:
+    with Shop.open(targets.new("source"), provider=FakeProvider(), clock=shop_clock) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2), ("TEE", 1)], order_id="o1")  # waiting
         shop.start_order([("MUG", 1)], order_id="o2")
@@ -35,8 +38,8 @@ def source(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
 
 
 @pytest.fixture
-def target(tmp_path: Path, shop_clock: ShopClock) -> Iterator[Shop]:
-    with Shop.open(tmp_path / "target.db", provider=FakeProvider(), clock=shop_clock) as shop:
+def target(targets: Targets, shop_clock: ShopClock) -> Iterator[Shop]:
+    with Shop.open(targets.new("target"), provider=FakeProvider(), clock=shop_clock) as shop:
         yield shop
 
 
@@ -172,7 +175,7 @@ def test_a_product_that_differs_in_the_target_is_rejected(source: Shop, target: 
 
 
 def test_an_order_already_there_with_other_events_is_rejected(
-    source: Shop, target: Shop, tmp_path: Path, shop_clock: ShopClock
+    source: Shop, target: Shop, targets: Targets, shop_clock: ShopClock
 ) -> None:
     doc = source.export_flows(status="waiting")
     target.import_flows(doc)
@@ -233,3 +236,24 @@ def test_a_finished_order_in_the_document_is_left_as_it_is(source: Shop, target:
     assert source.retire_moved(doc, receipt=receipt) == ["o1"]
     assert source.order("o2").order.status == "fulfilled"
     check_all(source)
+
+
+def test_a_waiting_order_moves_from_sqlite_to_postgresql(
+    tmp_path: Path, pg_dsn: str, shop_clock: ShopClock
+) -> None:
+    """Between backends, a move is the same export and import: the document reads back
+    byte for byte from the new home, and the order settles there."""
+    with (
+        Shop.open(tmp_path / "file.db", provider=FakeProvider(), clock=shop_clock) as on_file,
+        Shop.open(pg_dsn, provider=FakeProvider(), clock=shop_clock) as on_pg,
+    ):
+        stocked_shop(on_file)
+        on_file.start_order([("MUG", 2)], order_id="o1")
+        doc = on_file.export_flows(status="waiting")
+        receipt = on_pg.import_flows(doc).receipt
+        assert on_pg.export_flows(status="waiting") == doc
+        assert on_file.retire_moved(doc, receipt=receipt) == ["o1"]
+        assert on_pg.settle("o1").order_status == "fulfilled"
+        assert stock(on_pg, "MUG") == (0, 0, 2)
+        check_all(on_file)
+        check_all(on_pg)

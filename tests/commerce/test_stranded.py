@@ -3,9 +3,8 @@ moves it, and messages a person can read."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from backends import Targets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shop_helpers import (
@@ -27,6 +26,7 @@ from flowlib import RetireRefused
 # -- case 3: a zero amount is not a refund -----------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_a_zero_direct_settle_goes_to_review(stocked: Shop) -> None:
     stocked.start_order([("MUG", 2)], order_id="p1")
     result = stocked.settle("p1", amount=0)
@@ -59,6 +59,7 @@ def test_a_zero_payment_after_the_order_closed_goes_to_review(stocked: Shop) -> 
 # -- case 4: a 100%-off order -----------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_a_free_order_is_fulfilled_without_a_provider_call(stocked: Shop) -> None:
     stocked.add_coupon(Coupon(code="FREE", percent_off_bp=10_000))
     view = stocked.start_order([("MUG", 2)], coupon="FREE", order_id="f1")
@@ -74,13 +75,14 @@ def test_a_free_order_is_fulfilled_without_a_provider_call(stocked: Shop) -> Non
 # -- case 6: a move that carries only a late-payment flow ----------------------------------
 
 
+@pytest.mark.both_backends
 def test_retiring_a_late_payment_flow_moves_its_order_and_can_be_repeated(
-    tmp_path: Path, shop_clock: ShopClock
+    targets: Targets, shop_clock: ShopClock
 ) -> None:
     provider = FakeProvider(fail_next={"refund": ["rate_limited"]})
     with (
-        Shop.open(tmp_path / "a.db", clock=shop_clock, provider=provider) as source,
-        Shop.open(tmp_path / "b.db", provider=FakeProvider(), clock=shop_clock) as target,
+        Shop.open(targets.new("a"), clock=shop_clock, provider=provider) as source,
+        Shop.open(targets.new("b"), provider=FakeProvider(), clock=shop_clock) as target,
     ):
         stocked_shop(source)
         source.start_order([("MUG", 2)], order_id="o1")
@@ -136,8 +138,8 @@ def test_a_duplicate_sku_says_product(stocked: Shop) -> None:
         stocked.add_product("MUG", "Mug again", Money(100, "EUR"))
 
 
-def test_a_partial_refund_names_money(tmp_path: Path, shop_clock: ShopClock) -> None:
-    with Shop.open(tmp_path / "m.db", provider=FakeProvider(), clock=shop_clock) as shop:
+def test_a_partial_refund_names_money(targets: Targets, shop_clock: ShopClock) -> None:
+    with Shop.open(targets.new("m"), provider=FakeProvider(), clock=shop_clock) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2)], order_id="o1")
         shop.settle("o1")

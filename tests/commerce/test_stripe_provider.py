@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from backends import Targets
 from shop_helpers import ShopClock, count_events, deliver, events_of, stocked_shop
 from stripe_standin import API_KEY, OPENAPI, StripeStandIn
 
@@ -155,8 +156,8 @@ def test_the_client_refuses_bad_settings() -> None:
 
 
 @pytest.fixture
-def stripe_shop(tmp_path: Path, shop_clock: ShopClock, stripe: StripeProvider) -> Iterator[Shop]:
-    with Shop.open(tmp_path / "shop.db", clock=shop_clock, provider=stripe) as opened:
+def stripe_shop(targets: Targets, shop_clock: ShopClock, stripe: StripeProvider) -> Iterator[Shop]:
+    with Shop.open(targets.new(), clock=shop_clock, provider=stripe) as opened:
         stocked_shop(opened)
         yield opened
 
@@ -229,6 +230,7 @@ def test_refunds_go_to_the_provider_that_took_the_intent(
 # -- reconciliation ------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_reconcile_settles_a_payment_whose_webhook_was_lost(
     standin: StripeStandIn, stripe_shop: Shop, shop_clock: ShopClock
 ) -> None:
@@ -244,6 +246,7 @@ def test_reconcile_settles_a_payment_whose_webhook_was_lost(
     assert count_events(stripe_shop, "PaymentReceived", "ord_r1") == 1
 
 
+@pytest.mark.both_backends
 def test_reconcile_leaves_young_and_unpaid_orders_waiting(
     standin: StripeStandIn, stripe_shop: Shop, shop_clock: ShopClock
 ) -> None:
@@ -256,6 +259,7 @@ def test_reconcile_leaves_young_and_unpaid_orders_waiting(
     assert stripe_shop.order("ord_r2").order.status == "awaiting_payment"
 
 
+@pytest.mark.both_backends
 def test_reconcile_closes_an_intent_cancelled_at_the_provider_and_reports_errors(
     standin: StripeStandIn, stripe: StripeProvider, stripe_shop: Shop
 ) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from backends import Targets
 from shop_helpers import (
     SECRET,
     LiveStandIn,
@@ -55,16 +56,20 @@ def order(stocked: Shop) -> str:
 
 
 def webhook_row(shop: Shop, event_id: str) -> tuple[object, ...] | None:
-    row: tuple[object, ...] | None = shop.ledger.db.execute(
+    rows = shop.ledger.query(
         "SELECT event_type, outcome, order_id, intent_id FROM webhooks WHERE event_id = ?",
         (event_id,),
-    ).fetchone()
-    return row
+    )
+    return rows[0] if rows else None
 
+
+# Deduplication, ordering and parking run on both backends (`both_backends`); signature and
+# body checks, decided before any SQL runs, on SQLite alone.
 
 # -- the happy path and deduplication -----------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_signed_succeeded_settles(stocked: Shop, order: str) -> None:
     body = body_for(stocked, order, SUCCEEDED, event_id="evt_1")
     header = sign(body, SECRET, stocked.clock().timestamp().__int__())
@@ -77,6 +82,7 @@ def test_signed_succeeded_settles(stocked: Shop, order: str) -> None:
     check_all(stocked)
 
 
+@pytest.mark.both_backends
 def test_the_same_delivery_again_is_already_settled_and_writes_nothing(
     stocked: Shop, order: str
 ) -> None:
@@ -94,6 +100,7 @@ def test_the_same_delivery_again_is_already_settled_and_writes_nothing(
     assert stock(stocked, "MUG") == (8, 0, 2)
 
 
+@pytest.mark.both_backends
 def test_dedup_is_permanent_not_a_time_window(
     stocked: Shop, order: str, shop_clock: ShopClock
 ) -> None:
@@ -104,6 +111,7 @@ def test_dedup_is_permanent_not_a_time_window(
         assert deliver(stocked, body).outcome == "already_settled"
 
 
+@pytest.mark.both_backends
 def test_the_same_event_id_with_another_body_is_a_conflict_and_the_first_body_stands(
     stocked: Shop, order: str
 ) -> None:
@@ -126,6 +134,7 @@ def test_the_same_event_id_with_another_body_is_a_conflict_and_the_first_body_st
     check_all(stocked)
 
 
+@pytest.mark.both_backends
 def test_the_same_payment_under_a_second_event_id_settles_once(stocked: Shop, order: str) -> None:
     deliver(stocked, body_for(stocked, order, SUCCEEDED, event_id="evt_1"))
     second = deliver(stocked, body_for(stocked, order, SUCCEEDED, event_id="evt_2"))
@@ -139,6 +148,7 @@ def test_the_same_payment_under_a_second_event_id_settles_once(stocked: Shop, or
     check_all(stocked)
 
 
+@pytest.mark.both_backends
 def test_failed_after_succeeded_is_ignored_as_superseded(stocked: Shop, order: str) -> None:
     deliver(stocked, body_for(stocked, order, SUCCEEDED, event_id="evt_1"))
     result = deliver(stocked, body_for(stocked, order, FAILED, event_id="evt_0"))
@@ -151,6 +161,7 @@ def test_failed_after_succeeded_is_ignored_as_superseded(stocked: Shop, order: s
     check_all(stocked)
 
 
+@pytest.mark.both_backends
 def test_succeeded_after_a_refund_is_not_acted_on(stocked: Shop, order: str) -> None:
     stocked.cancel_order(order)
     deliver(stocked, body_for(stocked, order, SUCCEEDED, event_id="evt_1"))  # refunded
@@ -162,6 +173,7 @@ def test_succeeded_after_a_refund_is_not_acted_on(stocked: Shop, order: str) -> 
     check_all(stocked)
 
 
+@pytest.mark.both_backends
 def test_failed_attempts_under_several_event_ids_are_each_recorded(
     stocked: Shop, order: str
 ) -> None:
@@ -176,6 +188,7 @@ def test_failed_attempts_under_several_event_ids_are_each_recorded(
 
 
 @pytest.mark.parametrize("kind", ["payment_intent.created", "payment_intent.processing"])
+@pytest.mark.both_backends
 def test_other_intent_events_are_ignored_but_recorded(stocked: Shop, order: str, kind: str) -> None:
     raw = json.loads(body_for(stocked, order, FAILED, event_id="evt_x"))
     raw["type"] = kind
@@ -188,6 +201,7 @@ def test_other_intent_events_are_ignored_but_recorded(stocked: Shop, order: str,
         assert deliver(stocked, body).outcome == "already_settled"
 
 
+@pytest.mark.both_backends
 def test_refund_for_an_unknown_intent_is_ignored_and_recorded(stocked: Shop) -> None:
     intent = PaymentIntent(intent_id="pi_unknown", order_id="x", amount=100, currency="EUR")
     body = FakeProvider.event_for(intent, REFUNDED, event_id="evt_r", created=0)
@@ -349,23 +363,25 @@ def test_the_body_must_be_bytes(stocked: Shop, order: str) -> None:
 # -- parking: events that come before the order can take them ---------------------------------
 
 
+@pytest.mark.both_backends
 def test_event_for_an_unknown_intent_is_parked_not_lost(stocked: Shop) -> None:
     intent = PaymentIntent(intent_id="pi_nobody", order_id="ghost", amount=100, currency="EUR")
     body = FakeProvider.event_for(intent, SUCCEEDED, event_id="evt_ghost", created=0)
     result = deliver(stocked, body)
     assert result.outcome == "recorded"
     assert "parked" in result.reason
-    parked = stocked.ledger.db.execute("SELECT event_id, intent_id FROM parked").fetchall()
+    parked = stocked.ledger.query("SELECT event_id, intent_id FROM parked")
     assert parked == [("evt_ghost", "pi_nobody")]
     assert webhook_row(stocked, "evt_ghost") is not None
     check_all(stocked)
 
 
+@pytest.mark.both_backends
 def test_an_event_before_the_flow_waits_is_parked_then_applied(
-    tmp_path: Path, shop_clock: ShopClock
+    targets: Targets, shop_clock: ShopClock
 ) -> None:
     provider = FakeProvider(fail_next={"create_intent": ["rate_limited"]})
-    with Shop.open(tmp_path / "park.db", clock=shop_clock, provider=provider) as shop:
+    with Shop.open(targets.new("park"), clock=shop_clock, provider=provider) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2)], order_id="o1")
         assert shop.order("o1").order.intent_id is None  # sitting in a retry wait
@@ -381,18 +397,19 @@ def test_an_event_before_the_flow_waits_is_parked_then_applied(
         row = shop.order("o1").order
         assert (row.status, row.intent_id) == ("fulfilled", future.intent_id)
         assert "WebhookUnparked" in event_types(shop, "o1")
-        assert shop.ledger.db.execute("SELECT count(*) FROM parked").fetchone() == (0,)
+        assert shop.ledger.query("SELECT count(*) FROM parked") == [(0,)]
         assert stock(shop, "MUG") == (8, 0, 2)
         with unchanged(shop):
             assert deliver(shop, body).outcome == "already_settled"
         check_all(shop)
 
 
+@pytest.mark.both_backends
 def test_an_early_failed_attempt_is_parked_then_recorded(
-    tmp_path: Path, shop_clock: ShopClock
+    targets: Targets, shop_clock: ShopClock
 ) -> None:
     provider = FakeProvider(fail_next={"create_intent": ["rate_limited"]})
-    with Shop.open(tmp_path / "park.db", clock=shop_clock, provider=provider) as shop:
+    with Shop.open(targets.new("park"), clock=shop_clock, provider=provider) as shop:
         stocked_shop(shop)
         shop.start_order([("MUG", 2)], order_id="o1")
         future = PaymentIntent(
@@ -406,6 +423,7 @@ def test_an_early_failed_attempt_is_parked_then_recorded(
         check_all(shop)
 
 
+@pytest.mark.both_backends
 def test_nothing_written_by_rejected_deliveries_then_a_good_one_works(
     stocked: Shop, order: str
 ) -> None:

@@ -34,7 +34,9 @@ LOAD = int(os.environ.get("SERVICE_LOAD", "120"))
 _decode = msgspec.json.Decoder(AnyCommerceEvent).decode
 
 
-def stocked(db: Path, orders: int, *, timeout: int | None = None, first: int = 0) -> list[str]:
+def stocked(
+    db: Path | str, orders: int, *, timeout: int | None = None, first: int = 0
+) -> list[str]:
     """A shop file with MUG in stock and `orders` orders awaiting payment (`o<n>`)."""
     with Shop.open(db, provider=FakeProvider()) as shop:
         if not shop.products():
@@ -56,7 +58,7 @@ def intent(shop: Shop, order_id: str) -> PaymentIntent:
     )
 
 
-def payments(db: Path, order_ids: list[str]) -> dict[str, bytes]:
+def payments(db: Path | str, order_ids: list[str]) -> dict[str, bytes]:
     """A `payment_intent.succeeded` body per order, event id `evt_<order>`."""
     with Shop.open(db, readonly=True) as shop:
         return {
@@ -75,7 +77,7 @@ def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
     return {"Stripe-Signature": sign(body, secret, int(time.time()))}
 
 
-def events(db: Path, type_name: str) -> list[Any]:
+def events(db: Path | str, type_name: str) -> list[Any]:
     """Every commerce event of `type_name` in the file."""
     with Shop.open(db, readonly=True) as shop:
         return [
@@ -83,12 +85,12 @@ def events(db: Path, type_name: str) -> list[Any]:
         ]
 
 
-def received(db: Path) -> Counter[str]:
+def received(db: Path | str) -> Counter[str]:
     """How many times each webhook event id is recorded in the ledger."""
     return Counter(event.event_id for event in events(db, "WebhookReceived"))
 
 
-def fulfilled(db: Path) -> Counter[str]:
+def fulfilled(db: Path | str) -> Counter[str]:
     """How many times each order was fulfilled."""
     return Counter(event.order_id for event in events(db, "OrderFulfilled"))
 
@@ -100,11 +102,21 @@ def env(**extra: str) -> dict[str, str]:
 
 
 class Server:
-    """`orderflow serve` on a free port of 127.0.0.1, its logs in a file beside the ledger."""
+    """`orderflow serve` on a free port of 127.0.0.1, its logs in a file beside the ledger.
 
-    def __init__(self, db: Path, *args: str, environ: dict[str, str] | None = None) -> None:
+    On a PostgreSQL DSN (`db` a str), the logs go in the folder `logs`.
+    """
+
+    def __init__(
+        self,
+        db: Path | str,
+        *args: str,
+        environ: dict[str, str] | None = None,
+        logs: Path | None = None,
+    ) -> None:
         self.db = db
-        self.log = db.with_suffix(f".{time.monotonic_ns()}.log")
+        stamp = time.monotonic_ns()
+        self.log = logs / f"serve.{stamp}.log" if logs else Path(db).with_suffix(f".{stamp}.log")
         with self.log.open("wb") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [str(BIN), "serve", "--db", str(db), "--port", "0", *args],
