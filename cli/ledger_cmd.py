@@ -135,9 +135,11 @@ def verify(
 
 def _print_report(report: VerifyReport) -> None:
     scope = f"events after {report.since}" if not report.full else "events"
+    # Only SQLite's library version is in the report (PostgreSQL's is the server's own).
+    engine = f"SQLite {report.sqlite_version}" if report.sqlite_version else "PostgreSQL"
     typer.echo(
         f"ledger {'ok' if report.ok else 'NOT OK'}: {report.events} {scope}, "
-        f"head {report.head[0]}:{report.head[1]}, SQLite {report.sqlite_version}"
+        f"head {report.head[0]}:{report.head[1]}, {engine}"
     )
     last = report.last_full
     typer.echo(

@@ -69,6 +69,8 @@ def test_start_settle_and_show_on_a_dsn(orderflow_bin: Path, pg_dsn: str, tmp_pa
     shown = json.loads(run("order show o1 --json").stdout)
     assert (shown["order"]["status"], shown["order"]["paid"]) == ("fulfilled", 2500)
     assert json.loads(run("ledger verify --json").stdout)["ok"] is True
+    said = run("ledger verify").stdout
+    assert "ledger ok" in said and "PostgreSQL" in said and "SQLite" not in said, said
 
 
 def test_demo_on_a_dsn_makes_two_new_schemas(
