@@ -8,7 +8,7 @@ row breaks its own link (and, if its hash was rewritten too, its successor's).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -19,7 +19,9 @@ from ledger.records import Anchor, BrokenLink, Gap, Mark, Record, VerifyReport
 from ledger.tx import Conn, Tx
 
 MAX_GAPS = 100
+WALK_PAGE = 5000  # events per read of a walk: memory stays flat however long the ledger
 _PREDECESSOR = "SELECT hash FROM events WHERE position = ?"
+_PAGE = f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
 _LAST_TWO = f"SELECT {EVENT_COLUMNS} FROM events ORDER BY position DESC LIMIT 2"
 _MARK = "SELECT position, hash, verified_at FROM verified WHERE scope = ?"
 _RECORD = (
@@ -67,6 +69,21 @@ def checked_tip(conn: Conn) -> tuple[int, str]:
     return (last[0], last[7])
 
 
+def _pages(conn: Conn, after: int) -> Iterator[tuple[Any, ...]]:
+    """The events after `after` in position order, read a page at a time.
+
+    A driver may fetch a whole result before the first row (psycopg does), so one query
+    for the whole ledger would hold every event in memory at once. The caller reads
+    inside one snapshot (`reading()` or a transaction), so the pages do not tear.
+    """
+    while True:
+        page = conn.execute(_PAGE, (after, WALK_PAGE)).fetchall()
+        yield from page
+        if len(page) < WALK_PAGE:
+            return
+        after = page[-1][0]
+
+
 def walk(
     conn: Conn,
     after: int = 0,
@@ -84,10 +101,7 @@ def walk(
     broken: BrokenLink | None = None
     gaps: list[Gap] = []
     applies = [p.apply for p in rebuild[1]] if rebuild else []
-    rows = conn.execute(
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position", (after,)
-    )
-    for position, stream, version, type_, data, recorded_at, key, stored in rows:
+    for position, stream, version, type_, data, recorded_at, key, stored in _pages(conn, after):
         count += 1
         if position != expected_position and len(gaps) < MAX_GAPS:
             gaps.append(Gap(None, expected_position, position))
