@@ -1,4 +1,4 @@
-"""Concurrency: several processes on one ledger file at once.
+"""Concurrency: several processes on one ledger at once (a file, or a PostgreSQL schema).
 
 Four processes deliver the same shuffled webhooks (with duplicates) at the same moment:
 each paid order is fulfilled exactly once, every event id is recorded once, nobody sees
@@ -16,6 +16,8 @@ from collections import Counter
 from pathlib import Path
 
 import msgspec
+import pytest
+from backends import Targets
 from reliability_helpers import Clock, check_invariants, event_body, intent_of
 
 from commerce import FakeProvider, Money, Shop, ShopConfig
@@ -57,8 +59,11 @@ def _run_together(tmp_path: Path, argv: list[list[str]]) -> list[list[str]]:
     return outputs
 
 
-def test_processes_delivering_the_same_webhooks_fulfil_each_order_once(tmp_path: Path) -> None:
-    db = tmp_path / "shop.db"
+@pytest.mark.both_backends
+def test_processes_delivering_the_same_webhooks_fulfil_each_order_once(
+    tmp_path: Path, targets: Targets
+) -> None:
+    db = targets.new()
     clock = Clock()
     bodies: list[bytes] = []
     paid: set[str] = set()
@@ -101,10 +106,11 @@ def test_processes_delivering_the_same_webhooks_fulfil_each_order_once(tmp_path:
             assert shop.order(order_id).order.status == "fulfilled"
 
 
+@pytest.mark.both_backends
 def test_processes_competing_for_the_last_units_accept_exactly_what_fits(
-    tmp_path: Path,
+    tmp_path: Path, targets: Targets
 ) -> None:
-    db = tmp_path / "shop.db"
+    db = targets.new()
     with Shop.open(db, config=CONFIG) as shop:
         shop.add_product("ONE", "Last units", Money(500, "EUR"), stock=7)
         shop.add_product("TWO", "Pairs", Money(900, "EUR"), stock=9)

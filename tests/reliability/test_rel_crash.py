@@ -1,7 +1,8 @@
 """Crash tests: a real workload process is SIGKILLed at random moments, then recovered.
 
-For each seed, `workload.py churn` runs three times on one file and is killed each time
-(30 kills over the 10 seeds). After every kill the parent reopens the file: `verify()`
+For each seed, `workload.py churn` runs three times on one ledger and is killed each time
+(30 kills over the 10 seeds on a file; 12 over 4 seeds on a PostgreSQL schema). After every
+kill the parent reopens the ledger: `verify()`
 passes, the invariants hold, and every webhook the workload acknowledged is on record.
 At the end every body the fake provider had sent is delivered again, the timers fire, and
 each paid order has been settled exactly once (fulfilled, or refunded if it had expired
@@ -20,25 +21,27 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from backends import Targets
 from reliability_helpers import SECRET, T0, Clock, check_invariants
 
 from commerce import FakeProvider, Money, Shop, ShopConfig, decode_event, sign
 
 WORKLOAD = Path(__file__).with_name("workload.py")
 SEEDS = range(10)
+PG_SEEDS = 4
 KILLS_PER_SEED = 3
 CONFIG = ShopConfig(payment_timeout_seconds=60)
 
 
-def _open(path: Path, clock: Clock) -> Shop:
+def _open(path: str, clock: Clock) -> Shop:
     return Shop.open(
         path, synchronous="NORMAL", clock=clock, provider=FakeProvider(), config=CONFIG
     )
 
 
-def _run_and_kill(db: Path, sent: Path, seed: int, start: float, delay: float) -> list[str]:
+def _run_and_kill(db: str, sent: Path, seed: int, start: float, delay: float) -> list[str]:
     """Start the churn workload, SIGKILL it `delay` s after it is ready; its ACK lines."""
-    args = [sys.executable, str(WORKLOAD), "churn", str(db), str(sent), str(seed), str(start)]
+    args = [sys.executable, str(WORKLOAD), "churn", db, str(sent), str(seed), str(start)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proc.stdout is not None
@@ -66,10 +69,15 @@ def _sent_bodies(sent: Path) -> list[bytes]:
     return list(dict.fromkeys(base64.b64decode(line) for line in lines))
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("seed", SEEDS, ids=[f"seed{s}" for s in SEEDS])
-def test_sigkill_then_recover_settles_each_paid_order_once(tmp_path: Path, seed: int) -> None:
+def test_sigkill_then_recover_settles_each_paid_order_once(
+    tmp_path: Path, targets: Targets, seed: int
+) -> None:
+    if targets.postgres and seed >= PG_SEEDS:
+        pytest.skip(f"the PostgreSQL leg runs the first {PG_SEEDS} seeds (12 kills)")
     rng = random.Random(seed)
-    db, sent = tmp_path / "shop.db", tmp_path / "sent.b64"
+    db, sent = targets.new(), tmp_path / "sent.b64"
     clock = Clock()
     with _open(db, clock) as shop:
         for sku in ("APL", "BRD", "CHS"):
@@ -80,7 +88,7 @@ def test_sigkill_then_recover_settles_each_paid_order_once(tmp_path: Path, seed:
         acked += _run_and_kill(db, sent, seed * 10 + kill, start, rng.uniform(0.02, 0.4))
         with _open(db, clock) as shop:
             check_invariants(shop)
-            on_record = {row[0] for row in shop.ledger.db.execute("SELECT event_id FROM webhooks")}
+            on_record = {row[0] for row in shop.ledger.query("SELECT event_id FROM webhooks")}
             missing = {line.split()[1] for line in acked} - on_record
             assert not missing, f"acknowledged webhooks lost after SIGKILL: {sorted(missing)}"
 
