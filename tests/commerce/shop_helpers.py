@@ -194,6 +194,17 @@ def stocked_shop(shop: Shop) -> dict[str, int]:
     return {"MUG": 10, "TEE": 5, "YEN": 3}
 
 
+def mugs_ordered(shop: Shop, orders: dict[str, int]) -> dict[str, str]:
+    """The standard catalog, then one order of `orders[id]` mugs each: order id -> intent id."""
+    stocked_shop(shop)
+    intents = {}
+    for order_id, quantity in orders.items():
+        row = shop.start_order([("MUG", quantity)], order_id=order_id).order
+        assert row.intent_id is not None
+        intents[order_id] = row.intent_id
+    return intents
+
+
 def rewrite(raw: bytes, **changes: Any) -> bytes:
     """A fixture body re-serialised with `changes` (dotted paths, e.g. data.object.id)."""
     doc = json.loads(raw)

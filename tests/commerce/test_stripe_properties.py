@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from shop_helpers import ShopClock, check_all, count_events, deliver, stock, stocked_shop
+from shop_helpers import ShopClock, check_all, count_events, deliver, mugs_ordered, stock
 from stripe_standin import API_KEY, OPENAPI, StripeStandIn
 
 from commerce import Shop, StripeProvider
@@ -47,12 +47,7 @@ def run(standin: StripeStandIn, plays: list[Action]) -> None:
         with Shop.open(
             Path(tmp) / "p.db", clock=clock, provider=stripe, synchronous="NORMAL"
         ) as shop:
-            stocked_shop(shop)
-            intent = {}
-            for order_id, quantity in ORDERS.items():
-                row = shop.start_order([("MUG", quantity)], order_id=order_id).order
-                assert row.intent_id is not None
-                intent[order_id] = row.intent_id
+            intent = mugs_ordered(shop, ORDERS)
             sent: dict[str, list[bytes]] = {o: [] for o in ORDERS}  # events Stripe sent
             closed: set[str] = set()
             fulfilled: set[str] = set()

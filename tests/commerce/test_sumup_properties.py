@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from shop_helpers import ShopClock, check_all, count_events, events_of, stock, stocked_shop
+from shop_helpers import ShopClock, check_all, count_events, events_of, mugs_ordered, stock
 from sumup_standin import API_KEY, MERCHANT_CODE, OPENAPI, SumUpStandIn
 
 from commerce import ProviderUnavailable, Shop, SumUpProvider, SumUpWebhooks
@@ -73,12 +73,7 @@ def run(standin: SumUpStandIn, plays: list[Action]) -> None:
         with Shop.open(
             Path(tmp) / "p.db", clock=clock, provider=sumup, synchronous="NORMAL"
         ) as shop:
-            stocked_shop(shop)
-            checkout = {}
-            for order_id, quantity in ORDERS.items():
-                row = shop.start_order([("MUG", quantity)], order_id=order_id).order
-                assert row.intent_id is not None
-                checkout[order_id] = row.intent_id
+            checkout = mugs_ordered(shop, ORDERS)
             closed: set[str] = set()  # timed out before any payment reached it
             fulfilled: set[str] = set()
             late: set[str] = set()
