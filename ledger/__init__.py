@@ -26,6 +26,7 @@ from ledger.errors import (
     SchemaTooNew,
     StorageError,
     TransactionAborted,
+    TransactionConflict,
 )
 from ledger.flows import FlowsProjection
 from ledger.projection import Projection
@@ -86,6 +87,7 @@ __all__ = [
     "StorageError",
     "Synchronous",
     "TransactionAborted",
+    "TransactionConflict",
     "Tx",
     "VerifyReport",
 ]

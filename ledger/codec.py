@@ -67,3 +67,19 @@ def chain_hash(
         f"{len(type_)}:{type_}\n{recorded_at}\n{keyed}\n"
     )
     return sha256(head.encode() + data).hexdigest()
+
+
+def stream_link(
+    previous: str, stream: str, version: int, type_: str, data: bytes, at: str, key: str | None
+) -> str:
+    """The hash of an event linked to the one before it in its stream (PostgreSQL's events).
+
+    `chain_hash` with the stream's version in the place of the global position: the link
+    holds wherever the event ends up in the global order.
+    """
+    return chain_hash(previous, version, stream, version, type_, data, at, key)
+
+
+def global_link(previous: str, seq: int, position: int, event_hash: str) -> str:
+    """The hash of the global chain's entry `seq`: the event at `position`, after `previous`."""
+    return sha256(f"{previous}\n{seq}\n{position}\n{event_hash}".encode()).hexdigest()

@@ -103,6 +103,18 @@ class TransactionAborted(LedgerError):
         super().__init__(f"the transaction was rolled back by SQLite ({reason})")
 
 
+class TransactionConflict(TransactionAborted):
+    """The transaction lost a race with another (a deadlock, a serialisation failure, or a
+    late lock that would put a stream's events out of order) and was rolled back whole:
+    nothing of it was written, and running it again is safe."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        LedgerError.__init__(
+            self, f"the transaction conflicted with another and was rolled back ({reason})"
+        )
+
+
 class StorageError(LedgerError):
     """SQLite could not read or write the ledger file."""
 

@@ -23,6 +23,7 @@ from ledger.errors import (
     LockTimeout,
     StorageError,
     TransactionAborted,
+    TransactionConflict,
 )
 from ledger.sqlite import GUARD_MESSAGE
 from ledger.tx import Dialect, Params, Rows
@@ -64,7 +65,9 @@ def translate(exc: psycopg.Error, path: str) -> LedgerError | None:
         return DiskFull(path, message)
     if state == "55P03":
         return LockTimeout(path, 0.0, "another transaction")
-    if state in _RETRY or state == "25P02":
+    if state in _RETRY:
+        return TransactionConflict(message)
+    if state == "25P02":
         return TransactionAborted(message)
     if state == "25006":
         return StorageError(path, f"the server is read-only ({message})")

@@ -1,37 +1,81 @@
 """`PostgresLedger`: the ledger on a PostgreSQL database (psycopg 3), behind `Ledger`.
 
-Concurrency, first cut: every write transaction takes one transaction-scoped advisory
-lock (`pg_advisory_xact_lock`) right after BEGIN, before its first read, so writers from
-every thread, process and host are serialised as SQLite's are, and a check-then-act inside
-`transaction()` holds. The global chain (positions, hashes) is written inside the
-transaction; `UNIQUE (stream, version)` is the exactly-once backstop. Readers never take
-the lock. Isolation is READ COMMITTED: under the lock every statement sees every earlier
-commit. The lock is one per schema; finer locks (per flow, per webhook) would take
-`lock_keys` of their own here, with the chain then built after commit by a sequencer.
+Concurrency: no global write lock. A write transaction locks what it is about to check
+and change (`Ledger.lock`: transaction-scoped advisory locks, one per key, e.g. a flow's
+stream, a webhook id, a SKU), and every append locks its own stream before reading the
+stream's tip, so writers on different keys commit concurrently while a check-then-act on
+one key still holds. `UNIQUE (stream, version)` is the exactly-once backstop. Isolation is
+READ COMMITTED: after a lock is granted, the next statement sees the holder's commit.
+
+Tamper evidence comes in two chains: each event links to the one before it in its stream
+(written in the transaction), and the sequencer (`ledger.sequencer`, a thread of every
+writable ledger, one leader per schema) builds the gapless global chain after commit. So
+`head`, `read_all` and anchors speak of global chain positions (`Record.position` stays
+the event's own id, unique and increasing along its stream); `verify` checks both chains
+(`ledger.verify_streams`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
-from ledger import postgres_schema
-from ledger.errors import LedgerError, LockTimeout, ReadOnlyLedger
+from ledger import postgres_schema, sequencer
+from ledger.append import Batch, find_repeat, row_key
+from ledger.codec import GENESIS, now_text, stream_link
+from ledger.errors import (
+    ConcurrencyError,
+    LedgerError,
+    ReadOnlyLedger,
+    TransactionConflict,
+)
 from ledger.postgres import PgConn, PgTx, connect, translate
 from ledger.projection import EVENT_COLUMNS, Projection
+from ledger.records import Anchor, Appended, Record, VerifyReport
 from ledger.schema import APPLICATION_ID
+from ledger.sequencer import Sequencer, lock_key
 from ledger.store import Ledger, Synchronous
 from ledger.transactions import Session
 from ledger.tx import Conn, Dialect, Params, Tx
+from ledger.verify import Row
+from ledger.verify_streams import StreamChains, check_stream_link
 
 _COPY = f"COPY events ({EVENT_COLUMNS}) FROM STDIN"
-_GUARDS = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass AND tgenabled <> 'D'"
+_GUARDS = (
+    "SELECT tgname FROM pg_trigger WHERE tgrelid IN ('events'::regclass, 'chain'::regclass)"
+    " AND tgenabled <> 'D'"
+)
+# A stream's last two events: the tip to link to, checked against the one before it, and
+# whether the tip's transaction began writing after this one (then appending here would
+# put this event before its predecessor in the global chain: see `_tip`).
+_STREAM_TIP = (
+    f"SELECT {EVENT_COLUMNS}, xid > pg_current_xact_id() FROM events WHERE stream = ?"
+    " ORDER BY version DESC LIMIT 2"
+)
+_INSERT = (
+    "INSERT INTO events (stream, version, type, data, recorded_at, idempotency_key, hash) VALUES "
+)
+_ROW = "(?, ?, ?, ?, ?, ?, ?)"
+_ROWS_PER_INSERT = 100
+_READ = (
+    f"SELECT {EVENT_COLUMNS}, (SELECT p.hash FROM events p WHERE p.stream = e.stream"
+    " AND p.version = e.version - 1) FROM events e WHERE stream = ? AND version > ?"
+    " ORDER BY version"
+)
+_READ_ALL = (
+    "SELECT e.position, e.stream, e.version, e.type, e.data, e.recorded_at,"
+    " e.idempotency_key, e.hash, c.seq FROM chain c JOIN events e ON e.position = c.position"
+    " WHERE c.seq > ? ORDER BY c.seq LIMIT ?"
+)
+_HEAD = "SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1"
+SYNC_WAIT = 5.0  # seconds a read of the global chain waits for the sequencer to catch up
 
 
 class Writers:
@@ -66,12 +110,21 @@ class PgSession(Session):
     conn: PgConn
 
     def __init__(
-        self, conn: PgConn, path: str, lock_key: tuple[int, int], writers: Writers, readonly: bool
+        self,
+        conn: PgConn,
+        path: str,
+        schema: str,
+        writers: Writers,
+        readonly: bool,
+        committed: Callable[[], None],
     ) -> None:
         super().__init__(conn, PgTx(conn), path, readonly=readonly)
+        self._schema = schema
         self._writers = writers
-        self._lock = "SELECT pg_advisory_xact_lock({}, {})".format(*lock_key)
-        self._try_lock = "SELECT pg_try_advisory_xact_lock({}, {})".format(*lock_key)
+        self._committed = committed  # told after a commit that wrote events
+        self.held: set[str] = set()  # the keys this transaction has locked
+        self.links: dict[str, str] = {}  # stream -> its tip's hash, read under its lock
+        self.wrote = False
 
     def translate(self, exc: Exception) -> LedgerError | None:
         """The typed ledger error for a psycopg failure (None: a programming error)."""
@@ -81,12 +134,23 @@ class PgSession(Session):
         return self.conn.open
 
     def _unlock(self) -> None:
-        self._writers.leave()  # the advisory lock itself ended with the transaction
+        self.held.clear()  # the advisory locks ended with the transaction
+        self._writers.leave()
+        if self.wrote:
+            self.wrote = False
+            self._committed()
+
+    def forget(self) -> None:
+        """Drop the cached versions and links, and what was locked (a savepoint's rollback
+        releases the locks it took; taking one again is harmless)."""
+        super().forget()
+        self.links.clear()
+        self.held.clear()
 
     def begin(self, timeout: float | None = None) -> None:
-        """BEGIN and the ledger's write lock, in one round trip; `timeout=0`: only if free.
+        """BEGIN (READ COMMITTED); locks come later, per key (`lock`).
 
-        The cached tip and versions are dropped: another host may have written since.
+        The cached versions are dropped: another host may have written since.
         """
         if self.readonly:
             raise ReadOnlyLedger(self.path, "it was opened read-only")
@@ -95,22 +159,31 @@ class PgSession(Session):
         self.forget()
         self._writers.enter()
         try:
-            if timeout is not None and timeout <= 0:
-                if not self.conn.last_row(f"BEGIN; {self._try_lock}")[0]:
-                    raise LockTimeout(self.path, 0.0, "another transaction")
-            else:  # the wait is bounded by the connection's lock_timeout (the busy timeout)
-                self.conn.execute(f"BEGIN; {self._lock}")
+            self.conn.execute("BEGIN")
         except BaseException:
             self._rollback()
             self._writers.leave()
             raise
         self.depth, self.owner = 1, threading.get_ident()
 
+    def hold(self, keys: tuple[str, ...]) -> None:
+        """Advisory transaction locks on `keys` not yet held, sorted, in one round trip.
+
+        The wait is bounded by the connection's lock_timeout (the ledger's busy timeout).
+        """
+        wanted = sorted({lock_key(self._schema, key) for key in keys if key not in self.held})
+        if not wanted:
+            return
+        self.conn.execute("SELECT " + ", ".join(f"pg_advisory_xact_lock({key})" for key in wanted))
+        self.held.update(keys)
+
 
 class PostgresLedger(Ledger):
     """The ledger in one schema of a PostgreSQL database; see the module docstring."""
 
     dialect: ClassVar[Dialect] = "postgresql"
+    _read_sql: ClassVar[str] = _READ
+    _chain = StreamChains()
 
     def __init__(
         self,
@@ -128,6 +201,7 @@ class PostgresLedger(Ledger):
         self._lock_key = lock_key
         self._busy_timeout = busy_timeout
         self._writers = Writers()
+        self.sequencer = Sequencer(connector, schema)
         super().__init__(first, connector, path, projections, readonly=readonly)
 
     @classmethod
@@ -181,11 +255,120 @@ class PostgresLedger(Ledger):
         session = self._s
         return session.guarded(session.conn.rows, sql, params)  # type: ignore[attr-defined]
 
-    def _make_session(self, conn: PgConn) -> PgSession:
-        return PgSession(conn, self.path, self._lock_key, self._writers, self.readonly)
+    def _check_read(self, previous: str | None, row: Row) -> None:
+        check_stream_link(previous, row)
 
-    def _closing(self) -> contextlib.AbstractContextManager[None]:
-        return self._writers.drained(self._busy_timeout)
+    def _make_session(self, conn: PgConn) -> PgSession:
+        return PgSession(
+            conn, self.path, self.schema, self._writers, self.readonly, self._wake_sequencer
+        )
+
+    @contextlib.contextmanager
+    def _closing(self) -> Iterator[None]:
+        with self._writers.drained(self._busy_timeout):
+            yield
+        self.sequencer.stop()  # after a last pass: a clean stop leaves nothing unchained
+
+    def _wake_sequencer(self) -> None:
+        if not self._forked:
+            self.sequencer.poke()
+            self.sequencer.ensure()
+
+    # -- the global chain --------------------------------------------------------------
+
+    def sync(self, timeout: float = SYNC_WAIT) -> bool:
+        """Wait (at most `timeout`) until the global chain holds every event seen now.
+
+        A writable ledger runs the sequencer itself if no other process leads. False if
+        the chain still lags (an older transaction is open, or no sequencer runs).
+        """
+        if not self.readonly:
+            self._wake_sequencer()
+        session = self._s
+        deadline, pause = time.monotonic() + timeout, 0.001
+        while not session.guarded(sequencer.covers, session.conn):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        return True
+
+    def head(self) -> tuple[int, str]:
+        """The global chain's last entry and its hash ((0, GENESIS) when empty)."""
+        session = self._s
+        if session.depth == 0 and not session._open():
+            self.sync()
+        row = session.conn.execute(_HEAD).fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+    def read_all(self, *, after: int = 0, limit: int | None = None) -> Iterator[Record]:
+        """Every event after global chain entry `after`, in the chain's order (see `Ledger`).
+
+        Each record's `seq` is its entry; events not chained yet are not among them (a
+        read outside a snapshot first waits, bounded, for the sequencer).
+        """
+        session = self._s
+        if session.depth == 0 and not session._open():
+            self.sync()
+        remaining = -1 if limit is None else limit
+        while remaining:
+            size = 1000 if remaining < 0 else min(remaining, 1000)
+            page = self._s.conn.execute(_READ_ALL, (after, size)).fetchall()
+            for p, st, v, t, d, at, k, h, seq in page:
+                yield Record(p, st, v, t, d.encode(), at, k, h, seq)
+            if len(page) < size:
+                return
+            after = page[-1][8]
+            remaining = remaining - len(page) if remaining > 0 else -1
+
+    def verify(self, *, expect_head: Anchor | None = None) -> VerifyReport:
+        """See `Ledger.verify`; waits (bounded) for the sequencer first, and checks both chains."""
+        self.sync()
+        return super().verify(expect_head=expect_head)
+
+    def scrub(self, *, expect_head: Anchor | None = None) -> VerifyReport:
+        """See `Ledger.scrub`: the chain after the last verified entry, and what is pending."""
+        self.sync()
+        return super().scrub(expect_head=expect_head)
+
+    # -- appends ------------------------------------------------------------------------
+
+    def _write(
+        self, s: Session, stream: str, batch: Batch, expected: int | None, key: str | None
+    ) -> Appended:
+        session = _session(s)
+        conn = session.conn
+        fresh = stream not in session.held
+        session.hold((stream,))  # before its tip is read: the tip cannot move under us
+        if key is not None and (earlier := find_repeat(conn, stream, batch, expected, key)):
+            return earlier
+        version, previous = session.versions.get(stream), session.links.get(stream)
+        if fresh or version is None or previous is None:
+            version, previous = _tip(conn, stream)
+            session.versions[stream], session.links[stream] = version, previous
+        if expected is not None and expected != version:
+            raise ConcurrencyError(stream, expected, version)
+        if not batch:
+            return Appended(stream, 0, 0, version)
+        if session.recorded_at is None:
+            session.recorded_at = now_text()
+        recorded_at, rows = session.recorded_at, []
+        for index, (type_, data) in enumerate(batch):
+            version += 1
+            stored_key = row_key(key, index)
+            previous = stream_link(previous, stream, version, type_, data, recorded_at, stored_key)
+            rows.append((stream, version, type_, data.decode(), recorded_at, stored_key, previous))
+        session.partial = True  # from here a failure leaves part of the batch written
+        positions = _insert_returning(conn, rows)
+        session.versions[stream], session.links[stream] = version, previous
+        session.wrote = True
+        records = [
+            Record(position, stream, row[1], row[2], data, recorded_at, row[5], row[6])
+            for position, row, (_, data) in zip(positions, rows, batch, strict=True)
+        ]
+        for apply in self._applies:
+            apply(session.tx, records)
+        return Appended(stream, positions[0], len(rows), version)
 
     def _engine_version(self) -> str:
         return ""  # the report's engine field names SQLite's library; PostgreSQL has none
@@ -218,6 +401,45 @@ class PostgresLedger(Ledger):
         with _pg(conn).raw.cursor().copy(_COPY) as copy:
             for row in rows:
                 copy.write_row(row)
+
+
+def _session(s: Session) -> PgSession:
+    if not isinstance(s, PgSession):
+        raise TypeError(f"a PostgreSQL ledger was given a {type(s).__name__}")
+    return s
+
+
+def _tip(conn: PgConn, stream: str) -> tuple[int, str]:
+    """The stream's version and last hash, after checking that event's link (`ChainBroken`).
+
+    Refused (`TransactionConflict`) if the tip was written by a transaction that began
+    writing after this one: the global chain orders events by their transaction's id, so
+    this event would come before its own predecessor. Only a lock taken after the
+    transaction's first write allows that; run again, the transaction takes it first.
+    """
+    rows = conn.execute(_STREAM_TIP, (stream,)).fetchall()
+    if not rows:
+        return 0, GENESIS
+    *last, later = rows[0]
+    version = last[2]
+    before = rows[1][7] if len(rows) > 1 and rows[1][2] == version - 1 else None
+    check_stream_link(before, tuple(last))
+    if later:
+        raise TransactionConflict(
+            f"{stream!r} was written by a transaction younger than this one: lock it first"
+        )
+    return int(version), str(last[7])
+
+
+def _insert_returning(conn: PgConn, rows: list[tuple[Any, ...]]) -> list[int]:
+    """Insert the rows (their positions from the sequence); the positions, in row order."""
+    positions: list[int] = []
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        sql = _INSERT + ", ".join([_ROW] * len(chunk)) + " RETURNING position"
+        found = conn.execute(sql, [value for row in chunk for value in row]).fetchall()
+        positions.extend(row[0] for row in found)
+    return positions
 
 
 def _pg(conn: Conn) -> PgConn:

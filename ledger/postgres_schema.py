@@ -16,36 +16,52 @@ from ledger.postgres import PgConn, PgTx
 from ledger.projection import Projection, replay
 from ledger.sqlite import GUARD_MESSAGE
 
-GUARDS = ("events_refuse_update", "events_refuse_delete", "events_refuse_truncate")
+GUARDED = ("events", "chain")  # both append-only: the events, and the global chain over them
+_VERBS = (("UPDATE", "ROW"), ("DELETE", "ROW"), ("TRUNCATE", "STATEMENT"))
+GUARDS = tuple(f"{table}_refuse_{verb.lower()}" for table in GUARDED for verb, _ in _VERBS)
 _TRACKING = "ledger_migrations"
 _GUARD_FUNCTION = f"""
 CREATE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION '{GUARD_MESSAGE}: % refused', TG_OP;
 END $$"""
+
+
+def _guards(table: str) -> tuple[str, ...]:
+    return tuple(
+        f"CREATE TRIGGER {table}_refuse_{verb.lower()} BEFORE {verb} ON {table} FOR EACH {each}"
+        " EXECUTE FUNCTION ledger_refuse_change()"
+        for verb, each in _VERBS
+    )
+
+
+# events: `position` is the event's id, from a sequence (unique and increasing along each
+# stream, not gapless and not commit order: writers on different keys commit concurrently);
+# `hash` links each event to the one before it *in its stream*; `xid` is the writing
+# transaction's, by which the sequencer finds what has committed. chain: the global order,
+# gapless, built after commit by the sequencer (`ledger.sequencer`), each row linked to the
+# one before it. Nothing has shipped on the single-lock layout, so 0001 describes this one.
 # Text that the ledger compares or range-scans (streams, idempotency keys) sorts bytewise
 # ("C"), as on SQLite: a key's continuation rows (key + "\x1f" + n) must sort right after it.
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "0001_events",
         (
-            'CREATE TABLE events (position BIGINT PRIMARY KEY, stream TEXT COLLATE "C" NOT NULL,'
+            "CREATE SEQUENCE events_position_seq",
+            "CREATE TABLE events (position BIGINT PRIMARY KEY"
+            " DEFAULT nextval('events_position_seq'), stream TEXT COLLATE \"C\" NOT NULL,"
             " version BIGINT NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL,"
             ' recorded_at TEXT NOT NULL, idempotency_key TEXT COLLATE "C", hash TEXT NOT NULL,'
+            " xid xid8 NOT NULL DEFAULT pg_current_xact_id(),"
             " CONSTRAINT events_stream_version_key UNIQUE (stream, version))",
+            "ALTER SEQUENCE events_position_seq OWNED BY events.position",
             "CREATE UNIQUE INDEX idx_events_idempotency_key ON events (idempotency_key)"
             " WHERE idempotency_key IS NOT NULL",
+            "CREATE INDEX idx_events_xid ON events (xid, position)",
+            "CREATE TABLE chain (seq BIGINT PRIMARY KEY, position BIGINT NOT NULL UNIQUE,"
+            " xid xid8 NOT NULL, hash TEXT NOT NULL)",
             _GUARD_FUNCTION,
-            *(
-                f"CREATE TRIGGER {guard} BEFORE {verb} ON events FOR EACH {each}"
-                " EXECUTE FUNCTION ledger_refuse_change()"
-                for guard, verb, each in zip(
-                    GUARDS,
-                    ("UPDATE", "DELETE", "TRUNCATE"),
-                    ("ROW", "ROW", "STATEMENT"),
-                    strict=True,
-                )
-            ),
+            *(statement for table in GUARDED for statement in _guards(table)),
         ),
     ),
     (

@@ -12,6 +12,8 @@ class Record(msgspec.Struct, frozen=True, gc=False):
 
     `data` is the msgspec JSON body; `recorded_at` is the UTC ISO-8601 text that the hash
     covers; `idempotency_key` is the append's key on its first event (see `Ledger.append`).
+    `position` is the event's own number: on SQLite its place in the one hash chain, on
+    PostgreSQL a unique id increasing along its stream (the global order is the chain's).
     """
 
     position: int
@@ -22,6 +24,14 @@ class Record(msgspec.Struct, frozen=True, gc=False):
     recorded_at: str
     idempotency_key: str | None
     hash: str
+    seq: int = 0
+    """Its entry in PostgreSQL's global chain, when read by `read_all` (0 otherwise; on
+    SQLite `position` is its place in the one chain)."""
+
+    @property
+    def cursor(self) -> int:
+        """Where `read_all(after=...)` resumes after this record."""
+        return self.seq or self.position
 
 
 class Appended(msgspec.Struct, frozen=True):
@@ -124,6 +134,10 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     last_full: Mark | None = None
     anchor: Anchor | None = None
     anchor_found: str | None = None
+    pending: int = 0
+    """Events committed but not yet given a place in the global chain (PostgreSQL's
+    sequencer runs after commit): their stream links were checked, and they count in
+    `events`."""
 
     def checked_against(self, anchor: Anchor | None, found: str | None) -> VerifyReport:
         """This report with `anchor` checked (`found`: the hash stored at its position)."""

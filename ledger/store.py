@@ -67,10 +67,12 @@ class Ledger:
     """Append-only streams of msgspec events, with projections kept in step.
 
     Satisfies flowlib's `Store` protocol. One `Ledger` per process serves every thread:
-    each thread gets its own connection on first use (closed once the thread has ended),
-    and write transactions from all threads, processes (and, on PostgreSQL, hosts) are
-    serialised, so a check made inside `transaction()` still holds when the transaction
-    acts on it. Reads outside a transaction see the last commit and never wait for a writer.
+    each thread gets its own connection on first use (closed once the thread has ended).
+    A check made inside `transaction()` still holds when the transaction acts on it: on
+    SQLite every write transaction is serialised; on PostgreSQL (many hosts) a
+    transaction locks each stream it reads or appends to, and any other key it checks
+    (`lock`), so only transactions on the same keys wait for each other. Reads outside a
+    transaction see the last commit and never wait for a writer.
 
     `Ledger.open(target)` picks the backend: a file path is SQLite (the embedded default,
     see `SqliteLedger` for durability and locking), a `postgresql://` DSN is PostgreSQL.
@@ -83,6 +85,8 @@ class Ledger:
     dialect: ClassVar[Dialect]
     """Which SQL the ledger speaks, for the few places where it differs."""
     _unprobed_new_streams: ClassVar[bool] = False  # see `_write`
+    _read_sql: ClassVar[str] = _READ  # a stream's events, each with its predecessor's hash
+    _chain: ClassVar[verify.Chain] = verify.GLOBAL
 
     def __init__(
         self,
@@ -198,6 +202,10 @@ class Ledger:
     def _missing_guards(self, conn: Conn) -> list[str]:
         """The append-only guards (triggers) that are absent or disabled."""
         raise NotImplementedError
+
+    def _check_read(self, previous: str | None, row: verify.Row) -> None:
+        """Raise `ChainBroken` unless a row read links to `previous` (its predecessor's hash)."""
+        verify.check_link(previous, row)
 
     def _insert_rows(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
         """Insert complete event rows as given (`_restore`): multi-row INSERTs by default."""
@@ -355,8 +363,8 @@ class Ledger:
         """
         decode = decoder_for(type).decode
         out = []
-        for *row, previous in self._s.conn.execute(_READ, (stream, from_version)):
-            verify.check_link(previous, row)
+        for *row, previous in self._stream_rows(stream, from_version):
+            self._check_read(previous, row)
             try:
                 out.append(decode(row[4]))
             except msgspec.DecodeError as exc:
@@ -372,12 +380,24 @@ class Ledger:
         session = self._s
         if not session.joinable():
             return int(session.conn.execute(_VERSION, (stream,)).fetchone()[0] or 0)
+        session.guarded(session.hold, (stream,))
         version = session.versions.get(stream)
         if version is None:
             version = session.versions[stream] = int(
                 session.conn.execute(_VERSION, (stream,)).fetchone()[0] or 0
             )
         return version
+
+    def _stream_rows(self, stream: str, after: int) -> Any:
+        """The stream's rows after version `after`, each with its predecessor's stored hash.
+
+        Inside this thread's write transaction the stream is locked first (see `lock`), so
+        what the transaction reads of it stays true until it commits.
+        """
+        session = self._s
+        if session.joinable():
+            session.guarded(session.hold, (stream,))
+        return session.conn.execute(self._read_sql, (stream, after))
 
     def after_commit(
         self, fn: Callable[[], None], on_rollback: Callable[[], None] | None = None
@@ -389,14 +409,28 @@ class Ledger:
         """
         self._s.after_commit(fn, on_rollback)
 
+    def lock(self, *keys: str) -> None:
+        """Hold `keys` until this thread's write transaction ends; call before the reads they guard.
+
+        A check-then-act on a flow, a webhook or a SKU locks its key first, so two
+        transactions on one key run one after the other while transactions on different
+        keys run at once (PostgreSQL: advisory locks, taken in a sorted order in one round
+        trip). Every append also locks its own stream. On SQLite, whose writers are
+        serialised by one lock, it costs nothing.
+        """
+        session = self._s
+        if not session.joinable():
+            raise ValueError("lock() needs this thread's write transaction")
+        session.guarded(session.hold, keys)
+
     def records(self, stream: str) -> list[Record]:
         """The stream's stored records (position, time, type, JSON body), oldest first.
 
         Each is checked against its hash link first (`ChainBroken`).
         """
         out = []
-        for *row, previous in self._s.conn.execute(_READ, (stream, 0)):
-            verify.check_link(previous, row)
+        for *row, previous in self._stream_rows(stream, 0):
+            self._check_read(previous, row)
             p, st, v, t, d, at, k, h = row
             out.append(Record(p, st, v, t, d.encode(), at, k, h))
         return out
@@ -413,7 +447,7 @@ class Ledger:
             yield from page
             if len(page) < 1000:
                 return
-            after = page[-1].position
+            after = page[-1].cursor
             remaining = remaining - len(page) if remaining > 0 else -1
 
     def head(self) -> tuple[int, str]:
@@ -460,6 +494,7 @@ class Ledger:
                 self._missing_guards(conn),
                 self._engine_version(),
                 expect_head,
+                self._chain,
             )
         self._remember(report)
         return report
@@ -472,7 +507,7 @@ class Ledger:
         from the start (without the projection comparison of `verify`).
         """
         with self._s.reading() as conn:
-            report = verify.since_last(conn, self._engine_version(), expect_head)
+            report = verify.since_last(conn, self._engine_version(), expect_head, self._chain)
         self._remember(report)
         return report
 
@@ -507,7 +542,7 @@ class Ledger:
             conn = self._s.conn
             clear(conn, self.projections)  # then one pass: check each link and apply it
             count, _, broken, _ = self._s.guarded(
-                verify.walk, conn, 0, GENESIS, (self._s.tx, self.projections)
+                self._chain.walk, conn, 0, GENESIS, (self._s.tx, self.projections)
             )
             if broken is not None:  # raising rolls the cleared tables back
                 raise ChainBroken(broken.position, "its content does not give its stored hash")

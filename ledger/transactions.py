@@ -64,6 +64,9 @@ class Session:
         """Open the outermost write transaction (waiting at most `timeout` for the lock)."""
         raise NotImplementedError
 
+    def hold(self, keys: tuple[str, ...]) -> None:
+        """Hold `keys` until the transaction ends (nothing to do where writers are serialised)."""
+
     def translate(self, exc: Exception) -> LedgerError | None:
         """The typed ledger error for a driver failure, or None if it is a programming error."""
         raise NotImplementedError

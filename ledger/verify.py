@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Protocol
 
 from ledger.codec import GENESIS, chain_hash, now_text
 from ledger.errors import ChainBroken
@@ -31,6 +31,22 @@ _RECORD = (
 )
 Row = tuple[int, str, int, str, str, str, str | None, str]  # in EVENT_COLUMNS order
 Walked = tuple[int, tuple[int, str], BrokenLink | None, list[Gap]]  # what `walk` returns
+
+
+class Chain(Protocol):
+    """How a backend's events are chained: a walk over them in chain order, and anchors."""
+
+    def walk(
+        self,
+        conn: Conn,
+        after: int = 0,
+        previous: str = GENESIS,
+        rebuild: tuple[Tx, Sequence[Projection]] | None = None,
+    ) -> Walked: ...
+
+    def hash_at(self, conn: Conn, position: int) -> str | None: ...
+
+    def pending(self, conn: Conn) -> int: ...
 
 
 def check_link(previous: str | None, row: Row) -> None:
@@ -132,6 +148,7 @@ def full(
     missing_guards: list[str],
     engine_version: str,
     anchor: Anchor | None = None,
+    chain: Chain | None = None,
 ) -> VerifyReport:
     """The whole chain, and every projection against a rebuild into `scratch`'s tables.
 
@@ -143,24 +160,33 @@ def full(
     with scratch as tx:
         for projection in projections:
             projection.create(tx)
-        walked = walk(conn, rebuild=(tx, projections))
+        walked = (chain or GLOBAL).walk(conn, rebuild=(tx, projections))
         diffs = compare(stored, snapshot(tx.query, projections))
     return _report(
-        conn, walked, engine_version, anchor, projections=diffs, missing_guards=missing_guards
+        conn,
+        walked,
+        engine_version,
+        anchor,
+        chain or GLOBAL,
+        projections=diffs,
+        missing_guards=missing_guards,
     )
 
 
-def since_last(conn: Conn, engine_version: str, anchor: Anchor | None = None) -> VerifyReport:
+def since_last(
+    conn: Conn, engine_version: str, anchor: Anchor | None = None, chain: Chain | None = None
+) -> VerifyReport:
     """The chain from the last verified position to the head (a scrub)."""
+    chain = chain or GLOBAL
     start = mark(conn, "chain")
     after, previous = (0, GENESIS) if start is None else (start.position, start.hash)
-    events, head, broken, gaps = walk(conn, after=after, previous=previous)
+    events, head, broken, gaps = chain.walk(conn, after=after, previous=previous)
     if start is not None:
-        found = anchor_found(conn, Anchor(start.position, start.hash))
+        found = chain.hash_at(conn, start.position)
         if found != start.hash:  # changed, or gone, since it was verified
             broken = BrokenLink(start.position, start.hash, found or "")
     walked = (events, head, broken, gaps)
-    return _report(conn, walked, engine_version, anchor, full=False, since=after)
+    return _report(conn, walked, engine_version, anchor, chain, full=False, since=after)
 
 
 def _report(
@@ -168,6 +194,7 @@ def _report(
     walked: Walked,
     engine_version: str,
     anchor: Anchor | None,
+    chain: Chain,
     **fields: Any,
 ) -> VerifyReport:
     """A report on what `walk` found (and `fields`), ok only if nothing is wrong."""
@@ -181,17 +208,31 @@ def _report(
         gaps=gaps,
         sqlite_version=engine_version,
         last_full=mark(conn, "full"),
+        pending=chain.pending(conn),
         **fields,
     )
-    return report.checked_against(anchor, anchor_found(conn, anchor))
+    found = None if anchor is None else chain.hash_at(conn, anchor.position)
+    return report.checked_against(anchor, found)
 
 
-def anchor_found(conn: Conn, anchor: Anchor | None) -> str | None:
-    """The stored hash at the anchor's position (None: no anchor, or no such event)."""
-    if anchor is None:
-        return None
-    row = conn.execute(_PREDECESSOR, (anchor.position,)).fetchone()
-    return None if row is None else str(row[0])
+class _GlobalChain:
+    """SQLite's chain: every event linked to the one before it in position order."""
+
+    walk = staticmethod(walk)
+
+    @staticmethod
+    def hash_at(conn: Conn, position: int) -> str | None:
+        """The stored hash at `position` (None: no such event)."""
+        row = conn.execute(_PREDECESSOR, (position,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def pending(conn: Conn) -> int:
+        """Events not yet in the chain: none, since each is chained as it is written."""
+        return 0
+
+
+GLOBAL: Chain = _GlobalChain()
 
 
 def mark(conn: Conn, scope: str) -> Mark | None:

@@ -199,7 +199,7 @@ def test_exception_in_inner_block_undoes_only_that_block(ledger: Ledger) -> None
             raise RuntimeError("inner")
         ledger.append("account:b", [Deposited("b", 5)])
     assert [r.stream for r in ledger.read_all()] == ["account:a", "account:b"]
-    assert [r.position for r in ledger.read_all()] == [1, 2]
+    assert [r.cursor for r in ledger.read_all()] == [1, 2]  # the global order: no gap
     assert ledger.verify().ok
 
 

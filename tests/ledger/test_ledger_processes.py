@@ -39,7 +39,8 @@ def test_concurrent_writers_lose_and_duplicate_nothing(target: str) -> None:
         assert out.strip() == "done" and "locked" not in err
     with Ledger.open(target) as ledger:
         records = list(ledger.read_all())
-        assert [r.position for r in records] == list(range(1, len(names) * count + 1))
+        assert [r.cursor for r in records] == list(range(1, len(names) * count + 1))
+        assert len({r.position for r in records}) == len(records)
         shared = ledger.read("shared", Deposited)
         for name in names:
             private = ledger.read(f"private:{name}", Deposited)
