@@ -182,7 +182,12 @@ class OrderHandlers:
         return found
 
     def reserve_stock(self, request: ReserveStock, ctx: StepContext) -> None:
-        """Hold every line's stock, or raise `OutOfStock` naming each short SKU."""
+        """Hold every line's stock, or raise `OutOfStock` naming each short SKU.
+
+        The SKUs are locked first, in one sorted order (no two orders deadlock on them), so
+        two orders never both take the last units.
+        """
+        self.ledger.lock(*sorted({f"sku:{line.sku}" for line in request.lines}))
         short = []
         for line in request.lines:
             available = readmodel.available(self.ledger, line.sku)

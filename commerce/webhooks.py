@@ -54,7 +54,7 @@ from commerce.providers.base import (
 )
 from commerce.requests import AwaitPayment
 from commerce.review import held_stock
-from flowlib import Engine, FlowError
+from flowlib import Engine, FlowError, stream_of
 from ledger import Ledger, LedgerError
 
 Outcome = Literal["settled", "already_settled", "recorded", "refunded", "ignored"]
@@ -207,6 +207,8 @@ class Settler:
     def _settle_in(self, event: Inbound, body: bytes) -> _Settled:
         """Decide and record one delivery inside the open transaction."""
         digest = hashlib.sha256(body).hexdigest()
+        if not self.ledger.serialised:  # before any check: one decides, once, per order
+            self.ledger.lock(f"webhook:{event.event_id}", *self._order_keys(event))
         seen = readmodel.webhook_seen(self.ledger, event.event_id)
         if seen is not None:
             return self._repeat(event, digest, *seen)
@@ -252,6 +254,16 @@ class Settler:
         self.ledger.append(stream, [WebhookConflict(event_id=event.event_id, digest=digest)])
         reason = f"event {event.event_id} came again with a different body; the first one stands"
         return self._result(event.event_id, _Decision("recorded", reason, order_id))
+
+    def _order_keys(self, event: Inbound) -> list[str]:
+        """The lock key of the order the event is about (its intent's, else the hint's), if any.
+
+        The intent's order never changes once recorded, so it may be read before the lock.
+        """
+        intent_id = getattr(event.fact, "intent_id", None)
+        intent = readmodel.intent(self.ledger, intent_id) if intent_id else None
+        order_id = intent.order_id if intent is not None else event.order_hint
+        return [stream_of(order_id)] if order_id else []
 
     def _decide(self, event: Inbound) -> _Decision:
         fact = event.fact

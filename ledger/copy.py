@@ -6,12 +6,17 @@
   copy ends at the head seen at its start, and reports that head.
 - The source's whole chain is checked first, in pages (memory stays flat): a broken link
   is `ChainBroken` at its position, raised before the destination is opened.
-- The destination must hold no events (`DestinationNotEmpty`). Every event is stored as
-  it is (position, stream, version, type, body, time, key, hash) in batches, inside ONE
-  write transaction that also rebuilds the destination's projections from those events
-  and verifies the result (the chain, and the projections against a rebuild) before it
-  commits (`CopyUnverified` otherwise). The destination's chain is the source's, so an
-  anchor noted on the source (`POSITION:HASH`) is found on the destination.
+- The destination must hold no events (`DestinationNotEmpty`). Every event is stored with
+  its stream, version, type, body, time and key in the source's global order, in
+  batches, inside ONE write transaction that also rebuilds the destination's projections
+  from those events and verifies the result (the chain, and the projections against a
+  rebuild) before it commits (`CopyUnverified` otherwise).
+- Between two SQLite ledgers the destination's chain is the source's, position and hash
+  for each event, so an anchor noted on the source (`POSITION:HASH`) is found on the
+  destination. The backends chain differently (SQLite: one chain; PostgreSQL: a chain per
+  stream plus the global chain), so a copy to the other backend links the events anew
+  (a PostgreSQL destination keeps a PostgreSQL source's stream hashes, and numbers the
+  events in the global order): there, note the destination's head after the copy.
 
 Interrupted (kill -9, a lost connection, a refused check), the destination is left
 without events: nothing is visible before the one commit, so running the copy again just
@@ -26,18 +31,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
-from ledger import verify
-from ledger.codec import GENESIS
 from ledger.errors import CopyUnverified, DestinationNotEmpty
 from ledger.projection import Projection
 from ledger.records import Anchor, Record, VerifyReport
-from ledger.store import Ledger, stored_row
+from ledger.store import Ledger
 
 Stage = Literal["checked", "copied", "verified", "committed"]
 
@@ -80,14 +83,17 @@ def copy(
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     tell = progress or _quiet
     started = time.monotonic()
+    source.sync()
     with source.reading():
         head = source.head()
-        check_chain(source.read_all(limit=head[0]))
+        source._check_chain()
         tell(CopyProgress("checked", head[0], head[0]))
         with Ledger.open(target) as probe:  # refused before any projection is set up there
             refuse_events(probe)
         with Ledger.open(target, projections=projections) as destination:
-            report = _fill(source.read_all(limit=head[0]), destination, head, batch_size, tell)
+            records = source.read_all(limit=head[0])
+            same = type(destination)._chain is type(source)._chain
+            report = _fill(records, destination, head, batch_size, tell, same=same)
             path, landed = destination.path, destination.head()
     tell(CopyProgress("committed", head[0], head[0]))
     return CopyReport(
@@ -99,14 +105,6 @@ def copy(
         verified=report,
         seconds=round(time.monotonic() - started, 3),
     )
-
-
-def check_chain(records: Iterable[Record]) -> None:
-    """Raise `ChainBroken` at the first record (from position 1 on) that does not link."""
-    expected, previous = 1, GENESIS
-    for record in records:
-        verify.check_link(previous if record.position == expected else None, stored_row(record))
-        expected, previous = record.position + 1, record.hash
 
 
 def refuse_events(destination: Ledger) -> None:
@@ -122,17 +120,24 @@ def _fill(
     head: tuple[int, str],
     batch_size: int,
     tell: Callable[[CopyProgress], None],
+    *,
+    same: bool,
 ) -> VerifyReport:
-    """In one transaction: the records in batches, then a full verification of the result."""
+    """In one transaction: the records in batches, then a full verification of the result.
+
+    `same`: the destination chains as the source does (its head must be the source's).
+    """
     total = head[0]
     with destination.transaction():
+        destination.lock("ledger:copy")
         refuse_events(destination)  # again, under the write lock
         done = 0
         while batch := list(itertools.islice(records, batch_size)):
-            destination._restore(batch)
+            destination._restore(batch, relink=not same)
             done += len(batch)
             tell(CopyProgress("copied", done, total))
-        report = destination.verify(expect_head=Anchor(*head) if total else None)
+        anchor = Anchor(*head) if total and same else None
+        report = destination.verify(expect_head=anchor)
         if not report.ok or report.events != total:
             raise CopyUnverified(destination.path, report)
         tell(CopyProgress("verified", done, total))

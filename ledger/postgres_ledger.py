@@ -29,15 +29,16 @@ from psycopg import sql
 
 from ledger import postgres_schema, sequencer
 from ledger.append import Batch, find_repeat, row_key
-from ledger.codec import GENESIS, now_text, stream_link
+from ledger.codec import GENESIS, global_link, now_text, stream_link
 from ledger.errors import (
     ConcurrencyError,
+    InvalidAppend,
     LedgerError,
     ReadOnlyLedger,
     TransactionConflict,
 )
 from ledger.postgres import PgConn, PgTx, connect, translate
-from ledger.projection import EVENT_COLUMNS, Projection
+from ledger.projection import EVENT_COLUMNS, Projection, clear
 from ledger.records import Anchor, Appended, Record, VerifyReport
 from ledger.schema import APPLICATION_ID
 from ledger.sequencer import Sequencer, lock_key
@@ -75,6 +76,13 @@ _READ_ALL = (
     " WHERE c.seq > ? ORDER BY c.seq LIMIT ?"
 )
 _HEAD = "SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1"
+# A restore's chain entries, in its own transaction: positions ascend along the chain, as
+# the sequencer's order (xid, position) needs.
+_ENTER = (
+    "INSERT INTO chain (seq, position, xid, hash) SELECT s, p, pg_current_xact_id(), h"
+    " FROM unnest(?::bigint[], ?::bigint[], ?::text[]) AS t(s, p, h)"
+)
+_RESEQUENCE = "SELECT setval('events_position_seq', (SELECT max(position) FROM events))"
 SYNC_WAIT = 5.0  # seconds a read of the global chain waits for the sequencer to catch up
 
 
@@ -182,6 +190,7 @@ class PostgresLedger(Ledger):
     """The ledger in one schema of a PostgreSQL database; see the module docstring."""
 
     dialect: ClassVar[Dialect] = "postgresql"
+    serialised: ClassVar[bool] = False
     _read_sql: ClassVar[str] = _READ
     _chain = StreamChains()
 
@@ -332,6 +341,73 @@ class PostgresLedger(Ledger):
         return super().scrub(expect_head=expect_head)
 
     # -- appends ------------------------------------------------------------------------
+
+    def _store_verbatim(self, s: Session, records: Sequence[Record], relink: bool) -> None:
+        """Store restored records (`Ledger._restore`): each a stream's next version, its
+        stream hash kept (checked) or, with `relink`, computed; numbered and given their
+        global chain entries in the order given, in this transaction."""
+        session = _session(s)
+        conn = session.conn
+        seq, chained = self._chain_tip(conn)
+        position = int(conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0])
+        empty = position == 0
+        events: list[tuple[Any, ...]] = []
+        entries: tuple[list[int], list[int], list[str]] = ([], [], [])
+        for record in records:
+            stream, version = record.stream, record.version
+            known = session.versions.get(stream)
+            if known is None and version > 1:  # the stream was there before this restore
+                known, session.links[stream] = _tip(conn, stream)
+            if version != (known or 0) + 1:
+                reason = f"version {version} does not follow version {known or 0}"
+                raise InvalidAppend(stream, reason)
+            previous = session.links.get(stream, GENESIS)
+            position, seq = position + 1, seq + 1
+            row = (
+                position,
+                stream,
+                version,
+                record.type,
+                record.data.decode(),
+                record.recorded_at,
+                record.idempotency_key,
+                record.hash,
+            )
+            if relink:
+                row = (
+                    *row[:7],
+                    stream_link(
+                        previous,
+                        stream,
+                        version,
+                        record.type,
+                        record.data,
+                        record.recorded_at,
+                        record.idempotency_key,
+                    ),
+                )
+            else:
+                check_stream_link(previous, row)
+            chained = global_link(chained, seq, position, row[7])
+            events.append(row)
+            for column, value in zip(entries, (seq, position, chained), strict=True):
+                column.append(value)  # type: ignore[attr-defined]
+            session.versions[stream], session.links[stream] = version, row[7]
+        session.partial = True
+        if empty:
+            clear(conn, self.projections)
+        self._insert_rows(conn, events)
+        conn.execute(_ENTER, entries)
+        conn.execute(_RESEQUENCE)
+        session.wrote = True
+        self._project_runs(
+            session.tx,
+            [Record(p, st, v, t, d.encode(), at, k, h) for p, st, v, t, d, at, k, h in events],
+        )
+
+    def _chain_tip(self, conn: PgConn) -> tuple[int, str]:
+        row = conn.execute(_HEAD).fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
     def _write(
         self, s: Session, stream: str, batch: Batch, expected: int | None, key: str | None

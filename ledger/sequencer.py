@@ -51,7 +51,9 @@ _ADD = (
     " unnest(?::bigint[], ?::bigint[], ?::text[]::xid8[], ?::text[])"
 )
 _LAST_EVENT = "SELECT xid::text, position FROM events ORDER BY xid DESC, position DESC LIMIT 1"
-_COVERS = "SELECT (SELECT (xid, position) FROM chain ORDER BY seq DESC LIMIT 1) >= (?::xid8, ?::bigint)"
+_COVERS = (
+    "SELECT (SELECT (xid, position) FROM chain ORDER BY seq DESC LIMIT 1) >= (?::xid8, ?::bigint)"
+)
 
 
 def lock_key(schema: str, key: str) -> int:

@@ -85,6 +85,8 @@ class Ledger:
     dialect: ClassVar[Dialect]
     """Which SQL the ledger speaks, for the few places where it differs."""
     _unprobed_new_streams: ClassVar[bool] = False  # see `_write`
+    serialised: ClassVar[bool] = True
+    """True if every write transaction runs alone (SQLite), so `lock` is never needed."""
     _read_sql: ClassVar[str] = _READ  # a stream's events, each with its predecessor's hash
     _chain: ClassVar[verify.Chain] = verify.GLOBAL
 
@@ -568,23 +570,38 @@ class Ledger:
         chosen = self.projections[1:] if projections is None else projections
         return copy(self, target, chosen, batch_size=batch_size, progress=progress)
 
-    def _restore(self, records: Sequence[Record]) -> None:
-        """Store `records` exactly as given after the head, and apply them to the projections.
+    def sync(self, timeout: float = 5.0) -> bool:
+        """Wait until the global chain holds every committed event (PostgreSQL, whose
+        sequencer runs after commit); True at once on SQLite, which chains as it writes."""
+        return True
 
-        Inside this thread's write transaction (for `copy_to`): positions, versions, times,
-        keys and hashes are the records' own, so the chain is theirs. Each must link to the
-        one before it (`ChainBroken`, `InvalidAppend`: nothing of the call is kept). Onto an
-        empty ledger, the projections' tables are emptied first (no events: no rows).
+    def _check_chain(self) -> None:
+        """Raise `ChainBroken` at the first event that does not link (a whole walk, paged)."""
+        session = self._s
+        broken = session.guarded(self._chain.walk, session.conn)[2]
+        if broken is not None:
+            raise ChainBroken(broken.position, "its content does not give its stored hash")
+
+    def _restore(self, records: Sequence[Record], *, relink: bool = False) -> None:
+        """Store `records` after the head, and apply them to the projections (`copy_to`).
+
+        Inside this thread's write transaction. Versions, times and keys are the records'
+        own; so are positions and hashes unless `relink` (records from a ledger that chains
+        differently: they are numbered and linked here). Each must follow the one before
+        it (`ChainBroken`, `InvalidAppend`: nothing of the call is kept). Onto an empty
+        ledger, the projections' tables are emptied first (no events: no rows).
         """
         session = self._s
         if not session.joinable():
             raise ValueError("_restore() needs this thread's write transaction")
-        session.join(self._store_verbatim, session, records)
+        session.join(self._store_verbatim, session, records, relink)
 
-    def _store_verbatim(self, s: Session, records: Sequence[Record]) -> None:
+    def _store_verbatim(self, s: Session, records: Sequence[Record], relink: bool) -> None:
         conn = s.conn
         position, previous = s.tip or verify.checked_tip(conn)
         empty = position == 0
+        if relink:
+            records = _relinked(records, position, previous)
         rows: list[tuple[Any, ...]] = []
         for record in records:
             if record.position != position + 1:
@@ -600,13 +617,19 @@ class Ledger:
         self._insert_rows(conn, rows)
         s.tip = (position, previous)
         s.versions.clear()  # the streams moved without `_write` counting them
-        # Each run of one stream's records as one batch, as its appends were (one statement
-        # per run, not per event: a round trip each on PostgreSQL); rows end as `apply` of
-        # each in turn would leave them (`Projection`), which `copy_to`'s verify checks.
+        self._project_runs(s.tx, records)
+
+    def _project_runs(self, tx: Tx, records: Sequence[Record]) -> None:
+        """Apply restored records to the projections, each run of one stream as one batch.
+
+        As its appends were (one statement per run, not per event: a round trip each on
+        PostgreSQL); rows end as `apply` of each in turn would leave them (`Projection`),
+        which `copy_to`'s verify checks.
+        """
         for _, run in itertools.groupby(records, key=_stream):
             batch = list(run)
             for apply in self._applies:
-                apply(s.tx, batch)
+                apply(tx, batch)
 
     def _write(
         self, s: Session, stream: str, batch: Batch, expected: int | None, key: str | None
@@ -687,6 +710,36 @@ def _insert(conn: Conn, rows: list[tuple[Any, ...]]) -> None:
 @functools.cache
 def _insert_sql(count: int) -> str:
     return _INSERT + ", ".join([_ROW] * count)
+
+
+def _relinked(records: Sequence[Record], position: int, previous: str) -> list[Record]:
+    """`records` numbered and chained after (`position`, `previous`), their content kept."""
+    out = []
+    for r in records:
+        position += 1
+        previous = chain_hash(
+            previous,
+            position,
+            r.stream,
+            r.version,
+            r.type,
+            r.data,
+            r.recorded_at,
+            r.idempotency_key,
+        )
+        out.append(
+            Record(
+                position,
+                r.stream,
+                r.version,
+                r.type,
+                r.data,
+                r.recorded_at,
+                r.idempotency_key,
+                previous,
+            )
+        )
+    return out
 
 
 def _stream(record: Record) -> str:
