@@ -1,0 +1,196 @@
+"""PostgreSQL's two chains against the real server: per-key locks, the sequencer, verify.
+
+Writers on different keys commit at once; the sequencer puts their events in one gapless
+global chain in an order that never changes once read, and respects every stream's order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from ledger_helpers import Balances, Deposited
+from pg import fresh_schema
+
+from ledger import Ledger, TransactionConflict
+from ledger.postgres import PgConn
+from ledger.sequencer import covers, sequence_batch
+
+
+@pytest.fixture
+def dsn() -> Iterator[str]:
+    with fresh_schema() as target:
+        yield target
+
+
+def raw(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(dsn, autocommit=True)
+
+
+def chain(dsn: str) -> list[tuple[int, int]]:
+    with raw(dsn) as conn:
+        return [
+            (int(s), int(p))
+            for s, p in conn.execute("SELECT seq, position FROM chain ORDER BY seq")
+        ]
+
+
+def test_writers_on_different_keys_do_not_wait_for_each_other(dsn: str) -> None:
+    """One transaction holds account:a open; another commits account:b meanwhile."""
+    with (
+        Ledger.open(dsn, projections=[Balances()]) as first,
+        Ledger.open(dsn, projections=[Balances()]) as second,
+    ):
+        holding, done = threading.Event(), threading.Event()
+
+        def hold_a() -> None:
+            with first.transaction():
+                first.append("account:a", [Deposited("a", 1)])
+                holding.set()
+                done.wait(10)
+
+        thread = threading.Thread(target=hold_a)
+        thread.start()
+        assert holding.wait(10)
+        started = time.monotonic()
+        second.append("account:b", [Deposited("b", 2)])  # would wait behind a global lock
+        waited = time.monotonic() - started
+        done.set()
+        thread.join()
+        assert waited < 5
+        # chained in the order the writers began writing (a's transaction is the older)
+        assert first.sync() and [r.stream for r in first.read_all()] == ["account:a", "account:b"]
+        assert first.verify().ok
+
+
+def test_an_event_is_not_chained_before_an_older_transaction_ends(dsn: str) -> None:
+    """The line is the oldest open writer: a later commit waits for it, then follows it."""
+    Ledger.open(dsn).close()
+    with raw(dsn) as older, raw(dsn) as newer, raw(dsn) as seq_raw:
+        seq = PgConn(seq_raw, dsn)
+        older.execute("BEGIN")
+        older.execute(
+            "INSERT INTO events (stream, version, type, data, recorded_at, hash)"
+            " VALUES ('s:old', 1, 'T', '{}', 't', 'h')"
+        )
+        newer.execute(
+            "INSERT INTO events (stream, version, type, data, recorded_at, hash)"
+            " VALUES ('s:new', 1, 'T', '{}', 't', 'h')"
+        )
+        assert sequence_batch(seq, "x") == 0  # the newer one is committed, but not chained
+        assert not covers(seq)
+        older.execute("COMMIT")
+        assert sequence_batch(seq, "x") == 2
+        assert covers(seq)
+    with raw(dsn) as conn:
+        streams = conn.execute(
+            "SELECT e.stream FROM chain c JOIN events e USING (position) ORDER BY c.seq"
+        ).fetchall()
+    assert streams == [("s:old",), ("s:new",)]  # the older transaction's event first
+
+
+def test_one_leader_chains_gaplessly_while_many_write(dsn: str) -> None:
+    """Four ledgers (four sequencer threads) and eight writer threads: one chain, no gap."""
+    ledgers = [Ledger.open(dsn, projections=[Balances()]) for _ in range(4)]
+    try:
+
+        def write(index: int) -> None:
+            ledger = ledgers[index % 4]
+            for n in range(25):
+                ledger.append(f"account:{index}", [Deposited(str(index), n)])
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert ledgers[0].sync()
+        leaders = [ledger.sequencer.leader for ledger in ledgers]  # type: ignore[attr-defined]
+        assert sum(leaders) <= 1
+        entries = chain(dsn)
+        assert [s for s, _ in entries] == list(range(1, 201))
+        assert len({p for _, p in entries}) == 200
+        for index in range(8):  # each stream's versions in order along the chain
+            amounts = [r.data for r in ledgers[0].read_all() if r.stream == f"account:{index}"]
+            assert len(amounts) == 25
+        report = ledgers[1].verify()
+        assert report.ok and report.events == 200 and report.pending == 0
+    finally:
+        for ledger in ledgers:
+            ledger.close()
+
+
+def test_a_clean_close_leaves_nothing_unchained(dsn: str) -> None:
+    with Ledger.open(dsn) as ledger:
+        for n in range(30):
+            ledger.append("account:a", [Deposited("a", n)])
+    assert len(chain(dsn)) == 30
+    with Ledger.open(dsn, readonly=True) as reader:
+        assert reader.verify().pending == 0
+
+
+def test_verify_reports_events_the_sequencer_has_not_reached(dsn: str) -> None:
+    """Pending events are checked on their stream links, counted, and not an error."""
+    Ledger.open(dsn).close()
+    with raw(dsn) as blocker, Ledger.open(dsn) as ledger:
+        blocker.execute("BEGIN")
+        blocker.execute("SELECT pg_current_xact_id()")  # an open writer holds the line
+        ledger.append("account:a", [Deposited("a", 1)])
+        assert not ledger.sync(timeout=0.3)
+        report = ledger.verify()
+        assert report.ok and report.events == 1 and report.pending == 1
+        blocker.execute("ROLLBACK")
+        assert ledger.sync()
+        assert ledger.verify().pending == 0
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE chain SET hash = repeat('0', 64) WHERE seq = 2",
+        "DELETE FROM chain WHERE seq = 2",
+        "UPDATE events SET data = replace(data, '1', '7') WHERE stream = 'account:b'",
+        "UPDATE chain SET position = position + 1000 WHERE seq = 3",
+    ],
+)
+def test_an_edit_behind_the_triggers_is_flagged(dsn: str, edit: str) -> None:
+    with Ledger.open(dsn, projections=[Balances()]) as ledger:
+        for stream in ("account:a", "account:b", "account:a", "account:c"):
+            ledger.append(stream, [Deposited(stream[-1], 1)])
+        assert ledger.verify().ok
+        with raw(dsn) as conn:
+            conn.execute("SET session_replication_role = replica")  # triggers off
+            conn.execute(edit)
+        report = ledger.verify()
+        assert not report.ok and (report.broken is not None or report.gaps)
+
+
+def test_the_triggers_refuse_changes_to_the_chain(dsn: str) -> None:
+    with Ledger.open(dsn) as ledger:
+        ledger.append("account:a", [Deposited("a", 1)])
+        assert ledger.sync()
+    with raw(dsn) as conn:
+        for statement in ("UPDATE chain SET hash = 'x'", "DELETE FROM chain", "TRUNCATE chain"):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute(statement)
+
+
+def test_a_late_lock_that_would_reorder_a_stream_is_refused(dsn: str) -> None:
+    """A transaction that wrote first, then appends to a stream a younger one moved since:
+    its event would precede its own predecessor in the global chain, so it is refused
+    (`TransactionConflict`, nothing written) and succeeds when run again."""
+    with Ledger.open(dsn) as early, Ledger.open(dsn) as late:
+        late.append("account:s", [Deposited("s", 0)])
+        with pytest.raises(TransactionConflict), early.transaction():
+            early.append("account:x", [Deposited("x", 1)])  # this transaction's id is older
+            late.append("account:s", [Deposited("s", 1)])  # a younger one moves account:s
+            early.append("account:s", [Deposited("s", 2)])
+        assert [e.amount for e in early.read("account:s", Deposited)] == [0, 1]
+        assert early.read("account:x", Deposited) == []
+        with early.transaction():  # run again: nothing younger has moved account:s since
+            early.append("account:x", [Deposited("x", 1)])
+            early.append("account:s", [Deposited("s", 2)])
+        assert early.verify().ok
