@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import msgspec
@@ -52,7 +51,11 @@ def tail(
     interval: Annotated[
         float,
         typer.Option(
-            "--interval", min=0.05, metavar="SECONDS", help="Seconds between polls with --follow."
+            "--interval",
+            min=0.05,
+            metavar="SECONDS",
+            help="Longest wait between looks for new events with --follow (PostgreSQL is"
+            " woken by each commit sooner).",
         ),
     ] = 0.5,
     as_json: JsonOption = False,
@@ -76,8 +79,8 @@ def tail(
         if follow:
             try:
                 while True:
-                    time.sleep(interval)
-                    last = _show(list(shop.ledger.read_all(after=last)), as_json, last)
+                    if shop.ledger.wait_for_events(last, interval):
+                        last = _show(list(shop.ledger.read_all(after=last)), as_json, last)
             except KeyboardInterrupt:
                 return
 
@@ -88,7 +91,7 @@ def _show(records: list[Record], as_json: bool, last: int) -> int:
             typer.echo(msgspec.json.encode(_entry(record)).decode())
         else:
             typer.echo(_line(record))
-    return records[-1].position if records else last
+    return records[-1].cursor if records else last
 
 
 @app.command("verify")

@@ -37,6 +37,7 @@ from ledger.errors import (
     ReadOnlyLedger,
     TransactionConflict,
 )
+from ledger.listener import Listener
 from ledger.postgres import PgConn, PgTx, connect, translate
 from ledger.projection import EVENT_COLUMNS, Projection, clear
 from ledger.records import Anchor, Appended, Record, VerifyReport
@@ -83,7 +84,8 @@ _ENTER = (
     " FROM unnest(?::bigint[], ?::bigint[], ?::text[]) AS t(s, p, h)"
 )
 _RESEQUENCE = "SELECT setval('events_position_seq', (SELECT max(position) FROM events))"
-SYNC_WAIT = 5.0  # seconds a read of the global chain waits for the sequencer to catch up
+SYNC_WAIT = 5.0  # seconds `sync` waits for the sequencer by default (verify, copy)
+READ_WAIT = 1.0  # seconds `read_all` waits for it (an old open transaction may hold it back)
 
 
 class Writers:
@@ -211,6 +213,7 @@ class PostgresLedger(Ledger):
         self._busy_timeout = busy_timeout
         self._writers = Writers()
         self.sequencer = Sequencer(connector, schema)
+        self._listener = Listener(connector)
         super().__init__(first, connector, path, projections, readonly=readonly)
 
     @classmethod
@@ -277,6 +280,7 @@ class PostgresLedger(Ledger):
         with self._writers.drained(self._busy_timeout):
             yield
         self.sequencer.stop()  # after a last pass: a clean stop leaves nothing unchained
+        self._listener.close()
 
     def _wake_sequencer(self) -> None:
         if not self._forked:
@@ -303,12 +307,11 @@ class PostgresLedger(Ledger):
         return True
 
     def head(self) -> tuple[int, str]:
-        """The global chain's last entry and its hash ((0, GENESIS) when empty)."""
-        session = self._s
-        if session.depth == 0 and not session._open():
-            self.sync()
-        row = session.conn.execute(_HEAD).fetchone()
-        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+        """The global chain's last entry and its hash ((0, GENESIS) when empty).
+
+        Events the sequencer has not reached yet are not counted: `sync()` waits for them.
+        """
+        return self._chain_tip(_pg(self._s.conn))
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> Iterator[Record]:
         """Every event after global chain entry `after`, in the chain's order (see `Ledger`).
@@ -318,7 +321,7 @@ class PostgresLedger(Ledger):
         """
         session = self._s
         if session.depth == 0 and not session._open():
-            self.sync()
+            self.sync(READ_WAIT)
         remaining = -1 if limit is None else limit
         while remaining:
             size = 1000 if remaining < 0 else min(remaining, 1000)
@@ -329,6 +332,12 @@ class PostgresLedger(Ledger):
                 return
             after = page[-1][8]
             remaining = remaining - len(page) if remaining > 0 else -1
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """See `Ledger.wait_for_events`: woken by the sequencer's NOTIFY, never polling fast."""
+        session = self._s
+        conn = _pg(session.conn)
+        return self._listener.wait(lambda: self._chain_tip(conn)[0] > after, timeout)
 
     def verify(self, *, expect_head: Anchor | None = None) -> VerifyReport:
         """See `Ledger.verify`; waits (bounded) for the sequencer first, and checks both chains."""

@@ -13,6 +13,7 @@ import functools
 import itertools
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from ledger.sqlite import LedgerDatabase
 
 Synchronous = Literal["FULL", "NORMAL"]
+FOLLOW_POLL = 0.1  # seconds between looks at the head while waiting for events (SQLite)
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 _TIP = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
@@ -456,6 +458,21 @@ class Ledger:
         """The last position and its hash ((0, GENESIS) when empty)."""
         row = self._s.conn.execute(_TIP).fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Wait until the ledger holds events after global position `after`, at most `timeout`
+        seconds; True if it does. For followers (`ledger tail --follow`, the worker).
+
+        SQLite looks at the head every `FOLLOW_POLL` seconds; PostgreSQL wakes on the
+        sequencer's notification (`ledger.listener`).
+        """
+        deadline = time.monotonic() + timeout
+        while self.head()[0] <= after:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, FOLLOW_POLL))
+        return True
 
     def count(self) -> int:
         """The number of stored events."""

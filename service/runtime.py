@@ -122,8 +122,15 @@ class Service:
     def run_worker(self, stop: threading.Event) -> None:
         """Run the worker's jobs in this thread until `stop` (or `close`) is set."""
         worker = Worker(self.shop, settings=self.settings, health=self.health, metrics=self.metrics)
+        ledger = self.shop.ledger
+        seen = ledger.head()[0]
         while not (stop.is_set() or self._stop.is_set()):
-            stop.wait(min(worker.step(), 1.0))  # wakes within a second of `close`
+            pause = min(worker.step(), 1.0)  # wakes within a second of `close`
+            if ledger.serialised:
+                stop.wait(pause)
+            elif ledger.wait_for_events(seen, pause):  # PostgreSQL: a commit anywhere
+                seen = ledger.head()[0]
+                worker.nudge("timers")  # it may have set a timer due sooner than the next look
 
     def close(self) -> None:
         """Drain: report draining, stop the worker, wait for deliveries in flight, close.

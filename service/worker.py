@@ -22,6 +22,8 @@ from service.logs import line
 from service.metrics import Metrics
 from service.settings import Settings
 
+NUDGE_GAP = 0.1
+"""Seconds at least between two nudged runs of a job (commits may come by the hundred)."""
 WAKE_JITTER = 0.25
 """Up to this many seconds after a timer falls due, so processes do not all wake at once."""
 
@@ -35,6 +37,7 @@ class _Job:
     base_backoff: float
     next_at: float = 0.0
     failures: int = field(default=0)
+    ran_at: float = 0.0
 
 
 class Worker:
@@ -71,7 +74,15 @@ class Worker:
                 self._run(job)
         return max(0.0, min(job.next_at for job in self.jobs) - time.monotonic())
 
+    def nudge(self, name: str) -> None:
+        """Run the job `name` at the next `step` (e.g. timers, after another process wrote)."""
+        for job in self.jobs:
+            if job.name == name and not job.failures:  # a failing job keeps its backoff
+                soonest = max(time.monotonic(), job.ran_at + NUDGE_GAP)
+                job.next_at = min(job.next_at, soonest)
+
     def _run(self, job: _Job) -> None:
+        job.ran_at = time.monotonic()
         try:
             wanted = job.run()
         except Exception as exc:  # the worker outlives any one failure: log, back off, retry

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -194,3 +195,34 @@ def test_a_late_lock_that_would_reorder_a_stream_is_refused(dsn: str) -> None:
             early.append("account:x", [Deposited("x", 1)])
             early.append("account:s", [Deposited("s", 2)])
         assert early.verify().ok
+
+
+def test_only_the_sequencer_notifies_and_a_follower_wakes_on_it(dsn: str) -> None:
+    """A commit sends nothing; the batch that chains it sends one NOTIFY, which wakes
+    `wait_for_events` (tail --follow and the worker wait on it)."""
+    schema = dsn.rsplit("search_path%3D", 1)[1].split("&", 1)[0]
+    with (
+        Ledger.open(dsn) as writer,
+        Ledger.open(dsn, readonly=True) as follower,
+        raw(dsn) as listening,
+        raw(dsn) as blocker,
+    ):
+        listening.execute("LISTEN orderflow_chain")
+        blocker.execute("BEGIN")
+        blocker.execute("SELECT pg_current_xact_id()")  # holds the sequencer back
+        writer.append("account:a", [Deposited("a", 1)])
+        assert list(listening.notifies(timeout=0.5, stop_after=1)) == []  # the commit: none
+        assert not follower.wait_for_events(0, timeout=0.2)
+        blocker.execute("ROLLBACK")
+        notes = list(listening.notifies(timeout=10, stop_after=1))
+        assert [n.payload for n in notes] == [f"{schema} 1"]
+        assert follower.wait_for_events(0, timeout=10)
+        assert not follower.wait_for_events(1, timeout=0.2)
+
+
+def test_wait_for_events_on_sqlite_sees_another_connections_commit(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    with Ledger.open(path) as writer, Ledger.open(path, readonly=True) as follower:
+        assert not follower.wait_for_events(0, timeout=0.15)
+        writer.append("account:a", [Deposited("a", 1)])
+        assert follower.wait_for_events(0, timeout=5)
