@@ -150,6 +150,11 @@ def _print_report(report: VerifyReport) -> None:
         if last
         else "  last full verification: never"
     )
+    if report.pending:
+        typer.echo(
+            f"  {report.pending} events not in the global chain yet (their stream links"
+            " were checked): the sequencer chains them once older open transactions end"
+        )
     if report.broken:
         typer.echo(f"  broken hash chain at position {report.broken.position}")
     for gap in report.gaps:

@@ -129,8 +129,8 @@ def _fill(
     """
     total = head[0]
     with destination.transaction():
-        destination.lock("ledger:copy")
-        refuse_events(destination)  # again, under the write lock
+        destination._keep_writers_out(destination._s.conn)
+        refuse_events(destination)  # again, with every other writer kept out
         done = 0
         while batch := list(itertools.islice(records, batch_size)):
             destination._restore(batch, relink=not same)

@@ -77,6 +77,8 @@ _READ_ALL = (
     " WHERE c.seq > ? ORDER BY c.seq LIMIT ?"
 )
 _HEAD = "SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1"
+_CURSOR = "SELECT xid::text, position FROM chain ORDER BY seq DESC LIMIT 1"
+_UNCHAINED_OF = "SELECT 1 FROM events WHERE xid = ?::xid8 AND position > ? LIMIT 1"
 # A restore's chain entries, in its own transaction: positions ascend along the chain, as
 # the sequencer's order (xid, position) needs.
 _ENTER = (
@@ -126,15 +128,15 @@ class PgSession(Session):
         schema: str,
         writers: Writers,
         readonly: bool,
-        committed: Callable[[], None],
+        committed: Callable[[int], None],
     ) -> None:
         super().__init__(conn, PgTx(conn), path, readonly=readonly)
         self._schema = schema
         self._writers = writers
-        self._committed = committed  # told after a commit that wrote events
+        self._committed = committed  # told the xid of each commit that wrote events
         self.held: set[str] = set()  # the keys this transaction has locked
         self.links: dict[str, str] = {}  # stream -> its tip's hash, read under its lock
-        self.wrote = False
+        self.wrote: int | None = None  # this transaction's id, once it wrote events
 
     def translate(self, exc: Exception) -> LedgerError | None:
         """The typed ledger error for a psycopg failure (None: a programming error)."""
@@ -146,9 +148,13 @@ class PgSession(Session):
     def _unlock(self) -> None:
         self.held.clear()  # the advisory locks ended with the transaction
         self._writers.leave()
-        if self.wrote:
-            self.wrote = False
-            self._committed()
+
+    def finish(self, exc: BaseException | None) -> None:
+        """End the outermost transaction (see `Session.finish`); a commit that wrote is told."""
+        wrote, self.wrote = self.wrote, None
+        super().finish(exc)
+        if wrote is not None and exc is None:
+            self._committed(wrote)
 
     def forget(self) -> None:
         """Drop the cached versions and links, and what was locked (a savepoint's rollback
@@ -213,6 +219,9 @@ class PostgresLedger(Ledger):
         self._busy_timeout = busy_timeout
         self._writers = Writers()
         self.sequencer = Sequencer(connector, schema)
+        self._own = 0  # the id of this ledger's last committed transaction that wrote
+        self._chained = 0  # the last such id whose events were all seen chained
+        self._own_lock = threading.Lock()
         self._listener = Listener(connector)
         super().__init__(first, connector, path, projections, readonly=readonly)
 
@@ -267,13 +276,16 @@ class PostgresLedger(Ledger):
         session = self._s
         return session.guarded(session.conn.rows, sql, params)  # type: ignore[attr-defined]
 
+    def _keep_writers_out(self, conn: Conn) -> None:
+        # Readers go on; an append waits at its INSERT (after its locks: no deadlock, since
+        # this transaction takes none of them) until this one ends.
+        conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+
     def _check_read(self, previous: str | None, row: Row) -> None:
         check_stream_link(previous, row)
 
     def _make_session(self, conn: PgConn) -> PgSession:
-        return PgSession(
-            conn, self.path, self.schema, self._writers, self.readonly, self._wake_sequencer
-        )
+        return PgSession(conn, self.path, self.schema, self._writers, self.readonly, self._written)
 
     @contextlib.contextmanager
     def _closing(self) -> Iterator[None]:
@@ -282,10 +294,34 @@ class PostgresLedger(Ledger):
         self.sequencer.stop()  # after a last pass: a clean stop leaves nothing unchained
         self._listener.close()
 
+    def _written(self, xid: int) -> None:
+        """After a commit that wrote: wake the sequencer, and note what reads must see."""
+        with self._own_lock:
+            self._own = max(self._own, xid)
+        self._wake_sequencer()
+
     def _wake_sequencer(self) -> None:
         if not self._forked:
             self.sequencer.poke()
             self.sequencer.ensure()
+
+    def _see_own_writes(self) -> None:
+        """Wait (bounded) until the chain holds this ledger's own commits: read your writes.
+
+        Others' commits are not waited for (the sequencer chains them within moments, and
+        an old open transaction elsewhere must not stall every read here).
+        """
+        session = self._s
+        own = self._own
+        if session.depth or session._open() or own <= self._chained:
+            return
+        deadline, pause = time.monotonic() + READ_WAIT, 0.001
+        while not session.guarded(_chained, _pg(session.conn), own):
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        self._chained = max(self._chained, own)
 
     # -- the global chain --------------------------------------------------------------
 
@@ -309,8 +345,10 @@ class PostgresLedger(Ledger):
     def head(self) -> tuple[int, str]:
         """The global chain's last entry and its hash ((0, GENESIS) when empty).
 
-        Events the sequencer has not reached yet are not counted: `sync()` waits for them.
+        This ledger's own commits are in it (it waits, bounded, for the sequencer); others'
+        may not be yet: `sync()` waits for every commit seen.
         """
+        self._see_own_writes()
         return self._chain_tip(_pg(self._s.conn))
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> Iterator[Record]:
@@ -319,9 +357,7 @@ class PostgresLedger(Ledger):
         Each record's `seq` is its entry; events not chained yet are not among them (a
         read outside a snapshot first waits, bounded, for the sequencer).
         """
-        session = self._s
-        if session.depth == 0 and not session._open():
-            self.sync(READ_WAIT)
+        self._see_own_writes()
         remaining = -1 if limit is None else limit
         while remaining:
             size = 1000 if remaining < 0 else min(remaining, 1000)
@@ -408,7 +444,7 @@ class PostgresLedger(Ledger):
         self._insert_rows(conn, events)
         conn.execute(_ENTER, entries)
         conn.execute(_RESEQUENCE)
-        session.wrote = True
+        session.wrote = int(conn.execute("SELECT pg_current_xact_id()::text").fetchone()[0])
         self._project_runs(
             session.tx,
             [Record(p, st, v, t, d.encode(), at, k, h) for p, st, v, t, d, at, k, h in events],
@@ -444,9 +480,9 @@ class PostgresLedger(Ledger):
             previous = stream_link(previous, stream, version, type_, data, recorded_at, stored_key)
             rows.append((stream, version, type_, data.decode(), recorded_at, stored_key, previous))
         session.partial = True  # from here a failure leaves part of the batch written
-        positions = _insert_returning(conn, rows)
+        positions, xid = _insert_returning(conn, rows)
         session.versions[stream], session.links[stream] = version, previous
-        session.wrote = True
+        session.wrote = xid
         records = [
             Record(position, stream, row[1], row[2], data, recorded_at, row[5], row[6])
             for position, row, (_, data) in zip(positions, rows, batch, strict=True)
@@ -516,15 +552,25 @@ def _tip(conn: PgConn, stream: str) -> tuple[int, str]:
     return int(version), str(last[7])
 
 
-def _insert_returning(conn: PgConn, rows: list[tuple[Any, ...]]) -> list[int]:
-    """Insert the rows (their positions from the sequence); the positions, in row order."""
+def _chained(conn: PgConn, xid: int) -> bool:
+    """True if every event of transaction `xid` is in the global chain."""
+    row = conn.execute(_CURSOR).fetchone()
+    if row is None or int(row[0]) < xid:
+        return False
+    return int(row[0]) > xid or conn.execute(_UNCHAINED_OF, (str(xid), row[1])).fetchone() is None
+
+
+def _insert_returning(conn: PgConn, rows: list[tuple[Any, ...]]) -> tuple[list[int], int]:
+    """Insert the rows (positions from the sequence): (their positions in order, the xid)."""
     positions: list[int] = []
+    xid = 0
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         chunk = rows[start : start + _ROWS_PER_INSERT]
-        sql = _INSERT + ", ".join([_ROW] * len(chunk)) + " RETURNING position"
+        sql = _INSERT + ", ".join([_ROW] * len(chunk)) + " RETURNING position, xid::text"
         found = conn.execute(sql, [value for row in chunk for value in row]).fetchall()
         positions.extend(row[0] for row in found)
-    return positions
+        xid = int(found[0][1])
+    return positions, xid
 
 
 def _pg(conn: Conn) -> PgConn:

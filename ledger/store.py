@@ -207,6 +207,12 @@ class Ledger:
         """The append-only guards (triggers) that are absent or disabled."""
         raise NotImplementedError
 
+    def _keep_writers_out(self, conn: Conn) -> None:
+        """Make this write transaction the only writer until it ends (rebuild, copy).
+
+        SQLite's write transactions already are; PostgreSQL's are not (see `lock`).
+        """
+
     def _check_read(self, previous: str | None, row: verify.Row) -> None:
         """Raise `ChainBroken` unless a row read links to `previous` (its predecessor's hash)."""
         verify.check_link(previous, row)
@@ -559,6 +565,7 @@ class Ledger:
         """
         with self.transaction():
             conn = self._s.conn
+            self._keep_writers_out(conn)
             clear(conn, self.projections)  # then one pass: check each link and apply it
             count, _, broken, _ = self._s.guarded(
                 self._chain.walk, conn, 0, GENESIS, (self._s.tx, self.projections)

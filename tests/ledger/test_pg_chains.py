@@ -226,3 +226,29 @@ def test_wait_for_events_on_sqlite_sees_another_connections_commit(tmp_path: Pat
         assert not follower.wait_for_events(0, timeout=0.15)
         writer.append("account:a", [Deposited("a", 1)])
         assert follower.wait_for_events(0, timeout=5)
+
+
+def test_a_rebuild_keeps_writers_out_until_it_commits(dsn: str) -> None:
+    """Without the global lock a rebuild must still be alone: an append waits for it."""
+    with (
+        Ledger.open(dsn, projections=[Balances()]) as ledger,
+        Ledger.open(dsn, projections=[Balances()]) as other,
+    ):
+        for n in range(20):
+            ledger.append("account:a", [Deposited("a", n)])
+        appended = threading.Event()
+
+        def append() -> None:
+            other.append("account:b", [Deposited("b", 5)])
+            appended.set()
+
+        with ledger.transaction():
+            ledger._keep_writers_out(ledger._s.conn)  # what rebuild() and copy_to() begin with
+            thread = threading.Thread(target=append)
+            thread.start()
+            assert not appended.wait(0.5)  # it waits at its INSERT
+        thread.join(10)
+        assert appended.is_set()
+        assert ledger.rebuild() == 21
+        assert ledger.query("SELECT amount FROM balances WHERE account = 'b'") == [(5,)]
+        assert ledger.verify().ok
