@@ -87,7 +87,7 @@ _ENTER = (
 )
 _RESEQUENCE = "SELECT setval('events_position_seq', (SELECT max(position) FROM events))"
 SYNC_WAIT = 5.0  # seconds `sync` waits for the sequencer by default (verify, copy)
-READ_WAIT = 1.0  # seconds `read_all` waits for it (an old open transaction may hold it back)
+READ_WAIT = 5.0  # seconds a read waits for this ledger's own commits to be chained
 
 
 class Writers:

@@ -54,6 +54,7 @@ def test_exported_members() -> None:
         "StorageError",
         "Synchronous",
         "TransactionAborted",
+        "TransactionConflict",
         "Tx",
         "VerifyReport",
     ]
