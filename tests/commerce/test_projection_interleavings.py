@@ -158,6 +158,38 @@ def test_any_stream_consistent_order_rebuilds_the_same_tables(targets: Targets) 
     check()
 
 
+@pytest.mark.both_backends
+def test_orders_moved_between_ledgers_rebuild_the_same_tables(targets: Targets) -> None:
+    """Export, import (stock comes and goes on the SKUs' streams) and retire, both sides."""
+    clock = ShopClock()
+    with (
+        Shop.open(targets.new("source"), provider=FakeProvider(), clock=clock) as source,
+        Shop.open(targets.new("target"), provider=FakeProvider(), clock=clock) as target,
+    ):
+        stocked_shop(source)
+        play(
+            source,
+            clock,
+            [("start", "o1", [("MUG", 2), ("TEE", 1)]), ("early", "o2", [("MUG", 1)])],
+        )
+        source.start_order([("TEE", 2)], order_id="o3")
+        source.cancel_order("o3")  # released: its stock leaves the target again
+        document = source.export_flows()
+        receipt = target.import_flows(document).receipt
+        source.retire_moved(document, receipt=receipt)
+        _webhook(target, "o1", SUCCEEDED, "evt_moved")
+        moved = {r.type for r in target.ledger.read_all() if r.stream.startswith("sku:")}
+        assert {"Restocked", "StockRemoved"} <= moved
+
+        @examples(targets)
+        @given(data=st.data())
+        def check(data: st.DataObject) -> None:
+            check_orders(targets, source.ledger, data, tries=1)
+            check_orders(targets, target.ledger, data, tries=1)
+
+        check()
+
+
 # -- the orders that failed before the fix, pinned -----------------------------------------
 
 
