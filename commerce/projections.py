@@ -8,8 +8,11 @@ orders(order_id, status, currency, subtotal, discount, tax, total, intent_id, pa
 payment_intents(intent_id, order_id, amount, currency, status)
 webhooks(event_id, event_type, digest, outcome, order_id, intent_id)
 parked(event_id, intent_id, order_id, notice)        events waiting for their order's flow
+stock_unapplied(sku, available, reserved, sold)     moves that came first (see stock_counts)
+parked_surplus(event_id, surplus)                   parkings less unparkings beyond `parked`
 ```
-Each row follows from the events alone, so `Ledger.rebuild()` reproduces it exactly. An
+Each row follows from the events alone, in any order that keeps each stream's own (the
+order a rebuild may replay them in), so `Ledger.rebuild()` reproduces it exactly. An
 order's status and money (and its intents' status) are what `commerce.order.evolve` folds
 its events to; the projection reads them once per append and writes the result.
 """
@@ -21,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from commerce import stock_counts
 from commerce.events import (
     AnyCommerceEvent,
     CouponAdded,
@@ -42,76 +46,12 @@ from commerce.events import (
     WebhookUnparked,
 )
 from commerce.order import ORDER_EVENTS, IntentState, OrderEvent, OrderState, fold
+from commerce.schema import SCHEMAS
 from ledger import Dialect, Record, Tx
 
 STREAM_PREFIXES = ("sku:", "order:", "coupon:", "webhook:")
 _decode = msgspec.json.Decoder(AnyCommerceEvent).decode
 _encode = msgspec.json.encode
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS products (
-    sku TEXT PRIMARY KEY, name TEXT NOT NULL, unit_price INTEGER NOT NULL, currency TEXT NOT NULL,
-    available INTEGER NOT NULL DEFAULT 0 CHECK (available >= 0),
-    reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
-    sold INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0)
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS coupons (
-    code TEXT PRIMARY KEY, percent_off_bp INTEGER, amount_off INTEGER, currency TEXT,
-    min_subtotal INTEGER NOT NULL, expires_at TEXT
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS orders (
-    order_id TEXT PRIMARY KEY, status TEXT NOT NULL, currency TEXT NOT NULL,
-    subtotal INTEGER NOT NULL, discount INTEGER NOT NULL, tax INTEGER NOT NULL,
-    total INTEGER NOT NULL, intent_id TEXT, paid INTEGER NOT NULL DEFAULT 0,
-    refunded INTEGER NOT NULL DEFAULT 0, placed_at TEXT NOT NULL
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS payment_intents (
-    intent_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, amount INTEGER NOT NULL,
-    currency TEXT NOT NULL, status TEXT NOT NULL
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS webhooks (
-    event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, digest TEXT NOT NULL,
-    outcome TEXT NOT NULL, order_id TEXT, intent_id TEXT
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS parked (
-    event_id TEXT PRIMARY KEY, intent_id TEXT NOT NULL, order_id TEXT, notice TEXT NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS parked_intent ON parked (intent_id);
-"""
-# The same tables on PostgreSQL. `parked` has no hidden rowid there: its `position` (the
-# WebhookParked record's) keeps the oldest-first order that SQLite keeps in the rowid.
-_POSTGRESQL_SCHEMA = """
-CREATE TABLE IF NOT EXISTS products (
-    sku TEXT PRIMARY KEY, name TEXT NOT NULL, unit_price BIGINT NOT NULL, currency TEXT NOT NULL,
-    available BIGINT NOT NULL DEFAULT 0 CHECK (available >= 0),
-    reserved BIGINT NOT NULL DEFAULT 0 CHECK (reserved >= 0),
-    sold BIGINT NOT NULL DEFAULT 0 CHECK (sold >= 0)
-);
-CREATE TABLE IF NOT EXISTS coupons (
-    code TEXT PRIMARY KEY, percent_off_bp BIGINT, amount_off BIGINT, currency TEXT,
-    min_subtotal BIGINT NOT NULL, expires_at TEXT
-);
-CREATE TABLE IF NOT EXISTS orders (
-    order_id TEXT PRIMARY KEY, status TEXT NOT NULL, currency TEXT NOT NULL,
-    subtotal BIGINT NOT NULL, discount BIGINT NOT NULL, tax BIGINT NOT NULL,
-    total BIGINT NOT NULL, intent_id TEXT, paid BIGINT NOT NULL DEFAULT 0,
-    refunded BIGINT NOT NULL DEFAULT 0, placed_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS payment_intents (
-    intent_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, amount BIGINT NOT NULL,
-    currency TEXT NOT NULL, status TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS webhooks (
-    event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, digest TEXT NOT NULL,
-    outcome TEXT NOT NULL, order_id TEXT, intent_id TEXT
-);
-CREATE TABLE IF NOT EXISTS parked (
-    event_id TEXT PRIMARY KEY, intent_id TEXT NOT NULL, order_id TEXT, notice TEXT NOT NULL,
-    position BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS parked_intent ON parked (intent_id);
-"""
-_SCHEMAS: dict[Dialect, str] = {"sqlite": _SCHEMA, "postgresql": _POSTGRESQL_SCHEMA}
 
 PARKED_ORDER: dict[Dialect, str] = {"sqlite": "rowid", "postgresql": "position"}
 """The one dialect difference in commerce's SQL: the `parked` column that orders it oldest
@@ -120,37 +60,6 @@ their tables, whose rowid is the only place for it; older rowids are smaller, so
 of their rows still holds)."""
 
 Apply = Callable[[Tx, Any, int], None]  # (tx, event, the record's position)
-
-
-def _stock(column_from: str | None, column_to: str | None) -> Apply:
-    """Move each line's quantity between stock columns (None: in from or out to nowhere)."""
-    sets = []
-    if column_from:
-        sets.append(f"{column_from} = {column_from} - :q")
-    if column_to:
-        sets.append(f"{column_to} = {column_to} + :q")
-    sql = f"UPDATE products SET {', '.join(sets)} WHERE sku = :sku"
-
-    def apply(tx: Tx, event: Any, position: int) -> None:
-        for line in event.lines:
-            tx.execute(sql, {"q": line.quantity, "sku": line.sku})
-
-    return apply
-
-
-def _product_added(tx: Tx, e: ProductAdded, position: int) -> None:
-    tx.execute(
-        "INSERT INTO products (sku, name, unit_price, currency) VALUES (?, ?, ?, ?)",
-        (e.sku, e.name, e.unit_price, e.currency),
-    )
-
-
-def _restocked(tx: Tx, e: Restocked, position: int) -> None:
-    tx.execute("UPDATE products SET available = available + ? WHERE sku = ?", (e.quantity, e.sku))
-
-
-def _removed(tx: Tx, e: StockRemoved, position: int) -> None:
-    tx.execute("UPDATE products SET available = available - ? WHERE sku = ?", (e.quantity, e.sku))
 
 
 _COUPON_COLUMNS = ("code", "percent_off_bp", "amount_off", "currency", "min_subtotal", "expires_at")
@@ -179,26 +88,63 @@ def _webhook(tx: Tx, e: WebhookReceived, position: int) -> None:
 
 
 def _parked(tx: Tx, e: WebhookParked, position: int) -> None:
-    tx.execute(
-        f"INSERT INTO parked ({PARKED_ORDER[tx.dialect]}, event_id, intent_id, order_id, notice)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (position, e.event_id, e.intent_id, e.order_id, _encode(e.payment).decode()),
-    )
+    present, surplus = _park_balance(tx, e.event_id)
+    balance = present + surplus + 1
+    if balance >= 1:  # the latest parking's row: a rebuild meets them in their stream's order
+        if present:
+            tx.execute("DELETE FROM parked WHERE event_id = ?", (e.event_id,))
+        tx.execute(
+            f"INSERT INTO parked ({PARKED_ORDER[tx.dialect]}, event_id, intent_id, order_id,"
+            " notice) VALUES (?, ?, ?, ?, ?)",
+            (position, e.event_id, e.intent_id, e.order_id, _encode(e.payment).decode()),
+        )
+    _set_surplus(tx, e.event_id, surplus, balance - 1 if balance >= 1 else balance)
 
 
 def _unparked(tx: Tx, e: WebhookUnparked, position: int) -> None:
-    tx.execute("DELETE FROM parked WHERE event_id = ?", (e.event_id,))
+    present, surplus = _park_balance(tx, e.event_id)
+    balance = present + surplus - 1
+    if present and balance < 1:
+        tx.execute("DELETE FROM parked WHERE event_id = ?", (e.event_id,))
+    _set_surplus(tx, e.event_id, surplus, balance - 1 if balance >= 1 else balance)
+
+
+def _park_balance(tx: Tx, event_id: str) -> tuple[int, int]:
+    """Whether the event has a `parked` row, and its parkings less unparkings beyond that.
+
+    Parked on its webhook's stream, unparked on its order's: a rebuild may meet an
+    unparking first, or two parkings in a row. Written in commit order, the surplus is 0.
+    """
+    ((present, surplus),) = tx.query(
+        "SELECT (SELECT count(*) FROM parked WHERE event_id = ?),"
+        " (SELECT coalesce(sum(surplus), 0) FROM parked_surplus WHERE event_id = ?)",
+        (event_id, event_id),
+    )
+    return int(present), int(surplus)
+
+
+def _set_surplus(tx: Tx, event_id: str, before: int, after: int) -> None:
+    if after == before:
+        return
+    if after == 0:
+        tx.execute("DELETE FROM parked_surplus WHERE event_id = ?", (event_id,))
+        return
+    tx.execute(
+        "INSERT INTO parked_surplus (event_id, surplus) VALUES (?, ?)"
+        " ON CONFLICT (event_id) DO UPDATE SET surplus = excluded.surplus",
+        (event_id, after),
+    )
 
 
 _APPLY: dict[type, Apply] = {  # the rows other than an order's own (see `_store`)
-    ProductAdded: _product_added,
-    Restocked: _restocked,
-    StockRemoved: _removed,
+    ProductAdded: stock_counts.product_added,
+    Restocked: stock_counts.restocked,
+    StockRemoved: stock_counts.removed,
     CouponAdded: _coupon_added,
-    StockReserved: _stock("available", "reserved"),
-    StockReleased: _stock("reserved", "available"),
-    StockCommitted: _stock("reserved", "sold"),
-    OrderMovedOut: _stock("reserved", None),
+    StockReserved: stock_counts.mover("available", "reserved"),
+    StockReleased: stock_counts.mover("reserved", "available"),
+    StockCommitted: stock_counts.mover("reserved", "sold"),
+    OrderMovedOut: stock_counts.mover("reserved", None),
     WebhookReceived: _webhook,
     WebhookParked: _parked,
     WebhookUnparked: _unparked,
@@ -290,11 +236,20 @@ class CommerceProjection:
     """The commerce read models, as a ledger projection."""
 
     name = "commerce"
-    tables = ("products", "coupons", "orders", "payment_intents", "webhooks", "parked")
+    tables = (
+        "products",
+        "coupons",
+        "orders",
+        "payment_intents",
+        "webhooks",
+        "parked",
+        "stock_unapplied",
+        "parked_surplus",
+    )
 
     def create(self, tx: Tx) -> None:
         """Create the tables and indexes if missing, in the DDL of the ledger's database."""
-        for statement in _SCHEMAS[tx.dialect].split(";"):
+        for statement in SCHEMAS[tx.dialect].split(";"):
             if statement.strip():
                 tx.execute(statement)
 

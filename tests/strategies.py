@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
@@ -15,6 +17,8 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 COMMON_CURRENCIES = ("EUR", "USD", "GBP", "JPY", "KRW", "BHD", "KWD", "TND")
 """Two-, zero- and three-decimal currencies: the cases that catch exponent bugs."""
+
+T = TypeVar("T")
 
 currencies = st.sampled_from(COMMON_CURRENCIES)
 any_currency = st.sampled_from(sorted(EXPONENTS))
@@ -194,3 +198,69 @@ def mutated(body: bytes) -> st.SearchStrategy[bytes]:
         return result
 
     return st.tuples(_structural(body), st.integers(0, 2)).flatmap(lambda t: bytewise(*t))
+
+
+# -- shop histories and their interleavings (tests/commerce/test_projection_interleavings.py)
+
+HISTORY_ORDERS = ("o0", "o1", "o2", "o3")
+HISTORY_SKUS = ("MUG", "TEE", "YEN", "CUP")  # CUP: not in the standard catalog until added
+
+
+def shop_histories(*, max_size: int = 30) -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    """What a shop goes through: orders on several SKUs, webhooks, timers, moves of stock.
+
+    Items name their action first (see `test_projection_interleavings.play`); the first
+    ones start orders. Small pools of order ids, SKUs and event ids make duplicates, late
+    payments and refused commands likely.
+    """
+    order = st.sampled_from(HISTORY_ORDERS)
+    euros = st.lists(
+        st.tuples(st.sampled_from(HISTORY_SKUS[:2] + HISTORY_SKUS[3:]), st.integers(1, 3)),
+        min_size=1,
+        max_size=3,
+        unique_by=_first,
+    )
+    basket = euros | euros | st.integers(1, 2).map(lambda quantity: [("YEN", quantity)])
+    start = st.tuples(st.sampled_from(("start", "start", "early")), order, basket)
+    event = st.sampled_from(("evt_a", "evt_b", "evt_c"))
+    webhook = st.tuples(st.just("webhook"), order, st.sampled_from(WEBHOOK_KINDS), event)
+    partial = st.tuples(st.just("partial_refund"), order, event)
+    other = st.one_of(
+        st.tuples(st.sampled_from(("settle", "cancel", "foreign", "accept", "refund")), order),
+        st.tuples(st.just("restock"), st.sampled_from(HISTORY_SKUS), st.integers(1, 4)),
+        st.tuples(st.sampled_from(("product", "ghost", "tick", "retry", "coupon"))),
+    )
+    item = st.one_of(start, webhook, webhook, webhook, partial, other, other)
+    opening = st.lists(start, min_size=2, max_size=4, unique_by=_second)
+    return st.tuples(opening, st.lists(item, min_size=6, max_size=max_size)).map(_joined)
+
+
+def _first(pair: tuple[str, int]) -> str:
+    return pair[0]
+
+
+def _second(item: tuple[Any, ...]) -> Any:
+    return item[1]
+
+
+def _joined(parts: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+    return parts[0] + parts[1]
+
+
+@st.composite
+def interleavings(draw: st.DrawFn, streams: Mapping[str, Sequence[T]]) -> list[T]:
+    """A random merge of the sequences, each one's own order kept (runs of one drawn at once).
+
+    Shrinks towards taking the streams whole, one after another, in the order given.
+    """
+    queues = [list(items) for items in streams.values() if items]
+    merged: list[T] = []
+    while queues:
+        index = draw(st.integers(0, len(queues) - 1))
+        queue = queues[index]
+        run = draw(st.integers(1, len(queue))) if len(queue) > 1 else 1
+        merged.extend(queue[:run])
+        del queue[:run]
+        if not queue:
+            del queues[index]
+    return merged

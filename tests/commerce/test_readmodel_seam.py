@@ -20,7 +20,7 @@ _SOURCES = sorted(
     for p in (ROOT / package).rglob("*.py")
     if p.relative_to(ROOT).as_posix() != "cli/serve.py"
 )
-_SQL_OWNERS = {"commerce/readmodel.py", "commerce/projections.py"}
+_SQL_OWNERS = {"commerce/readmodel.py", "commerce/projections.py", "commerce/stock_counts.py"}
 _TABLES = "products|coupons|orders|payment_intents|webhooks|parked"
 _SQL = re.compile(rf"\b(SELECT|INSERT|UPDATE|DELETE)\b.*\b(FROM|INTO|UPDATE)?\s*({_TABLES})\b")
 
