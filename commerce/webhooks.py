@@ -289,7 +289,7 @@ class Settler:
         intent_id = getattr(event.fact, "intent_id", None)
         intent = readmodel.intent(self.ledger, intent_id) if intent_id else None
         order_id = intent.order_id if intent is not None else event.order_hint
-        return [stream_of(order_id)] if order_id else []
+        return [stream_of(order_id), order_stream(order_id)] if order_id else []
 
     def _decide(self, event: Inbound) -> _Decision:
         fact = event.fact

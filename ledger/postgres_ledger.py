@@ -38,7 +38,7 @@ from ledger.errors import (
     TransactionConflict,
 )
 from ledger.listener import Listener
-from ledger.postgres import PgConn, PgTx, connect, translate
+from ledger.postgres import PgConn, PgTx, connect, pyformat, translate
 from ledger.projection import EVENT_COLUMNS, Projection, clear
 from ledger.records import Anchor, Appended, Record, VerifyReport
 from ledger.schema import APPLICATION_ID
@@ -120,6 +120,7 @@ class PgSession(Session):
     driver_error = psycopg.Error
     read_begin = "BEGIN ISOLATION LEVEL REPEATABLE READ"  # one snapshot for every read
     conn: PgConn
+    held: set[str]
 
     def __init__(
         self,
@@ -181,6 +182,20 @@ class PgSession(Session):
             self._writers.leave()
             raise
         self.depth, self.owner = 1, threading.get_ident()
+
+    def locked_rows(self, key: str, sql: str, params: Params) -> list[Any]:
+        """Lock `key` and read `sql`'s rows in one round trip (two statements, so the read
+        sees what the lock waited for)."""
+        if key in self.held:
+            return self.conn.execute(sql, params).fetchall()
+        raw = self.conn.raw
+        query = psycopg.ClientCursor(raw).mogrify(pyformat(sql), params)
+        lock = lock_key(self._schema, key)
+        cursor = self.conn._run(f"SELECT pg_advisory_xact_lock({lock}); {query}", None)
+        cursor.nextset()
+        rows = cursor.fetchall()
+        self.held.add(key)
+        return rows
 
     def hold(self, keys: tuple[str, ...]) -> None:
         """Advisory transaction locks on `keys` not yet held, sorted, in one round trip.
@@ -402,7 +417,8 @@ class PostgresLedger(Ledger):
             stream, version = record.stream, record.version
             known = session.versions.get(stream)
             if known is None and version > 1:  # the stream was there before this restore
-                known, session.links[stream] = _tip(conn, stream)
+                tip = session.locked_rows(stream, _STREAM_TIP, (stream,))
+                known, session.links[stream] = _tip(tip)
             if version != (known or 0) + 1:
                 reason = f"version {version} does not follow version {known or 0}"
                 raise InvalidAppend(stream, reason)
@@ -459,14 +475,13 @@ class PostgresLedger(Ledger):
     ) -> Appended:
         session = _session(s)
         conn = session.conn
-        fresh = stream not in session.held
-        session.hold((stream,))  # before its tip is read: the tip cannot move under us
+        version, previous = session.versions.get(stream), session.links.get(stream)
+        if stream not in session.held or version is None or previous is None:
+            # locked before its tip is read: the tip cannot move under us
+            version, previous = _tip(session.locked_rows(stream, _STREAM_TIP, (stream,)))
+            session.versions[stream], session.links[stream] = version, previous
         if key is not None and (earlier := find_repeat(conn, stream, batch, expected, key)):
             return earlier
-        version, previous = session.versions.get(stream), session.links.get(stream)
-        if fresh or version is None or previous is None:
-            version, previous = _tip(conn, stream)
-            session.versions[stream], session.links[stream] = version, previous
         if expected is not None and expected != version:
             raise ConcurrencyError(stream, expected, version)
         if not batch:
@@ -530,15 +545,15 @@ def _session(s: Session) -> PgSession:
     return s
 
 
-def _tip(conn: PgConn, stream: str) -> tuple[int, str]:
-    """The stream's version and last hash, after checking that event's link (`ChainBroken`).
+def _tip(rows: list[Any]) -> tuple[int, str]:
+    """The version and last hash of a stream (its `_STREAM_TIP` rows), after checking that
+    event's link (`ChainBroken`).
 
     Refused (`TransactionConflict`) if the tip was written by a transaction that began
     writing after this one: the global chain orders events by their transaction's id, so
     this event would come before its own predecessor. Only a lock taken after the
     transaction's first write allows that; run again, the transaction takes it first.
     """
-    rows = conn.execute(_STREAM_TIP, (stream,)).fetchall()
     if not rows:
         return 0, GENESIS
     *last, later = rows[0]
@@ -547,7 +562,7 @@ def _tip(conn: PgConn, stream: str) -> tuple[int, str]:
     check_stream_link(before, tuple(last))
     if later:
         raise TransactionConflict(
-            f"{stream!r} was written by a transaction younger than this one: lock it first"
+            f"{last[1]!r} was written by a transaction younger than this one: lock it first"
         )
     return int(version), str(last[7])
 

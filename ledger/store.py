@@ -390,12 +390,10 @@ class Ledger:
         session = self._s
         if not session.joinable():
             return int(session.conn.execute(_VERSION, (stream,)).fetchone()[0] or 0)
-        session.guarded(session.hold, (stream,))
         version = session.versions.get(stream)
-        if version is None:
-            version = session.versions[stream] = int(
-                session.conn.execute(_VERSION, (stream,)).fetchone()[0] or 0
-            )
+        if version is None or stream not in session.held:
+            rows = session.guarded(session.locked_rows, stream, _VERSION, (stream,))
+            version = session.versions[stream] = int(rows[0][0] or 0)
         return version
 
     def _stream_rows(self, stream: str, after: int) -> Any:
@@ -406,7 +404,7 @@ class Ledger:
         """
         session = self._s
         if session.joinable():
-            session.guarded(session.hold, (stream,))
+            return session.guarded(session.locked_rows, stream, self._read_sql, (stream, after))
         return session.conn.execute(self._read_sql, (stream, after))
 
     def after_commit(

@@ -24,14 +24,24 @@ whole transaction) runs their `on_rollback` instead.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
 from ledger.errors import LedgerError, TransactionAborted
-from ledger.tx import Conn, Tx
+from ledger.tx import Conn, Params, Tx
 
 T = TypeVar("T")
+
+
+class _EveryKey:
+    """Holds every key: where writers are serialised, the write lock covers them all."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+EVERY_KEY = _EveryKey()
 Hook = Callable[[], None]
 WaitHook = Callable[[str], None]
 
@@ -53,6 +63,7 @@ class Session:
         self.owner = 0  # the thread whose transaction is open (while depth > 0)
         self.tip: tuple[int, str] | None = None
         self.versions: dict[str, int] = {}
+        self.held: Container[str] = EVERY_KEY  # what this transaction has locked (`hold`)
         self.partial = False  # set by a write once it has begun changing the database
         self.recorded_at: str | None = None  # the time every event of this transaction gets
         self._doomed: int | None = None  # the depth at which a part-written append failed
@@ -66,6 +77,11 @@ class Session:
 
     def hold(self, keys: tuple[str, ...]) -> None:
         """Hold `keys` until the transaction ends (nothing to do where writers are serialised)."""
+
+    def locked_rows(self, key: str, sql: str, params: Params) -> list[Any]:
+        """Hold `key` (see `hold`), then the rows of `sql`: read under the lock."""
+        self.hold((key,))
+        return self.conn.execute(sql, params).fetchall()
 
     def translate(self, exc: Exception) -> LedgerError | None:
         """The typed ledger error for a driver failure, or None if it is a programming error."""
