@@ -252,3 +252,34 @@ def test_a_rebuild_keeps_writers_out_until_it_commits(dsn: str) -> None:
         assert ledger.rebuild() == 21
         assert ledger.query("SELECT amount FROM balances WHERE account = 'b'") == [(5,)]
         assert ledger.verify().ok
+
+
+def test_a_deadlock_is_a_transaction_conflict_with_nothing_written(dsn: str) -> None:
+    """Two transactions locking two keys in opposite orders: the server ends one of them."""
+    with Ledger.open(dsn) as first, Ledger.open(dsn) as second:
+        both_hold = threading.Barrier(2, timeout=10)
+        outcomes: dict[str, str] = {}
+
+        def run(ledger: Ledger, name: str, keys: tuple[str, str]) -> None:
+            try:
+                with ledger.transaction():
+                    ledger.lock(keys[0])
+                    ledger.append(f"account:{name}", [Deposited(name, 1)])
+                    both_hold.wait()
+                    ledger.lock(keys[1])
+                outcomes[name] = "committed"
+            except TransactionConflict:
+                outcomes[name] = "conflict"
+
+        threads = [
+            threading.Thread(target=run, args=(first, "p", ("k1", "k2"))),
+            threading.Thread(target=run, args=(second, "q", ("k2", "k1"))),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(outcomes.values()) == ["committed", "conflict"]
+        loser = next(name for name, outcome in outcomes.items() if outcome == "conflict")
+        assert first.read(f"account:{loser}", Deposited) == []
+        assert first.verify().ok
