@@ -41,42 +41,20 @@ not sequenced while an older one is open, and the older one's row comes first on
 commits; one leader; positions gapless; both chains re-hash from the rows; an edited body
 is flagged; and a lock taken after the transaction's first write breaks stream order.
 
-What the backend must do to adopt it:
-- events: `id BIGINT GENERATED ALWAYS AS IDENTITY`, `xid xid8 NOT NULL DEFAULT
-  pg_current_xact_id()`, index (xid, id); `hash` is the stream link (`stream_link`: the
-  ledger's chain_hash with the previous event of the stream, version as position); no
-  `position`. New `chain(position BIGINT PRIMARY KEY, event_id BIGINT UNIQUE REFERENCES
-  events, xid xid8, hash)`, append-only triggers too: events refuse UPDATE, so positions
-  cannot live in them. Nothing has shipped on PostgreSQL: change 0001 rather than migrate.
-- Locks: no global lock; `pg_advisory_xact_lock(bigint)` on blake2b keys of (schema, order
-  or flow id) and (schema, webhook id), sorted, taken before the first write: refuse a lock
-  when `pg_current_xact_id_if_assigned()` is not null. A settle routes (reads), locks, then
-  writes; a batch routes every delivery, locks all keys, then runs savepoints; a timer
-  claim (`FOR UPDATE SKIP LOCKED` assigns an xid) is its own transaction before the step.
-- Positions in the transaction do not exist: projections that store one (flows.started_/
-  updated_position, parked.position) store `events.id`, unique and increasing along each
-  stream, which is all their orderings need; Record.position given to `apply` is the id on
-  PostgreSQL, and `Appended` reports ids. Rebuild replays the chain, then the visible
-  unsequenced rows in (xid, id) order; the tables hold row ids, so every stream-consistent
-  order gives the same tables (the issue's property test).
-- `read_all(after=position)` reads `chain JOIN events ON id = event_id WHERE position > ?
-  ORDER BY position`: sequenced events only, in an order that never changes, so no cursor
-  skips. `tail --follow` and timer workers LISTEN on `orderflow_chain` (payload: the new
-  head) and read after their cursor, polling each second as well (notifications are lost
-  over a reconnect). Only the sequencer sends NOTIFY, once per batch.
-- Sequencer: a daemon thread of every writable PostgresLedger, own connection, trying
-  `pg_try_advisory_lock` on (schema, "sequencer") each second; the leader loops as
-  `sequence_batch` does (REPEATABLE READ; rows with xid < pg_snapshot_xmin(
-  pg_current_snapshot()) after the (xid, id) cursor, reloaded from chain's last row; COPY;
-  pg_notify; 5 ms wait when caught up). A dead leader's session lock goes with it; PK and
-  UNIQUE(event_id) make a second leader fail, never fork. Any open xact with an xid in the
-  cluster holds xmin and stalls sequencing (not writing): set
-  idle_in_transaction_session_timeout, and report waiting events and the oldest's age.
-- verify: every stream (versions 1..n, each stream link); the chain (positions 1..N, each
-  event once, `global_link` over the previous link, position and the event's stream hash;
-  versions increasing along each stream); unsequenced events reported as pending; anchors
-  (`verified`, expect_head) on chain position and hash; projections as today. `global_link`
-  and `stream_link` move into ledger/codec.py. SQLite stays as it is.
+The backend adopted it (ledger/postgres_ledger.py, ledger/sequencer.py,
+ledger/verify_streams.py), with these differences from the plan first written here:
+- events keep `position`, now an id from a sequence (unique, rising along each stream,
+  with gaps), plus `xid`; `chain(seq, position, xid, hash)` is the global order. Records
+  read by `read_all` carry their `seq`; `head`, anchors and `tail` speak of it.
+- Locks: `Ledger.lock(*keys)` for any key, and every stream read or appended in a write
+  transaction is locked first (a settle takes its webhook and its order's streams in one
+  statement; a reservation its SKUs, sorted). A lock taken after the first write is not
+  refused as such: only when the stream's tip was written by a younger transaction (the
+  one case that would put the stream out of order in the chain) is the transaction
+  refused, as `TransactionConflict`, which settles run again.
+- Reads of this ledger's own commits wait (bounded) for the sequencer; others' do not.
+- The sequencer thread ends after 5 s without commits in its process (a commit restarts
+  it), so an idle open ledger holds no connection for it.
 
 The run: a settle-shaped transaction (lock, read three stream tips, insert 7 events of
 300-1,500-byte JSON across an order, its flow and a webhook, upsert two projection rows,
