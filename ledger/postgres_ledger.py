@@ -305,8 +305,12 @@ class PostgresLedger(Ledger):
     @contextlib.contextmanager
     def _closing(self) -> Iterator[None]:
         with self._writers.drained(self._busy_timeout):
+            # Its commits chained before it goes: the leader may be closing too, and this
+            # process's sequencer, a follower until then, may have to lead for a last pass.
+            with contextlib.suppress(LedgerError):
+                self._see_own_writes()
             yield
-        self.sequencer.stop()  # after a last pass: a clean stop leaves nothing unchained
+        self.sequencer.stop()
         self._listener.close()
 
     def _written(self, xid: int) -> None:
@@ -334,6 +338,8 @@ class PostgresLedger(Ledger):
         while not session.guarded(_chained, _pg(session.conn), own):
             if time.monotonic() >= deadline:
                 return
+            if not self.readonly:  # a follower tries to lead at once (the leader may be gone)
+                self._wake_sequencer()
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
         self._chained = max(self._chained, own)

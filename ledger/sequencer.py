@@ -44,13 +44,17 @@ LINGER = 5.0  # seconds without a commit here before the thread ends (a commit r
 _TIP = "SELECT seq, xid::text, position, hash FROM chain ORDER BY seq DESC LIMIT 1"
 _READY = (
     "SELECT position, xid::text, hash FROM events WHERE (xid, position) > (?::xid8, ?::bigint)"
-    " AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, position LIMIT ?"
+    " AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY events.xid, position LIMIT ?"
 )
 _ADD = (
     "INSERT INTO chain (seq, position, xid, hash) SELECT * FROM"
     " unnest(?::bigint[], ?::bigint[], ?::text[]::xid8[], ?::text[])"
 )
-_LAST_EVENT = "SELECT xid::text, position FROM events ORDER BY xid DESC, position DESC LIMIT 1"
+_LAST_EVENT = (
+    "SELECT xid::text, position FROM events ORDER BY events.xid DESC, position DESC LIMIT 1"
+)
+# (`events.xid`, not `xid`: ORDER BY would take the text output column of that name, and
+# '1000' sorts before '999')
 _COVERS = (
     "SELECT (SELECT (xid, position) FROM chain ORDER BY seq DESC LIMIT 1) >= (?::xid8, ?::bigint)"
 )

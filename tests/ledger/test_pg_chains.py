@@ -283,3 +283,21 @@ def test_a_deadlock_is_a_transaction_conflict_with_nothing_written(dsn: str) -> 
         loser = next(name for name, outcome in outcomes.items() if outcome == "conflict")
         assert first.read(f"account:{loser}", Deposited) == []
         assert first.verify().ok
+
+
+def test_the_chain_orders_transaction_ids_as_numbers(dsn: str) -> None:
+    """Ids 9 and 10 (as 999 and 1000 on a busy server): 9 first, though '10' < '9' as text."""
+    Ledger.open(dsn).close()
+    with raw(dsn) as conn:
+        for xid, stream in (("10", "s:ten"), ("9", "s:nine")):
+            conn.execute(
+                "INSERT INTO events (stream, version, type, data, recorded_at, hash, xid)"
+                " VALUES (%s, 1, 'T', '{}', 't', 'h', %s::xid8)",
+                (stream, xid),
+            )
+        assert sequence_batch(PgConn(conn, dsn), "x") == 2
+        assert covers(PgConn(conn, dsn))
+        streams = conn.execute(
+            "SELECT e.stream FROM chain c JOIN events e USING (position) ORDER BY c.seq"
+        ).fetchall()
+    assert streams == [("s:nine",), ("s:ten",)]
