@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ import msgspec
 import pytest
 from flow_helpers import T0, FakeClock
 from timer_worker import REGISTRY, CountingEngine
+from together import run_together
 
 from flowlib import Engine, MemoryStore, Registry, Timer, flow
 from flowlib.store import CLAIM_BATCH
@@ -127,26 +127,8 @@ def test_four_engine_processes_try_each_due_timer_once_in_a_round(targets: Targe
     with Ledger.open(target) as ledger:
         _napping(ledger, count)
     now = (T0 + timedelta(hours=1)).isoformat()
-    workers = [
-        subprocess.Popen(
-            [sys.executable, WORKER, target, now],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=ENV,
-        )
-        for _ in range(4)
-    ]
-    for worker in workers:
-        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
-    for worker in workers:  # all told before any is waited for
-        assert worker.stdin is not None
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
-    outcomes = [worker.communicate(timeout=180) for worker in workers]
-    assert all(worker.returncode == 0 for worker in workers), [err for _, err in outcomes]
-    reports = [msgspec.json.decode(out) for out, _ in outcomes]
+    outs = run_together([[sys.executable, WORKER, target, now]] * 4, ENV)
+    reports = [msgspec.json.decode(out) for out in outs]
     fired = sorted(flow_id for report in reports for flow_id in report["fired"])
     assert fired == [f"n{n:03}" for n in range(count)]  # each fired, once
     assert sum(report["tries"] for report in reports) == count  # and tried once, in all

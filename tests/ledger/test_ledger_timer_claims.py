@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -16,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_helpers import T0, Balances, arm, has_table, leases
+from together import run_together
 
 import ledger.timer_claims as timer_claims
-from ledger import Ledger, ReadOnlyLedger
+from ledger import FlowRow, Ledger, ReadOnlyLedger
 
 if TYPE_CHECKING:
     from backends import Targets
@@ -30,8 +30,8 @@ ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
 MINUTE = timedelta(minutes=1)
 
 
-def _ids(rows: list[object]) -> list[str]:
-    return [row.flow_id for row in rows]  # type: ignore[attr-defined]
+def _ids(rows: list[FlowRow]) -> list[str]:
+    return [row.flow_id for row in rows]
 
 
 def _minutes(*offsets: int | None) -> dict[str, datetime | None]:
@@ -178,26 +178,9 @@ def test_four_claimer_processes_claim_each_due_flow_exactly_once(targets: Target
     with Ledger.open(target) as ledger:
         arm(ledger, {**due, "later": T0 + timedelta(days=1), "never": None})
     now = (T0 + MINUTE).isoformat()
-    claimers = [
-        subprocess.Popen(
-            [sys.executable, WORKER, "claim", target, f"w{n}", now, "2"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=ENV,
-        )
-        for n in range(4)
-    ]
-    for claimer in claimers:
-        assert claimer.stdout is not None and claimer.stdout.readline().strip() == "ready"
-    for claimer in claimers:  # all told before any is waited for
-        assert claimer.stdin is not None
-        claimer.stdin.write("go\n")
-        claimer.stdin.flush()
-    outcomes = [claimer.communicate(timeout=120) for claimer in claimers]
-    assert all(claimer.returncode == 0 for claimer in claimers), [err for _, err in outcomes]
-    claimed = [msgspec.json.decode(out) for out, _ in outcomes]
+    command = [sys.executable, WORKER, "claim", target]
+    outs = run_together([[*command, f"w{n}", now, "2"] for n in range(4)], ENV)
+    claimed = [msgspec.json.decode(out) for out in outs]
     every = [flow_id for mine in claimed for flow_id in mine]
     assert sorted(every) == sorted(due)  # each due flow once, by exactly one claimer
     assert sum(1 for mine in claimed if mine) >= 2  # they did claim at once (not in turn)

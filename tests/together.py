@@ -1,0 +1,36 @@
+"""Start processes that each print "ready", release them all at once, and collect their output.
+
+For races between real processes: each child prints "ready" once it is set up, then waits
+for a line on stdin; every child is told "go" before any is waited for.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping, Sequence
+
+
+def run_together(
+    commands: Sequence[Sequence[str]], env: Mapping[str, str], timeout: float = 180
+) -> list[str]:
+    """Run `commands` released together; each one's stdout (all must exit 0)."""
+    procs = [
+        subprocess.Popen(
+            list(command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(env),
+        )
+        for command in commands
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    outcomes = [proc.communicate(timeout=timeout) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outcomes]
+    return [out for out, _ in outcomes]
