@@ -14,11 +14,11 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import T0, Balances, arm, has_table, leases
+from ledger_helpers import T0, Balances, Deposited, arm, has_table, leases
 from together import run_together
 
 import ledger.timer_claims as timer_claims
-from ledger import FlowRow, Ledger, ReadOnlyLedger
+from ledger import FlowRow, Ledger, LockTimeout, ReadOnlyLedger
 
 if TYPE_CHECKING:
     from backends import Targets
@@ -141,6 +141,37 @@ def test_bad_arguments_are_refused(targets: Targets) -> None:
         with pytest.raises(ValueError, match="lease"):
             ledger.claim_due(T0, lease=0, owner="a")
         assert ledger.claim_due(T0, limit=0, lease=30, owner="a") == []
+
+
+def test_an_idle_claim_takes_no_lock_and_postgresql_claims_never_take_the_ledgers(
+    targets: Targets,
+) -> None:
+    target = targets.new()
+    with Ledger.open(target, busy_timeout=0.3) as ledger, Ledger.open(target) as other:
+        arm(ledger, {"f0": T0 + MINUTE})
+        held, done = threading.Event(), threading.Event()
+
+        def writer() -> None:
+            with other.transaction():
+                other.append("busy", [Deposited("busy", 1)])
+                held.set()
+                done.wait()
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        held.wait()
+        try:
+            started = time.monotonic()
+            assert ledger.claim_due(T0, lease=30, owner="a") == []  # nothing due: a read
+            assert time.monotonic() - started < 0.3
+            if targets.postgres:  # row locks only: a writer elsewhere is no obstacle
+                assert _ids(ledger.claim_due(T0 + MINUTE, lease=30, owner="a")) == ["f0"]
+            else:  # SQLite serialises every writer, claims too
+                with pytest.raises(LockTimeout):
+                    ledger.claim_due(T0 + MINUTE, lease=30, owner="a")
+        finally:
+            done.set()
+            thread.join()
 
 
 def test_two_threads_claiming_at_once_take_disjoint_sets(targets: Targets) -> None:
