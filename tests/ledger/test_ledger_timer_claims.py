@@ -14,8 +14,8 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import T0, Balances, Deposited, arm, has_table, leases
-from together import run_together
+from ledger_helpers import T0, Balances, arm, has_table, leases
+from together import held_in_a_thread, run_together
 
 import ledger.timer_claims as timer_claims
 from ledger import FlowRow, Ledger, LockTimeout, ReadOnlyLedger
@@ -149,18 +149,7 @@ def test_an_idle_claim_takes_no_lock_and_postgresql_claims_never_take_the_ledger
     target = targets.new()
     with Ledger.open(target, busy_timeout=0.3) as ledger, Ledger.open(target) as other:
         arm(ledger, {"f0": T0 + MINUTE})
-        held, done = threading.Event(), threading.Event()
-
-        def writer() -> None:
-            with other.transaction():
-                other.append("busy", [Deposited("busy", 1)])
-                held.set()
-                done.wait()
-
-        thread = threading.Thread(target=writer)
-        thread.start()
-        held.wait()
-        try:
+        with held_in_a_thread(other.transaction):
             started = time.monotonic()
             assert ledger.claim_due(T0, lease=30, owner="a") == []  # nothing due: a read
             assert time.monotonic() - started < 0.3
@@ -169,9 +158,6 @@ def test_an_idle_claim_takes_no_lock_and_postgresql_claims_never_take_the_ledger
             else:  # SQLite serialises every writer, claims too
                 with pytest.raises(LockTimeout):
                     ledger.claim_due(T0 + MINUTE, lease=30, owner="a")
-        finally:
-            done.set()
-            thread.join()
 
 
 def test_two_threads_claiming_at_once_take_disjoint_sets(targets: Targets) -> None:

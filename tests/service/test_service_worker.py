@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from service_helpers import (
     stocked,
     wsgi_server,
 )
+from together import held_in_a_thread
 
 from commerce import Shop, StripeWebhooks
 from service import Service, Settings, Worker, create_wsgi_app
@@ -84,21 +84,8 @@ def test_two_worker_processes_fire_each_timer_once(tmp_path: Path) -> None:
 @contextmanager
 def write_lock_held(db: Path) -> Iterator[None]:
     """Another shop on the file holds its write lock (in a thread) until the block ends."""
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with Shop.open(db) as other, other.ledger.transaction():
-            held.set()
-            release.wait()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    held.wait()
-    try:
+    with Shop.open(db) as other, held_in_a_thread(other.ledger.transaction):
         yield
-    finally:
-        release.set()
-        thread.join()
 
 
 def _job(report: dict[str, Any], name: str) -> dict[str, Any]:
