@@ -57,7 +57,7 @@ from flowlib.requests import (
     response_type,
     tag_of,
 )
-from flowlib.store import MemoryStore, Store, VersionConflict
+from flowlib.store import ClaimingStore, MemoryStore, Store, VersionConflict
 from flowlib.transfer import Divergence, FlowDocument, ImportReport, encode_log
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "AnyFlowEvent",
     "Cancelled",
     "CancelledBy",
+    "ClaimingStore",
     "Clock",
     "Divergence",
     "Effect",

@@ -55,10 +55,13 @@ from flowlib.steps import (
     timer_value,
     utc_now,
 )
-from flowlib.store import Store
+from flowlib.store import Store, due_flows
 
 __all__ = ["Clock", "Effect", "Engine", "Fired", "FlowState", "Handler", "Resumption"]
 __all__ += ["StepContext", "effect", "utc_now"]
+
+TIMER_LEASE = timedelta(seconds=30)
+"""How long a claimed due flow is another engine's to skip: longer than firing a batch."""
 
 FlowState = FlowSummary
 """Where an instance stands: its index row (name, version, status, awaits, due)."""
@@ -105,6 +108,8 @@ class Engine:
         self.steps = Stepper(store, handlers or {}, clock, call_lease)
         self.cache = InstanceCache(cache_size)
         self._after_commit = getattr(store, "after_commit", None)
+        self.timer_owner = f"engine-{secrets.token_hex(6)}"
+        """Whose leases this engine's timer claims are (set it to name the process)."""
 
     @property
     def clock(self) -> Clock:
@@ -278,22 +283,25 @@ class Engine:
             ]
 
     def fire_due_timers(
-        self, now: datetime | None = None, *, limit: int | None = None
+        self,
+        now: datetime | None = None,
+        *,
+        limit: int | None = None,
+        lease: timedelta = TIMER_LEASE,
+        owner: str | None = None,
     ) -> list[Fired]:
-        """Fire every timer, retry and expired call lease due at `now` (default: the clock)."""
+        """Fire every timer, retry and expired call lease due at `now` (default: the clock).
+
+        On a store that leases due flows (`ClaimingStore`), each is first claimed for
+        `lease` under `owner` (default: `timer_owner`), so engines sharing the store fire
+        disjoint sets rather than all trying every flow; see `store.due_flows`.
+        """
         now = now or self.clock()
         fired: list[Fired] = []
-        for row in self.store.flows(due_before=now, limit=limit):
-            try:
-                fired.extend(self._fire(row.flow_id, now))
-            except NondeterminismError as exc:
-                fired.append(
-                    Fired(flow_id=row.flow_id, mode="replay", status="stuck", error=str(exc))
-                )
-            except Exception as exc:  # one broken flow must not starve the others' timers
-                error = f"{type(exc).__name__}: {exc}"
-                status = self._state(row.flow_id).status
-                fired.append(Fired(flow_id=row.flow_id, mode="error", status=status, error=error))
+        owner = owner or self.timer_owner
+        with due_flows(self.store, now, limit=limit, lease=lease, owner=owner) as rows:
+            for row in rows:
+                fired.extend(self._fire_reported(row.flow_id, now))
         return fired
 
     def run_effects(self, flow_id: str) -> FlowState:
@@ -437,6 +445,17 @@ class Engine:
             self.store.append(stream, [stuck], expected_version=len(events))
 
     # -- timers, retries and outside effects --------------------------------------------
+
+    def _fire_reported(self, flow_id: str, now: datetime) -> list[Fired]:
+        """`_fire`, with a failure reported rather than raised."""
+        try:
+            return self._fire(flow_id, now)
+        except NondeterminismError as exc:
+            return [Fired(flow_id=flow_id, mode="replay", status="stuck", error=str(exc))]
+        except Exception as exc:  # one broken flow must not starve the others' timers
+            error = f"{type(exc).__name__}: {exc}"
+            status = self._state(flow_id).status
+            return [Fired(flow_id=flow_id, mode="error", status=status, error=error)]
 
     def _fire(self, flow_id: str, now: datetime) -> list[Fired]:
         with self._operation(flow_id) as (inst, tx):

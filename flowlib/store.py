@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, Protocol
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta
+from typing import Any, Protocol, cast
 
 import msgspec
 
 from flowlib.log import FlowSummary, advance
 
 FLOW_PREFIX = "flow:"
+CLAIM_BATCH = 16
+"""Due flows claimed at once: a lease must outlast firing a batch, and a small batch leaves
+the rest to the other workers."""
 
 
 class FlowRow(Protocol):
@@ -52,6 +55,64 @@ class Store(Protocol):
         due_before: datetime | None = None,
         limit: int | None = None,
     ) -> Sequence[FlowRow]: ...
+
+
+class ClaimingStore(Store, Protocol):
+    """A `Store` that leases due flows, so engines on one store share their timers.
+
+    Optional (`MemoryStore` has no need): the engine claims through it when the store has
+    `claim_due`, and otherwise reads `flows(due_before=...)`. `claim_due` leases to `owner`
+    for `lease` seconds, in a transaction of its own, up to `limit` flows due at `now`
+    that no unexpired lease holds; `release_claims` drops `owner`'s leases on `flow_ids`.
+    """
+
+    def claim_due(
+        self, now: datetime, *, limit: int | None, lease: float, owner: str
+    ) -> Sequence[FlowRow]: ...
+
+    def release_claims(self, flow_ids: Sequence[str], *, owner: str) -> int: ...
+
+
+@contextmanager
+def due_flows(
+    store: Store, now: datetime, *, limit: int | None, lease: timedelta, owner: str
+) -> Iterator[Iterator[FlowRow]]:
+    """The flows due at `now`: claimed `CLAIM_BATCH` at a time if the store can, else read.
+
+    Claimed flows stay leased until the block ends, then are released all at once (the
+    ones that failed to fire too): one statement per round, and no flow comes back to the
+    same round however its fire left it. A claimer that dies leaves its leases to expire.
+    """
+    if not hasattr(store, "claim_due"):
+        yield iter(store.flows(due_before=now, limit=limit))
+        return
+    claiming = cast(ClaimingStore, store)
+    claimed: list[str] = []
+    try:
+        yield _claims(claiming, now, limit, lease.total_seconds(), owner, claimed)
+    except BaseException:
+        with suppress(Exception):  # what failed may be the store: the leases expire then
+            claiming.release_claims(claimed, owner=owner)
+        raise
+    claiming.release_claims(claimed, owner=owner)
+
+
+def _claims(
+    store: ClaimingStore,
+    now: datetime,
+    limit: int | None,
+    lease: float,
+    owner: str,
+    claimed: list[str],
+) -> Iterator[FlowRow]:
+    """Claim batches until none is due unclaimed (or `limit` is reached), noting each id."""
+    while limit is None or len(claimed) < limit:
+        size = CLAIM_BATCH if limit is None else min(CLAIM_BATCH, limit - len(claimed))
+        rows = store.claim_due(now, limit=size, lease=lease, owner=owner)
+        claimed.extend(row.flow_id for row in rows)
+        yield from rows
+        if len(rows) < size:
+            return
 
 
 class VersionConflict(Exception):

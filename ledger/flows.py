@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -19,6 +20,7 @@ from ledger.records import FlowRow, Record
 from ledger.tx import Conn, Tx
 
 PREFIX = "flow:"
+COLUMNS = "flow_id, name, version, status, awaits, due"  # what a `FlowRow` is made from
 DUE_INDEX = "CREATE INDEX IF NOT EXISTS idx_flows_due_set ON flows (due) WHERE due IS NOT NULL"
 """Partial: finished and plainly waiting flows (most rows, in time) have no due, and the
 timer query (`due IS NOT NULL AND due <= ?`) never looks for them; leaving them out keeps
@@ -142,7 +144,7 @@ def query(
     if started_after is not None:
         where.append("started_position > ?")
         params.append(int(started_after))
-    sql = "SELECT flow_id, name, version, status, awaits, due FROM flows"
+    sql = f"SELECT {COLUMNS} FROM flows"
     if where:
         sql += " WHERE " + " AND ".join(where)
     order = "due, started_position" if due_before is not None else "started_position"
@@ -151,15 +153,18 @@ def query(
     sql += f" ORDER BY {order}"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    rows = [
-        FlowRow(
-            flow_id=flow_id,
-            name=name,
-            version=version,
-            status=row_status,
-            awaits=_decode_awaits(awaits),
-            due=None if due is None else datetime.fromisoformat(due),
-        )
-        for flow_id, name, version, row_status, awaits, due in conn.execute(sql, params)
-    ]
+    rows = [flow_row(values) for values in conn.execute(sql, params)]
     return rows[::-1] if newest else rows
+
+
+def flow_row(values: Sequence[Any]) -> FlowRow:
+    """A `FlowRow` from the values of a `SELECT {COLUMNS} FROM flows`."""
+    flow_id, name, version, status, awaits, due = values
+    return FlowRow(
+        flow_id=flow_id,
+        name=name,
+        version=version,
+        status=status,
+        awaits=_decode_awaits(awaits),
+        due=None if due is None else datetime.fromisoformat(due),
+    )

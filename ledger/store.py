@@ -38,6 +38,7 @@ from ledger.errors import (
 from ledger.projection import EVENT_COLUMNS, Projection, clear, records
 from ledger.records import Anchor, Appended, FlowRow, Record, VerifyReport
 from ledger.sqlite import sqlite3
+from ledger.timer_claims import TimerClaims
 from ledger.transactions import Session, WaitHook
 from ledger.tx import Conn, Dialect, Params, Tx
 
@@ -65,7 +66,7 @@ _READ = (
 )
 
 
-class Ledger:
+class Ledger(TimerClaims):
     """Append-only streams of msgspec events, with projections kept in step.
 
     Satisfies flowlib's `Store` protocol. One `Ledger` per process serves every thread:

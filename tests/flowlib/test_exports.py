@@ -30,6 +30,7 @@ EXPORTED = [
     "AnyFlowEvent",
     "Cancelled",
     "CancelledBy",
+    "ClaimingStore",
     "Clock",
     "Divergence",
     "Effect",

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from flowlib.log import FlowStarted, StepPending, stream_of
 from ledger import Ledger, Record, Tx
 
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SQLITE_ONLY = pytest.mark.parametrize("target", ["sqlite"], indirect=True)
 """For a test of SQLite specifics that takes the `ledger` (or `target`) fixture."""
 
@@ -90,3 +93,33 @@ def tamper(path: Path, *statements: str, keep_guards: bool = False) -> None:
         for (sql,) in guards:
             conn.execute(sql)
     conn.close()
+
+
+def arm(ledger: Ledger, due: dict[str, datetime | None]) -> None:
+    """Start a flow per id, waiting on a timer due then (None: waiting on nothing timed)."""
+    body = msgspec.Raw(b"{}")
+    with ledger.transaction():
+        for flow_id, at in due.items():
+            started = FlowStarted(flow_id=flow_id, name="nap", version=1, args=body, started_at=T0)
+            pending = StepPending(
+                seq=0, request=body, mode="await", status="waiting", awaits=["Timer"], due=at
+            )
+            ledger.append(stream_of(flow_id), [started, pending], expected_version=0)
+
+
+def leases(ledger: Ledger) -> dict[str, tuple[str, str]]:
+    """The lease table as {flow_id: (owner, until)}."""
+    rows = ledger.query("SELECT flow_id, owner, until FROM timer_leases")
+    return {flow_id: (owner, until) for flow_id, owner, until in rows}
+
+
+def has_table(ledger: Ledger, name: str) -> bool:
+    """Whether the ledger's database (its schema, on PostgreSQL) has table `name`."""
+    if ledger.dialect == "sqlite":
+        sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+    else:
+        sql = (
+            "SELECT count(*) FROM information_schema.tables"
+            " WHERE table_schema = current_schema() AND table_name = ?"
+        )
+    return bool(ledger.query(sql, (name,))[0][0])

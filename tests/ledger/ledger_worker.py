@@ -6,6 +6,9 @@
   append with that expected version, print "won" or "conflict".
 - `hold PATH`: open a write transaction (taking the write lock), append one event, print
   "holding", and commit only when a line arrives on stdin.
+- `claim PATH OWNER NOW BATCH`: print "ready", wait for a line on stdin, then claim due
+  flows (BATCH at a time, 60 s leases, none released) until none is left unclaimed, and
+  print the ids claimed as a JSON list.
 - `loop PATH`: start flows and append their steps forever (FULL sync), printing
   "acked POSITION STREAM VERSION" after each commit; killed with SIGKILL by the test.
 """
@@ -84,6 +87,19 @@ def loop(path: str) -> None:
             n += 1
 
 
+def claim(path: str, owner: str, now: str, batch: int) -> None:
+    with Ledger.open(path) as ledger:
+        ledger.flows()  # connected before the start line, so the claims begin together
+        print("ready", flush=True)
+        sys.stdin.readline()
+        claimed: list[str] = []
+        while rows := ledger.claim_due(
+            datetime.fromisoformat(now), limit=batch, lease=60, owner=owner
+        ):
+            claimed += [row.flow_id for row in rows]
+        print(msgspec.json.encode(claimed).decode(), flush=True)
+
+
 def hold(path: str) -> None:
     with Ledger.open(path) as ledger, ledger.transaction():
         ledger.append("held", [Deposited("held", 1)])
@@ -97,6 +113,8 @@ if __name__ == "__main__":
         spread(args[0], args[1], int(args[2]))
     elif mode == "race":
         race(args[0], args[1])
+    elif mode == "claim":
+        claim(args[0], args[1], args[2], int(args[3]))
     elif mode == "hold":
         hold(args[0])
     else:

@@ -2,7 +2,8 @@
 
 `python scale_worker.py TARGET JOB.json`: waits for JOB's `go` file, then delivers each of
 its bodies (signed now, on a clock `offset` seconds ahead) and fires due timers after
-every `fire_every` deliveries and once at the end. Prints a JSON list of the outcomes.
+every `fire_every` deliveries and once at the end. Prints a JSON list of the outcomes
+("parked" for a delivery recorded to be applied later: its flow was mid-step).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def main(target: str, job_path: str) -> None:
             time.sleep(0.002)
         for index, body in enumerate(bodies):
             header = sign(body, job["secret"], int(clock().timestamp()))
-            outcomes.append(shop.settle_webhook(body, header, secret=job["secret"]).outcome)
+            result = shop.settle_webhook(body, header, secret=job["secret"])
+            parked = result.outcome == "recorded" and result.reason.startswith("parked:")
+            outcomes.append("parked" if parked else result.outcome)
             if index % job["fire_every"] == 0:
                 shop.fire_timers()
         shop.fire_timers()
