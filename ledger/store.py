@@ -750,18 +750,7 @@ def _relinked(records: Sequence[Record], position: int, previous: str) -> list[R
             r.recorded_at,
             r.idempotency_key,
         )
-        out.append(
-            Record(
-                position,
-                r.stream,
-                r.version,
-                r.type,
-                r.data,
-                r.recorded_at,
-                r.idempotency_key,
-                previous,
-            )
-        )
+        out.append(msgspec.structs.replace(r, position=position, hash=previous, seq=0))
     return out
 
 
