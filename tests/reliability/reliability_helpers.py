@@ -157,6 +157,9 @@ def check_invariants(shop: Shop, *, verify: bool = True) -> LedgerFacts:
     Among them: every recorded payment ends fulfilled, refunded, or in review, and no unit
     is reserved by a closed order.
     """
+    # On PostgreSQL `read_all` gives the global chain, which a killed leader may have left
+    # behind the projections: the facts are read once every committed event is in it.
+    assert shop.ledger.sync(), "the global chain did not catch up with the commits"
     facts = ledger_facts(shop)
     for product in shop.products():
         assert min(product.available, product.reserved, product.sold) >= 0, product
