@@ -198,14 +198,19 @@ class PgSession(Session):
         return rows
 
     def hold(self, keys: tuple[str, ...]) -> None:
-        """Advisory transaction locks on `keys` not yet held, sorted, in one round trip.
+        """Advisory transaction locks on `keys` not yet held, in name order, in one round trip.
 
-        The wait is bounded by the connection's lock_timeout (the ledger's busy timeout).
+        Name order, not the keys' hash order: it is the order in which a flow step takes
+        its streams one at a time (`flow:` before `order:` before `sku:`), so a settle that
+        locks an order's streams at once waits for a step holding the flow without first
+        taking the order from it (a deadlock). The wait is bounded by the connection's
+        lock_timeout (the ledger's busy timeout).
         """
-        wanted = sorted({lock_key(self._schema, key) for key in keys if key not in self.held})
+        wanted = sorted({key for key in keys if key not in self.held})
         if not wanted:
             return
-        self.conn.execute("SELECT " + ", ".join(f"pg_advisory_xact_lock({key})" for key in wanted))
+        locks = (f"pg_advisory_xact_lock({lock_key(self._schema, key)})" for key in wanted)
+        self.conn.execute("SELECT " + ", ".join(locks))
         self.held.update(keys)
 
 

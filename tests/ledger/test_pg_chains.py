@@ -18,7 +18,7 @@ from pg import fresh_schema
 
 from ledger import Ledger, TransactionConflict
 from ledger.postgres import PgConn
-from ledger.sequencer import covers, sequence_batch
+from ledger.sequencer import covers, lock_key, sequence_batch
 
 
 @pytest.fixture
@@ -283,6 +283,49 @@ def test_a_deadlock_is_a_transaction_conflict_with_nothing_written(dsn: str) -> 
         loser = next(name for name, outcome in outcomes.items() if outcome == "conflict")
         assert first.read(f"account:{loser}", Deposited) == []
         assert first.verify().ok
+
+
+def _waiting_for_a_lock(dsn: str) -> bool:
+    with raw(dsn) as conn:
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        return bool(conn.execute(waiting).fetchone()[0])  # type: ignore[index]
+
+
+def test_keys_locked_at_once_are_taken_in_name_order(dsn: str) -> None:
+    """A step holds `flow:x` and then takes `order:x`; a settle locks both at once. Taken
+    in hash order the settle could hold `order:x` while it waits for `flow:x`: a deadlock.
+    In name order it waits without holding either, and both commit."""
+    with Ledger.open(dsn) as step, Ledger.open(dsn) as settle:
+        schema = settle.schema  # type: ignore[attr-defined]
+        order = next(  # an order whose keys' hashes sort the other way round
+            n
+            for n in range(100)
+            if lock_key(schema, f"order:o{n}") < lock_key(schema, f"flow:o{n}")
+        )
+        flow_key, order_key = f"flow:o{order}", f"order:o{order}"
+        outcome: list[str] = []
+
+        def settle_both() -> None:
+            try:
+                with settle.transaction():
+                    settle.lock(order_key, flow_key)
+                    settle.append("account:settle", [Deposited("settle", 1)])
+                outcome.append("committed")
+            except TransactionConflict:
+                outcome.append("conflict")
+
+        with step.transaction():
+            step.lock(flow_key)
+            thread = threading.Thread(target=settle_both)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while not _waiting_for_a_lock(dsn) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            step.lock(order_key)  # the settle holds nothing yet: granted at once
+            step.append("account:step", [Deposited("step", 1)])
+        thread.join(30)
+        assert outcome == ["committed"]
+        assert [r.stream for r in step.read_all()] == ["account:step", "account:settle"]
 
 
 def test_the_chain_orders_transaction_ids_as_numbers(dsn: str) -> None:
