@@ -14,6 +14,7 @@ from commerce import readmodel, transfer, views
 from commerce import reconcile as reconciling
 from commerce import review as holds
 from commerce.config import ShopConfig, record_config, recorded_config
+from commerce.conflicts import again_on_conflict, retried
 from commerce.errors import (
     CommerceError,
     DuplicateSku,
@@ -242,7 +243,9 @@ class Shop:
             coupon=coupon,
             payment_timeout_seconds=self.config.payment_timeout_seconds,
         )
-        started = self.engine.start_new(ORDER_FLOW, place, flow_id=order_id)
+        started = again_on_conflict(
+            self.ledger, self.engine.start_new, ORDER_FLOW, place, flow_id=order_id
+        )
         if started is None and not _same_order(self.engine, order_id, place):  # args are fixed
             raise OrderConflict(order_id)
         return self.order(order_id)
@@ -257,6 +260,7 @@ class Shop:
                 "choose stripe or sumup",
             )
 
+    @retried
     def cancel_order(
         self, order_id: str, reason: str = "cancelled by the merchant"
     ) -> views.OrderView:
@@ -288,11 +292,15 @@ class Shop:
         the order is not held for review.
         """
         why = reason or f"review decided: {decision}"
-        with self.ledger.transaction():
-            flow_id = holds.resolve(self.ledger, self.engine, order_id, decision, reason=why)
-        if flow_id is not None:
-            self.engine.run_effects(flow_id)  # the refund call, nothing locked
+        flow_id = again_on_conflict(self.ledger, self._resolve, order_id, decision, why)
+        if flow_id is not None:  # the refund call, nothing locked
+            again_on_conflict(self.ledger, self.engine.run_effects, flow_id)
         return self.order(order_id)
+
+    def _resolve(self, order_id: str, decision: holds.Decision, reason: str) -> str | None:
+        """Decide a held payment in one transaction; the flow with a refund to make, if any."""
+        with self.ledger.transaction():
+            return holds.resolve(self.ledger, self.engine, order_id, decision, reason=reason)
 
     def order(self, order_id: str) -> views.OrderView:
         """The order with its quote and timeline (`UnknownOrder` if there is none)."""
@@ -426,8 +434,7 @@ class Shop:
         timeout = self.config.review_timeout_seconds
         for order_id in holds.expired(self.ledger, now, timeout):
             why = f"the review hold expired after {timeout} s: refunded"
-            with self.ledger.transaction():
-                flow_id = holds.resolve(self.ledger, self.engine, order_id, "refund", reason=why)
+            flow_id = again_on_conflict(self.ledger, self._resolve, order_id, "refund", why)
             state = self.engine.run_effects(flow_id) if flow_id else self.engine.status(order_id)
             fired.append(Fired(flow_id=state.flow_id, mode="review-expiry", status=state.status))
         return fired
@@ -449,7 +456,7 @@ class Shop:
         for event in readmodel.parked(self.ledger, order_id):
             if event.event_id in decided:  # taken by its flow with an earlier one
                 continue
-            applied = self.settler.apply_parked(event.event_id)
+            applied = again_on_conflict(self.ledger, self.settler.apply_parked, event.event_id)
             decided.update(result.event_id for result in applied)
             results.extend(applied)
         return results
@@ -459,7 +466,7 @@ class Shop:
 
         Raises `NondeterminismError` (nothing written) if its log still diverges.
         """
-        self.engine.recover(flow_id)
+        again_on_conflict(self.ledger, self.engine.recover, flow_id)
         order_id = transfer.order_of(self.engine, flow_id)
         applied = self.apply_parked(order_id) if order_id else []
         return self.engine.status(flow_id), applied

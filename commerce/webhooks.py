@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import random
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import msgspec
 
 from commerce import readmodel
+from commerce.conflicts import again_on_conflict
 from commerce.errors import CommerceError, LiveModeMismatch
 from commerce.events import (
     AnyCommerceEvent,
@@ -57,15 +56,11 @@ from commerce.providers.base import (
 from commerce.requests import AwaitPayment
 from commerce.review import held_stock
 from flowlib import Engine, FlowError, stream_of
-from ledger import Ledger, LedgerError, TransactionConflict
+from ledger import Ledger, LedgerError
 
 Outcome = Literal["settled", "already_settled", "recorded", "refunded", "ignored"]
 PAID = ("succeeded", "refunded", "partially_refunded")
 _notice = msgspec.json.Decoder(PaymentNotice).decode
-
-T = TypeVar("T")
-CONFLICT_ATTEMPTS = 5
-"""Runs of a settle whose transaction lost a race (PostgreSQL: a deadlock, a late lock)."""
 
 
 class SettleResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,29 +156,12 @@ class Settler:
     def settle(self, event: Inbound, body: bytes) -> SettleResult:
         """Settle an authentic event (the caller vouches for it); `body` is kept as its record."""
         self._check_mode(event)
-        decided = self._once(self._settled_alone, event, body)
+        decided = again_on_conflict(self.ledger, self._settled_alone, event, body)
         return self._answer(decided)
 
     def _settled_alone(self, event: Inbound, body: bytes) -> _Settled:
         with self.ledger.transaction():
             return self._settle_in(event, body)
-
-    def _once(self, decide: Callable[..., T], *args: Any) -> T:
-        """`decide(*args)`, run again if its transaction lost a race (`TransactionConflict`).
-
-        Safe: such a transaction was rolled back whole, and every provider call of a
-        decision is made after its commit. Inside a caller's transaction it is theirs to run
-        again.
-        """
-        attempt = 0
-        while True:
-            try:
-                return decide(*args)
-            except TransactionConflict:
-                attempt += 1
-                if self.ledger.in_transaction or attempt >= CONFLICT_ATTEMPTS:
-                    raise
-                time.sleep(random.uniform(0, 0.005 * 2**attempt))  # apart, not in step
 
     def settle_batch(self, deliveries: Sequence[Delivery]) -> list[SettleResult | CommerceError]:
         """Settle several authentic events with as few commits as they allow (group commit).
@@ -199,7 +177,7 @@ class Settler:
         answers: list[SettleResult | CommerceError] = []
         rest = list(deliveries)
         while rest:
-            decided, rest = self._once(self._settle_some, rest)
+            decided, rest = again_on_conflict(self.ledger, self._settle_some, rest)
             answers += [d if isinstance(d, CommerceError) else self._answer(d) for d in decided]
         return answers
 
