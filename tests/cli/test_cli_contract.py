@@ -64,7 +64,9 @@ def test_shell_completion(orderflow_bin, tmp_path):
     assert completed.stdout.split() == ["flows"]
 
 
-@pytest.mark.parametrize("path", [(), *{leaf[:1] for leaf in LEAVES}, *LEAVES], ids=" ".join)
+@pytest.mark.parametrize(
+    "path", [(), *sorted({leaf[:1] for leaf in LEAVES}), *LEAVES], ids=" ".join
+)
 def test_help_shows_no_internal_metavars(path):
     text = CliRunner().invoke(app, [*path, "--help"]).stdout
     assert not re.search(r"<(str|int|list|path|float)[^>]*>|\{[a-z_]+\}|[A-Z_]+ <", text), text
