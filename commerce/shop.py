@@ -435,7 +435,11 @@ class Shop:
         for order_id in holds.expired(self.ledger, now, timeout):
             why = f"the review hold expired after {timeout} s: refunded"
             flow_id = again_on_conflict(self.ledger, self._resolve, order_id, "refund", why)
-            state = self.engine.run_effects(flow_id) if flow_id else self.engine.status(order_id)
+            state = (
+                again_on_conflict(self.ledger, self.engine.run_effects, flow_id)
+                if flow_id
+                else self.engine.status(order_id)
+            )
             fired.append(Fired(flow_id=state.flow_id, mode="review-expiry", status=state.status))
         return fired
 
