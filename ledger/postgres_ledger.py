@@ -71,6 +71,13 @@ _READ = (
     " AND p.version = e.version - 1) FROM events e WHERE stream = ? AND version > ?"
     " ORDER BY version"
 )
+# The same inside a write transaction, where the stream is locked first: its last row is
+# then the tip an append links to (`_remember_tip`), which saves that append a `_STREAM_TIP`.
+_LOCKED_READ = (
+    f"SELECT {EVENT_COLUMNS}, (SELECT p.hash FROM events p WHERE p.stream = e.stream"
+    " AND p.version = e.version - 1), xid > pg_current_xact_id() FROM events e"
+    " WHERE stream = ? AND version > ? ORDER BY version"
+)
 _READ_ALL = (
     "SELECT e.position, e.stream, e.version, e.type, e.data, e.recorded_at,"
     " e.idempotency_key, e.hash, c.seq FROM chain c JOIN events e ON e.position = c.position"
@@ -303,6 +310,21 @@ class PostgresLedger(Ledger):
 
     def _check_read(self, previous: str | None, row: Row) -> None:
         check_stream_link(previous, row)
+
+    def _stream_rows(self, stream: str, after: int) -> Any:
+        """See `Ledger._stream_rows`; in a write transaction the stream's tip is remembered."""
+        session = _session(self._s)
+        if not session.joinable():
+            return super()._stream_rows(stream, after)
+        rows = session.guarded(session.locked_rows, stream, _LOCKED_READ, (stream, after))
+        if rows:
+            *tip, previous, later = rows[-1]
+            if not later:  # else the append's own probe refuses it (see `_tip`)
+                check_stream_link(previous, tuple(tip))
+                session.versions[stream], session.links[stream] = int(tip[2]), str(tip[7])
+        elif after == 0:
+            session.versions[stream], session.links[stream] = 0, GENESIS
+        return [row[:-1] for row in rows]
 
     def _make_session(self, conn: PgConn) -> PgSession:
         return PgSession(conn, self.path, self.schema, self._writers, self.readonly, self._written)

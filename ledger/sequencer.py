@@ -15,11 +15,12 @@ its first write (`Ledger.lock`) and a late lock that could invert it is refused
 
 One leader: every writable ledger runs a `Sequencer` thread with its own connection, and
 the one that holds the session-level advisory lock `(schema, "sequencer")` builds the
-chain; the others try again each second, so the chain survives its leader's death. The
-primary key on `seq` and the unique `position` make a second writer fail, never fork the
-chain. Each batch that adds entries sends one NOTIFY on `CHANNEL` (payload: schema and new
-head), for `tail --follow` and the worker; step transactions never notify (a NOTIFY in
-every commit would serialise commits). A transaction left open with an id holds the line
+chain, a pass at most every `GATHER` seconds while commits keep coming; the others try
+again each second, so the chain survives its leader's death. The primary key on `seq` and
+the unique `position` make a second writer fail, never fork the chain. Each batch that
+adds entries sends one NOTIFY on `CHANNEL` (payload: schema and new head), for
+`tail --follow` and the worker; step transactions never notify (a NOTIFY in every commit
+would serialise commits). A transaction left open with an id holds the line
 back: sequencing (not writing) waits for it, so set `idle_in_transaction_session_timeout`.
 """
 
@@ -38,6 +39,9 @@ from ledger.postgres import PgConn
 CHANNEL = "orderflow_chain"
 BATCH = 2000  # most events chained per transaction
 IDLE = 0.05  # seconds between passes once caught up (a writer's commit wakes it sooner)
+# Fewest seconds between passes: a pass per commit would cost every commit a second one
+# (six statements and a flush); commits arriving within this gather into one batch.
+GATHER = 0.01
 RETRY_LEADER = 1.0  # seconds between a follower's tries for the leader's lock
 LINGER = 5.0  # seconds without a commit here before the thread ends (a commit restarts it)
 
@@ -158,9 +162,11 @@ class Sequencer:
                     return
                 if chained:  # others' commits keep the leader busy too
                     active = time.monotonic()
+                passed = time.monotonic()
                 if self._wake.wait(IDLE if self.leader else RETRY_LEADER):
-                    self._wake.clear()
                     active = time.monotonic()
+                    self._stopping.wait(GATHER - (active - passed))
+                    self._wake.clear()
                 elif time.monotonic() - active > LINGER:
                     with self._started:  # a poke from now on finds no thread, and starts one
                         if not self._wake.is_set():

@@ -27,6 +27,13 @@ def dsn() -> Iterator[str]:
         yield target
 
 
+@pytest.fixture
+def lone_dsn() -> Iterator[str]:
+    """For a test that holds a transaction open: the sequencer's line is server-wide."""
+    with fresh_schema(alone=True) as target:
+        yield target
+
+
 def raw(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(dsn, autocommit=True)
 
@@ -67,11 +74,11 @@ def test_writers_on_different_keys_do_not_wait_for_each_other(dsn: str) -> None:
         assert first.verify().ok
 
 
-def test_an_event_is_not_chained_before_an_older_transaction_ends(dsn: str) -> None:
+def test_an_event_is_not_chained_before_an_older_transaction_ends(lone_dsn: str) -> None:
     """The line is the oldest open writer: a later commit waits for it, then follows it."""
-    Ledger.open(dsn).close()
-    with raw(dsn) as older, raw(dsn) as newer, raw(dsn) as seq_raw:
-        seq = PgConn(seq_raw, dsn)
+    Ledger.open(lone_dsn).close()
+    with raw(lone_dsn) as older, raw(lone_dsn) as newer, raw(lone_dsn) as seq_raw:
+        seq = PgConn(seq_raw, lone_dsn)
         older.execute("BEGIN")
         older.execute(
             "INSERT INTO events (stream, version, type, data, recorded_at, hash)"
@@ -86,7 +93,7 @@ def test_an_event_is_not_chained_before_an_older_transaction_ends(dsn: str) -> N
         older.execute("COMMIT")
         sequence_batch(seq, "x")  # (the closed ledger's last pass may have been quicker)
         assert covers(seq)
-    with raw(dsn) as conn:
+    with raw(lone_dsn) as conn:
         streams = conn.execute(
             "SELECT e.stream FROM chain c JOIN events e USING (position) ORDER BY c.seq"
         ).fetchall()
@@ -133,10 +140,10 @@ def test_a_clean_close_leaves_nothing_unchained(dsn: str) -> None:
         assert reader.verify().pending == 0
 
 
-def test_verify_reports_events_the_sequencer_has_not_reached(dsn: str) -> None:
+def test_verify_reports_events_the_sequencer_has_not_reached(lone_dsn: str) -> None:
     """Pending events are checked on their stream links, counted, and not an error."""
-    Ledger.open(dsn).close()
-    with raw(dsn) as blocker, Ledger.open(dsn) as ledger:
+    Ledger.open(lone_dsn).close()
+    with raw(lone_dsn) as blocker, Ledger.open(lone_dsn) as ledger:
         blocker.execute("BEGIN")
         blocker.execute("SELECT pg_current_xact_id()")  # an open writer holds the line
         ledger.append("account:a", [Deposited("a", 1)])
@@ -197,15 +204,15 @@ def test_a_late_lock_that_would_reorder_a_stream_is_refused(dsn: str) -> None:
         assert early.verify().ok
 
 
-def test_only_the_sequencer_notifies_and_a_follower_wakes_on_it(dsn: str) -> None:
+def test_only_the_sequencer_notifies_and_a_follower_wakes_on_it(lone_dsn: str) -> None:
     """A commit sends nothing; the batch that chains it sends one NOTIFY, which wakes
     `wait_for_events` (tail --follow and the worker wait on it)."""
-    schema = dsn.rsplit("search_path%3D", 1)[1].split("&", 1)[0]
+    schema = lone_dsn.rsplit("search_path%3D", 1)[1].split("&", 1)[0]
     with (
-        Ledger.open(dsn) as writer,
-        Ledger.open(dsn, readonly=True) as follower,
-        raw(dsn) as listening,
-        raw(dsn) as blocker,
+        Ledger.open(lone_dsn) as writer,
+        Ledger.open(lone_dsn, readonly=True) as follower,
+        raw(lone_dsn) as listening,
+        raw(lone_dsn) as blocker,
     ):
         listening.execute("LISTEN orderflow_chain")
         blocker.execute("BEGIN")
