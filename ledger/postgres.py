@@ -77,13 +77,28 @@ def translate(exc: psycopg.Error, path: str) -> LedgerError | None:
 
 
 class PgConn:
-    """A psycopg connection speaking the ledger's portable SQL (a `tx.Conn`)."""
+    """A psycopg connection speaking the ledger's portable SQL (a `tx.Conn`).
 
-    __slots__ = ("path", "raw")
+    Statements whose result nothing reads (BEGIN, SAVEPOINT, RELEASE, a lock before its
+    read) wait (`later`) and go in one pipeline with the next statement: one round trip
+    for both. A failure among them is raised by that next statement.
+    """
+
+    __slots__ = ("path", "raw", "_later")
 
     def __init__(self, raw: psycopg.Connection[tuple[Any, ...]], path: str) -> None:
         self.raw = raw
         self.path = path
+        self._later: list[str] = []
+
+    def later(self, sql: str) -> None:
+        """Send `sql` (one statement, no parameters, no result wanted) with the next one."""
+        self._later.append(sql)
+
+    def flush(self) -> None:
+        """Send what waits now (before using `raw` directly, e.g. for a COPY)."""
+        if self._later:
+            self._run("SELECT 1", None)
 
     def execute(self, sql: str, parameters: Params | None = None, /) -> Rows:
         """Run one statement (several, without parameters); typed errors for storage failures."""
@@ -102,10 +117,20 @@ class PgConn:
         return cursor.fetchone()
 
     def _run(self, sql: str, parameters: Params | None) -> psycopg.Cursor[Any]:
+        raw = self.raw
         try:
+            if self._later:
+                waiting, self._later = self._later, []
+                with raw.pipeline():
+                    for statement in waiting:
+                        raw.execute(statement)
+                    if parameters:
+                        return raw.execute(pyformat(sql), parameters)
+                    if ";" not in sql:  # (a pipeline takes one statement at a time)
+                        return raw.execute(sql)
             if parameters:
-                return self.raw.execute(pyformat(sql), parameters)
-            return self.raw.execute(sql)
+                return raw.execute(pyformat(sql), parameters)
+            return raw.execute(sql)
         except psycopg.Error as exc:
             typed = translate(exc, self.path)
             if typed is None:
@@ -114,16 +139,20 @@ class PgConn:
 
     @property
     def in_transaction(self) -> bool:
-        """True while a transaction is open and usable (a failed one is not)."""
-        return self.raw.info.transaction_status == TransactionStatus.INTRANS
+        """True while a transaction is open and usable (a failed one is not), or a BEGIN waits."""
+        status = self.raw.info.transaction_status
+        return status == TransactionStatus.INTRANS or (
+            status == TransactionStatus.IDLE and bool(self._later)
+        )
 
     @property
     def open(self) -> bool:
-        """True while the server holds a transaction for us, even a failed one."""
-        return self.raw.info.transaction_status != TransactionStatus.IDLE
+        """True while the server holds a transaction for us, even a failed one (or will)."""
+        return self.raw.info.transaction_status != TransactionStatus.IDLE or bool(self._later)
 
     def close(self) -> None:
-        """Close the connection (the server rolls back anything open)."""
+        """Close the connection (the server rolls back anything open; nothing waiting is sent)."""
+        self._later.clear()
         self.raw.close()
 
 

@@ -38,7 +38,7 @@ from ledger.errors import (
     TransactionConflict,
 )
 from ledger.listener import Listener
-from ledger.postgres import PgConn, PgTx, connect, pyformat, translate
+from ledger.postgres import PgConn, PgTx, connect, translate
 from ledger.projection import EVENT_COLUMNS, Projection, clear
 from ledger.records import Anchor, Appended, Record, VerifyReport
 from ledger.schema import APPLICATION_ID
@@ -153,6 +153,9 @@ class PgSession(Session):
     def _open(self) -> bool:
         return self.conn.open
 
+    def _quietly(self, sql: str) -> None:
+        self.conn.later(sql)
+
     def _unlock(self) -> None:
         self.held.clear()  # the advisory locks ended with the transaction
         self._writers.leave()
@@ -172,7 +175,7 @@ class PgSession(Session):
         self.held.clear()
 
     def begin(self, timeout: float | None = None) -> None:
-        """BEGIN (READ COMMITTED); locks come later, per key (`lock`).
+        """BEGIN (READ COMMITTED), sent with the first statement; locks come later, per key.
 
         The cached versions are dropped: another host may have written since.
         """
@@ -182,26 +185,18 @@ class PgSession(Session):
             raise ValueError("a write inside reading(): leave the read snapshot first")
         self.forget()
         self._writers.enter()
-        try:
-            self.conn.execute("BEGIN")
-        except BaseException:
-            self._rollback()
-            self._writers.leave()
-            raise
+        self.conn.later("BEGIN")  # sent with the transaction's first statement
         self.depth, self.owner = 1, threading.get_ident()
 
     def locked_rows(self, key: str, sql: str, params: Params) -> list[Any]:
-        """Lock `key` and read `sql`'s rows in one round trip (two statements, so the read
-        sees what the lock waited for)."""
-        if key in self.held:
-            return self.conn.execute(sql, params).fetchall()
-        raw = self.conn.raw
-        query = psycopg.ClientCursor(raw).mogrify(pyformat(sql), params)
-        lock = lock_key(self._schema, key)
-        cursor = self.conn._run(f"SELECT pg_advisory_xact_lock({lock}); {query}", None)
-        cursor.nextset()
-        rows = cursor.fetchall()
-        self.held.add(key)
+        """Lock `key` and read `sql`'s rows in one round trip (two statements in a pipeline,
+        so the read sees what the lock waited for)."""
+        wanted = key not in self.held
+        if wanted:
+            self.conn.later(f"SELECT pg_advisory_xact_lock({lock_key(self._schema, key)})")
+        rows = self.conn.execute(sql, params).fetchall()
+        if wanted:
+            self.held.add(key)
         return rows
 
     def hold(self, keys: tuple[str, ...]) -> None:
@@ -268,7 +263,10 @@ class PostgresLedger(Ledger):
         last acknowledged commits, never corrupting anything (as NORMAL on SQLite).
         """
         path = redact(dsn)
+        # UTF8 on the wire whatever the database's encoding: on a SQL_ASCII database psycopg
+        # would otherwise hand back every text column as bytes.
         settings = (
+            "SET client_encoding = 'UTF8'; "
             f"SET synchronous_commit = {'on' if synchronous == 'FULL' else 'off'}; "
             f"SET lock_timeout = {max(1, int(busy_timeout * 1000))}"
         )
@@ -567,7 +565,9 @@ class PostgresLedger(Ledger):
     def _insert_rows(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
         """`COPY ... FROM STDIN`: psycopg parsing a multi-row INSERT of 800 parameters costs
         more than the server inserting its rows (a copy of 10^5 events: ~10 s of 17)."""
-        with _pg(conn).raw.cursor().copy(_COPY) as copy:
+        pg = _pg(conn)
+        pg.flush()
+        with pg.raw.cursor().copy(_COPY) as copy:
             for row in rows:
                 copy.write_row(row)
 

@@ -90,6 +90,10 @@ class Session:
     def _unlock(self) -> None:
         """Release what `begin` took beyond the transaction itself (nothing by default)."""
 
+    def _quietly(self, sql: str) -> None:
+        """Run `sql`, whose result nothing reads (a backend may send it with the next one)."""
+        self.conn.execute(sql)
+
     def _open(self) -> bool:
         """True while the database holds a transaction here (even a failed one)."""
         return self.conn.in_transaction
@@ -228,7 +232,7 @@ class Session:
             raise TransactionAborted("an earlier error in this transaction")
         self._check_doomed()
         name = f"ledger_{self.depth}"
-        conn.execute(f"SAVEPOINT {name}")
+        self._quietly(f"SAVEPOINT {name}")
         self.depth += 1
         try:
             yield owner
@@ -237,14 +241,14 @@ class Session:
             self.forget()
             if self._open():
                 conn.execute(f"ROLLBACK TO {name}")
-                conn.execute(f"RELEASE {name}")
+                self._quietly(f"RELEASE {name}")
                 if self._doomed is not None and self._doomed > self.depth:
                     self._doomed = None  # the part-written append is undone
                 self._undo_hooks(self.depth)
             raise
         self.depth -= 1
         self._check_doomed()
-        conn.execute(f"RELEASE {name}")
+        self._quietly(f"RELEASE {name}")
         depth = self.depth  # the released block's hooks now wait for the enclosing one
         self._hooks = [(min(d, depth), fn, undo) for d, fn, undo in self._hooks]
 

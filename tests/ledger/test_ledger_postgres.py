@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 import sys
 
 import pytest
@@ -130,3 +131,27 @@ def test_placeholders_become_psycopgs(portable: str, pyformat: str) -> None:
     from ledger.postgres import pyformat as translate
 
     assert translate(portable) == pyformat
+
+
+def test_a_sql_ascii_database_reads_text_back_as_text() -> None:
+    """On a SQL_ASCII database psycopg hands back bytes unless the client asks for UTF8."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from pg import server_dsn
+
+    server = server_dsn()
+    name = f"t_ascii_{uuid.uuid4().hex[:12]}"
+    with _raw(server) as admin:
+        admin.execute(
+            f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0"
+            " LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
+        try:
+            dsn = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+            with Ledger.open(dsn, projections=[Balances()]) as ledger:
+                ledger.append("account:zoë", [Deposited("zoë", 5)])
+                assert ledger.read("account:zoë", Deposited) == [Deposited("zoë", 5)]
+                assert [r.stream for r in ledger.records("account:zoë")] == ["account:zoë"]
+                assert ledger.verify().ok
+        finally:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
