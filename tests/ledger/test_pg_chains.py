@@ -204,6 +204,22 @@ def test_a_late_lock_that_would_reorder_a_stream_is_refused(dsn: str) -> None:
         assert early.verify().ok
 
 
+def test_a_read_under_the_lock_does_not_let_a_reordering_append_through(dsn: str) -> None:
+    """Reading a stream in the transaction remembers its tip for the next append, unless a
+    younger transaction wrote that tip: then the append is refused as without the read."""
+    with Ledger.open(dsn) as early, Ledger.open(dsn) as late:
+        with pytest.raises(TransactionConflict), early.transaction():
+            early.append("account:x", [Deposited("x", 1)])  # this transaction's id is older
+            late.append("account:s", [Deposited("s", 1)])
+            assert [e.amount for e in early.read("account:s", Deposited)] == [1]
+            early.append("account:s", [Deposited("s", 2)])
+        with early.transaction():  # a read of a tip no younger one wrote: one probe fewer
+            assert [e.amount for e in early.read("account:s", Deposited)] == [1]
+            early.append("account:s", [Deposited("s", 2)])
+        assert [e.amount for e in early.read("account:s", Deposited)] == [1, 2]
+        assert early.verify().ok
+
+
 def test_only_the_sequencer_notifies_and_a_follower_wakes_on_it(lone_dsn: str) -> None:
     """A commit sends nothing; the batch that chains it sends one NOTIFY, which wakes
     `wait_for_events` (tail --follow and the worker wait on it)."""
