@@ -103,16 +103,22 @@ def _unchecked(previous: str | None, row: Any) -> None:
     return None
 
 
-def seed_suspended(path: str | Path, count: int) -> None:
+def seed_suspended(path: str | Path, count: int, skus: int = 1) -> None:
     """Fill `path` with `count` orders awaiting payment, fast: one real order is the template.
 
     The template's streams are copied with fresh ids and appended in large transactions
     (the events, hashes and projections are real; only the flow code is not re-run).
+    Every order buys one "MUG", or with `skus` > 1 one of "MUG000".. in turn (settles
+    then rarely wait for one another on a SKU's stock row).
     """
     from commerce.events import AnyCommerceEvent
 
     with Shop.open(path, provider=FakeProvider(), synchronous="NORMAL") as shop:
-        shop.add_product("MUG", "Mug", parse_money("12.50", "EUR"), stock=count)
+        price = parse_money("12.50", "EUR")
+        shop.add_product("MUG", "Mug", price, stock=count)
+        names = [f"MUG{n:03d}" for n in range(skus)] if skus > 1 else ["MUG"]
+        for name in names[1:] if skus == 1 else names:
+            shop.add_product(name, "Mug", price, stock=count // skus + 1)
         template = shop.start_order([("MUG", 1)], order_id="o0000000").order
         ledger: Ledger = shop.ledger
         raw = {
@@ -129,13 +135,14 @@ def seed_suspended(path: str | Path, count: int) -> None:
                 for index in range(chunk, min(chunk + 2000, count)):
                     order_id = f"o{index:07d}"
                     new_intent = f"pi_{index:024d}"
+                    sku = f'"sku":"{names[index % len(names)]}"'.encode()
                     for stream, events in raw.items():
                         prefix = stream.split(":")[0]
                         decoded = [
                             msgspec.json.decode(
-                                e.replace(b"o0000000", order_id.encode()).replace(
-                                    intent.encode(), new_intent.encode()
-                                ),
+                                e.replace(b"o0000000", order_id.encode())
+                                .replace(intent.encode(), new_intent.encode())
+                                .replace(b'"sku":"MUG"', sku),
                                 type=kinds[prefix],
                             )
                             for e in events

@@ -4,9 +4,13 @@
 new SQLite file; a new schema on the PostgreSQL server DSN names) is seeded with PER
 suspended orders per process, and each process settles its own share of their signed
 webhooks through `Shop.settle_webhook` at synchronous=FULL, all starting at one moment.
-The PostgreSQL leg runs when a DSN is given (or `ORDERFLOW_BENCH_PG_DSN` is set). Prints
-one JSON object; `python -m bench` includes it, with the aim of issue 15: PostgreSQL at 8
-processes at least twice SQLite's single-process settles/s.
+The PostgreSQL leg runs when a DSN is given (or `ORDERFLOW_BENCH_PG_DSN` is set), twice:
+every order on one SKU (each settle moves that SKU's stock row, so settles queue on its
+row lock), and on 64 SKUs. Beside the rates: the CPU milliseconds a settle costs, in the
+worker processes and (when the server runs on this machine) in the server's, and what
+that allows on this machine's cores. Prints one JSON object; `python -m bench` includes
+it, with the aim of issue 15: PostgreSQL at 8 processes at least twice SQLite's
+single-process settles/s.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,30 +33,98 @@ from commerce import Shop
 
 SECRET = "whsec_settle_processes"
 PROCESSES = (1, 2, 4, 8)
+MANY_SKUS = 64
 DSN_VARIABLE = "ORDERFLOW_BENCH_PG_DSN"
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _settler(target: str, first: int, count: int, start: float) -> float:
-    """Settle orders first..first+count from `start` (a shared moment); the seconds it took."""
+def _settler(target: str, first: int, count: int, start: float) -> tuple[float, float]:
+    """Settle orders first..first+count from `start` (a shared moment): (seconds it took,
+    CPU seconds this process spent settling, its sequencer thread included)."""
     bodies = [signed_body(index, SECRET) for index in range(first, first + count)]
     with Shop.open(target) as shop:
-        while time.time() < start:
-            pass  # every process begins at the same moment (a busy start line, no sleep)
+        time.sleep(max(0.0, start - time.time()))
+        cpu = time.process_time()
         for body, header in bodies:
             result = shop.settle_webhook(body, header, secret=SECRET)
             if result.outcome != "settled":
                 raise SystemExit(f"not settled: {result}")
-        return time.time() - start
+        return time.time() - start, time.process_time() - cpu
 
 
-def settles_per_second(target: str, processes: int, per: int) -> float:
-    """Settles/s of `processes` processes on `target`, already seeded with their orders."""
+class ServerCpu:
+    """CPU seconds spent by this machine's PostgreSQL processes while the block runs.
+
+    Sampled from /proc every 20 ms, so a backend that ends between samples loses at most
+    its last 20 ms; None where no postgres process is visible (a server elsewhere).
+    """
+
+    def __init__(self) -> None:
+        self._first: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> ServerCpu:
+        self._first = self._last = _postgres_cpu()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self._last = {**self._last, **_postgres_cpu()}
+
+    @property
+    def seconds(self) -> float | None:
+        """The CPU seconds spent (None: no server process seen)."""
+        if not self._last:
+            return None
+        return sum(cpu - self._first.get(pid, 0.0) for pid, cpu in self._last.items())
+
+
+def _postgres_cpu() -> dict[str, float]:
+    """pid -> user + system CPU seconds of every process named postgres."""
+    found = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+        if name.startswith("postgres"):
+            fields = rest.split()
+            found[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return found
+
+
+def settle(
+    target: str, processes: int, per: int, server_side: bool = False
+) -> tuple[float, float, float | None]:
+    """`processes` processes settling on `target`, already seeded with their orders:
+    (settles/s, worker CPU ms per settle, server CPU ms per settle with `server_side`, when
+    the server runs here, else None)."""
     start = time.time() + 2.0  # every process has opened its shop and made its bodies by then
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes) as pool:
         jobs = [(target, 1 + n * per, per, start) for n in range(processes)]
-        seconds = pool.starmap(_settler, jobs)
-    return processes * per / max(seconds)
+        settling = pool.starmap_async(_settler, jobs)
+        time.sleep(max(0.0, start - time.time()))
+        with ServerCpu() as server:  # from the start line, not the processes' start-up
+            results = settling.get()
+    total = processes * per
+    worker = sum(cpu for _, cpu in results) * 1000 / total
+    spent = server.seconds if server_side else None
+    return (
+        total / max(s for s, _ in results),
+        worker,
+        None if spent is None else spent * 1000 / total,
+    )
 
 
 @contextmanager
@@ -69,6 +142,16 @@ def _fresh_schema(dsn: str) -> Iterator[str]:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+def _record(
+    figures: dict[str, float], name: str, measured: tuple[float, float, float | None]
+) -> None:
+    rate, worker, server = measured
+    figures[f"{name} settles/s"] = rate
+    figures[f"{name} worker CPU ms per settle"] = worker
+    if server is not None:
+        figures[f"{name} server CPU ms per settle"] = server
+
+
 def run(per: int, dsn: str | None = None) -> dict[str, float]:
     """Every figure, keyed by name."""
     dsn = dsn or os.environ.get(DSN_VARIABLE) or None
@@ -77,14 +160,23 @@ def run(per: int, dsn: str | None = None) -> dict[str, float]:
         for processes in PROCESSES:
             path = Path(tmp) / f"p{processes}.db"
             seed_suspended(path, processes * per + 1)
-            rate = settles_per_second(str(path), processes, per)
-            figures[f"SQLite settles/s {processes} processes"] = rate
+            rate = settle(str(path), processes, per)
+            _record(figures, f"SQLite {processes} processes", rate)
             if dsn is None:
                 continue
-            with _fresh_schema(dsn) as target:
-                seed_suspended(target, processes * per + 1)
-                rate = settles_per_second(target, processes, per)
-                figures[f"PostgreSQL settles/s {processes} processes"] = rate
+            for skus, label in ((1, "1 SKU"), (MANY_SKUS, f"{MANY_SKUS} SKUs")):
+                with _fresh_schema(dsn) as target:
+                    seed_suspended(target, processes * per + 1, skus)
+                    measured = settle(target, processes, per, server_side=True)
+                _record(figures, f"PostgreSQL {processes} processes {label}", measured)
+    if dsn is not None:
+        figures["cores"] = float(os.cpu_count() or 1)
+        for label in ("1 SKU", f"{MANY_SKUS} SKUs"):
+            name = f"PostgreSQL 8 processes {label}"
+            server = figures.get(f"{name} server CPU ms per settle")
+            if server is not None:  # what the cores allow when a settle costs that much CPU
+                cost = figures[f"{name} worker CPU ms per settle"] + server
+                figures[f"{name} CPU-bound ceiling settles/s"] = figures["cores"] * 1000 / cost
     return figures
 
 

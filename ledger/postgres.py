@@ -84,7 +84,7 @@ class PgConn:
     for both. A failure among them is raised by that next statement.
     """
 
-    __slots__ = ("path", "raw", "_later")
+    __slots__ = ("_later", "path", "raw")
 
     def __init__(self, raw: psycopg.Connection[tuple[Any, ...]], path: str) -> None:
         self.raw = raw

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import subprocess
-import uuid
 import sys
+import uuid
 
 import pytest
 from ledger_helpers import Balances, Deposited, state
