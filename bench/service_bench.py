@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench.commerce_bench import seed_suspended
 from bench.ledger_bench import rate, raw_writer
+from bench.proc_stat import cpu_seconds
 from bench.restart_worker import signed_body
 from commerce import Shop
 
@@ -97,12 +98,6 @@ def _round_trip(port: int, count: int = 300) -> float:
     return statistics.median(times)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used so far (Linux `/proc`)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _p(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1]
 
@@ -134,9 +129,9 @@ def run(per: int) -> dict[str, float]:
             figures["HTTP round trip p50 ms"] = _round_trip(port)
             for level, clients in enumerate(LEVELS):
                 ceiling = rate(2000, write_raw)
-                cpu = _cpu_seconds(server.pid)
+                cpu = cpu_seconds(server.pid)
                 seconds, latencies = _clients(port, 1 + level * per, per, clients)
-                cpu = _cpu_seconds(server.pid) - cpu
+                cpu = cpu_seconds(server.pid) - cpu
                 figures[f"server CPU ms per delivery {clients} clients"] = cpu * 1000 / per
                 settled = per / seconds
                 figures[f"settled/s {clients} clients"] = settled

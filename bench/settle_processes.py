@@ -15,6 +15,7 @@ single-process settles/s.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -28,14 +29,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.commerce_bench import seed_suspended
+from bench.proc_stat import cpu_by_pid
 from bench.restart_worker import signed_body
 from commerce import Shop
+from ledger import is_dsn
 
 SECRET = "whsec_settle_processes"
 PROCESSES = (1, 2, 4, 8)
 MANY_SKUS = 64
 DSN_VARIABLE = "ORDERFLOW_BENCH_PG_DSN"
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _settler(target: str, first: int, count: int, start: float) -> tuple[float, float]:
@@ -52,79 +54,85 @@ def _settler(target: str, first: int, count: int, start: float) -> tuple[float, 
         return time.time() - start, time.process_time() - cpu
 
 
-class ServerCpu:
-    """CPU seconds spent by this machine's PostgreSQL processes while the block runs.
+class ServerWatch:
+    """What this machine's PostgreSQL does while the block runs, sampled every 20 ms.
 
-    Sampled from /proc every 20 ms, so a backend that ends between samples loses at most
-    its last 20 ms; None where no postgres process is visible (a server elsewhere).
+    `cpu_seconds`: CPU time of its processes, from /proc (a backend that ends between two
+    samples loses at most its last 20 ms; None where no postgres process is visible, a
+    server elsewhere). `lock_share`: of the samples of backends inside a transaction, the
+    share waiting for a lock (another transaction's row or advisory lock).
     """
 
-    def __init__(self) -> None:
-        self._first: dict[str, float] = {}
-        self._last: dict[str, float] = {}
+    def __init__(self, dsn: str) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(dsn, autocommit=True)
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._waits = [0, 0]  # samples waiting for a lock, samples inside a transaction
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def __enter__(self) -> ServerCpu:
-        self._first = self._last = _postgres_cpu()
+    def __enter__(self) -> ServerWatch:
+        self._first = self._last = cpu_by_pid("postgres")
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._conn.close()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            self._last = {**self._last, **_postgres_cpu()}
+            self._last = {**self._last, **cpu_by_pid("postgres")}
+            for locked, busy in self._conn.execute(_IN_TRANSACTION):
+                self._waits[0] += locked
+                self._waits[1] += busy
 
     @property
-    def seconds(self) -> float | None:
+    def cpu_seconds(self) -> float | None:
         """The CPU seconds spent (None: no server process seen)."""
         if not self._last:
             return None
         return sum(cpu - self._first.get(pid, 0.0) for pid, cpu in self._last.items())
 
-
-def _postgres_cpu() -> dict[str, float]:
-    """pid -> user + system CPU seconds of every process named postgres."""
-    found = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue  # ended meanwhile
-        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
-        if name.startswith("postgres"):
-            fields = rest.split()
-            found[pid] = (int(fields[11]) + int(fields[12])) / _TICK
-    return found
+    @property
+    def lock_share(self) -> float:
+        """The share of in-transaction samples waiting for a lock."""
+        return self._waits[0] / max(1, self._waits[1])
 
 
-def settle(
-    target: str, processes: int, per: int, server_side: bool = False
-) -> tuple[float, float, float | None]:
-    """`processes` processes settling on `target`, already seeded with their orders:
-    (settles/s, worker CPU ms per settle, server CPU ms per settle with `server_side`, when
-    the server runs here, else None)."""
+_IN_TRANSACTION = (
+    "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND backend_type = 'client backend'"
+    " AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+)
+
+
+def settle(target: str, processes: int, per: int) -> dict[str, float]:
+    """`processes` processes settling on `target`, already seeded with their orders: the
+    figures (settles/s, worker CPU ms per settle; on PostgreSQL its server's CPU ms per
+    settle when it runs here, and the share of transaction time spent waiting for locks)."""
     start = time.time() + 2.0  # every process has opened its shop and made its bodies by then
     context = multiprocessing.get_context("spawn")
+    watch = ServerWatch(target) if is_dsn(target) else contextlib.nullcontext()
     with context.Pool(processes) as pool:
         jobs = [(target, 1 + n * per, per, start) for n in range(processes)]
         settling = pool.starmap_async(_settler, jobs)
         time.sleep(max(0.0, start - time.time()))
-        with ServerCpu() as server:  # from the start line, not the processes' start-up
+        with watch:  # from the start line, not the processes' start-up
             results = settling.get()
     total = processes * per
-    worker = sum(cpu for _, cpu in results) * 1000 / total
-    spent = server.seconds if server_side else None
-    return (
-        total / max(s for s, _ in results),
-        worker,
-        None if spent is None else spent * 1000 / total,
-    )
+    figures = {
+        "settles/s": total / max(seconds for seconds, _ in results),
+        "worker CPU ms per settle": sum(cpu for _, cpu in results) * 1000 / total,
+    }
+    if isinstance(watch, ServerWatch):
+        figures["lock wait share"] = watch.lock_share
+        if (spent := watch.cpu_seconds) is not None:
+            figures["server CPU ms per settle"] = spent * 1000 / total
+    return figures
 
 
 @contextmanager
@@ -142,16 +150,6 @@ def _fresh_schema(dsn: str) -> Iterator[str]:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def _record(
-    figures: dict[str, float], name: str, measured: tuple[float, float, float | None]
-) -> None:
-    rate, worker, server = measured
-    figures[f"{name} settles/s"] = rate
-    figures[f"{name} worker CPU ms per settle"] = worker
-    if server is not None:
-        figures[f"{name} server CPU ms per settle"] = server
-
-
 def run(per: int, dsn: str | None = None) -> dict[str, float]:
     """Every figure, keyed by name."""
     dsn = dsn or os.environ.get(DSN_VARIABLE) or None
@@ -160,15 +158,16 @@ def run(per: int, dsn: str | None = None) -> dict[str, float]:
         for processes in PROCESSES:
             path = Path(tmp) / f"p{processes}.db"
             seed_suspended(path, processes * per + 1)
-            rate = settle(str(path), processes, per)
-            _record(figures, f"SQLite {processes} processes", rate)
+            measured = settle(str(path), processes, per)
+            figures.update({f"SQLite {processes} processes {k}": v for k, v in measured.items()})
             if dsn is None:
                 continue
             for skus, label in ((1, "1 SKU"), (MANY_SKUS, f"{MANY_SKUS} SKUs")):
                 with _fresh_schema(dsn) as target:
                     seed_suspended(target, processes * per + 1, skus)
-                    measured = settle(target, processes, per, server_side=True)
-                _record(figures, f"PostgreSQL {processes} processes {label}", measured)
+                    measured = settle(target, processes, per)
+                name = f"PostgreSQL {processes} processes {label}"
+                figures.update({f"{name} {k}": v for k, v in measured.items()})
     if dsn is not None:
         figures["cores"] = float(os.cpu_count() or 1)
         for label in ("1 SKU", f"{MANY_SKUS} SKUs"):

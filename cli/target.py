@@ -7,17 +7,11 @@ connections' search_path (`?options=-csearch_path%3Dshop`), else in `public`.
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from ledger import OpenError
+from ledger import OpenError, is_dsn
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")  # the DSNs `Ledger.open` takes
-
-
-def is_dsn(target: str | Path) -> bool:
-    """True for a PostgreSQL DSN, False for a file path."""
-    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
+__all__ = ["create_schemas", "database", "in_schema", "is_dsn"]
 
 
 def database(dsn: str) -> str:

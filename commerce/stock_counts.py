@@ -19,6 +19,7 @@ from commerce.events import ProductAdded, Restocked, StockRemoved
 from ledger import Tx
 
 _STOCK = ("available", "reserved", "sold")
+_TABLES = ("products", "stock_unapplied")  # what a stock move writes, and reads
 Counts = tuple[int, ...]  # a SKU's (available, reserved, sold), or a move of them
 
 
@@ -28,8 +29,15 @@ def mover(column_from: str | None, column_to: str | None) -> Callable[[Tx, Any, 
     move = tuple(signs.get(column, 0) for column in _STOCK)
 
     def apply(tx: Tx, event: Any, position: int) -> None:
-        for line in event.lines:
-            _move(tx, line.sku, tuple(sign * line.quantity for sign in move))
+        moves = [(line.sku, tuple(sign * line.quantity for sign in move)) for line in event.lines]
+
+        def write(late: Tx) -> None:
+            for sku, counts in moves:
+                _move(late, sku, counts)
+
+        # A popular SKU's row is changed by every order's reserve and settle: written at
+        # the commit, it stays locked for the commit alone (see `Tx.at_commit`).
+        tx.at_commit(write, _TABLES)
 
     return apply
 

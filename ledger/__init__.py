@@ -44,7 +44,7 @@ from ledger.records import (
 from ledger.schema import SCHEMA_VERSION
 from ledger.sqlite import WAIT_NOTICE
 from ledger.sqlite_ledger import WAL_AUTOCHECKPOINT
-from ledger.store import Ledger, Synchronous
+from ledger.store import Ledger, Synchronous, is_dsn
 from ledger.tx import Dialect, Params, SqliteTx, Tx
 
 __all__ = [
@@ -90,4 +90,5 @@ __all__ = [
     "TransactionConflict",
     "Tx",
     "VerifyReport",
+    "is_dsn",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -26,7 +27,7 @@ from ledger.errors import (
     TransactionConflict,
 )
 from ledger.sqlite import GUARD_MESSAGE
-from ledger.tx import Dialect, Params, Rows
+from ledger.tx import Dialect, Params, Rows, Tx
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|%|\?|:([A-Za-z_]\w*)")
 # SQLSTATE classes that mean the server or the link failed, not the statement:
@@ -84,12 +85,13 @@ class PgConn:
     for both. A failure among them is raised by that next statement.
     """
 
-    __slots__ = ("_later", "path", "raw")
+    __slots__ = ("_later", "path", "raw", "watch")
 
     def __init__(self, raw: psycopg.Connection[tuple[Any, ...]], path: str) -> None:
         self.raw = raw
         self.path = path
         self._later: list[str] = []
+        self.watch: Callable[[str], None] | None = None  # shown each statement first, if set
 
     def later(self, sql: str) -> None:
         """Send `sql` (one statement, no parameters, no result wanted) with the next one."""
@@ -117,6 +119,8 @@ class PgConn:
         return cursor.fetchone()
 
     def _run(self, sql: str, parameters: Params | None) -> psycopg.Cursor[Any]:
+        if self.watch is not None:
+            self.watch(sql)
         raw = self.raw
         try:
             if self._later:
@@ -156,14 +160,22 @@ class PgConn:
         self.raw.close()
 
 
-class PgTx:
-    """A `Tx` on one PostgreSQL connection (placeholders translated by `PgConn`)."""
+Late = Callable[[Callable[[Tx], None], Sequence[str]], None]
 
-    __slots__ = ("conn",)
+
+class PgTx:
+    """A `Tx` on one PostgreSQL connection (placeholders translated by `PgConn`).
+
+    `late` holds back what `at_commit` is given (the session's transaction); without
+    it (a schema's set-up, a rebuild in scratch tables) that runs at once.
+    """
+
+    __slots__ = ("_late", "conn")
     dialect: Dialect = "postgresql"
 
-    def __init__(self, conn: PgConn) -> None:
+    def __init__(self, conn: PgConn, late: Late | None = None) -> None:
         self.conn = conn
+        self._late = late
 
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; the number of rows it changed."""
@@ -172,6 +184,13 @@ class PgTx:
     def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Run one query; all its rows."""
         return self.conn.rows(sql, params)
+
+    def at_commit(self, write: Callable[[Tx], None], tables: Sequence[str]) -> None:
+        """See `Tx.at_commit`."""
+        if self._late is None:
+            write(self)
+        else:
+            self._late(write, tables)
 
 
 def connect(dsn: str, path: str, settings: str) -> PgConn:

@@ -138,13 +138,15 @@ class PgSession(Session):
         readonly: bool,
         committed: Callable[[int], None],
     ) -> None:
-        super().__init__(conn, PgTx(conn), path, readonly=readonly)
+        super().__init__(conn, PgTx(conn, self.at_commit), path, readonly=readonly)
         self._schema = schema
         self._writers = writers
         self._committed = committed  # told the xid of each commit that wrote events
         self.held: set[str] = set()  # the keys this transaction has locked
         self.links: dict[str, str] = {}  # stream -> its tip's hash, read under its lock
         self.wrote: int | None = None  # this transaction's id, once it wrote events
+        self.late: list[Callable[[Tx], None]] = []  # `Tx.at_commit` writes still to run
+        self._late_tables: frozenset[str] = frozenset()
 
     def translate(self, exc: Exception) -> LedgerError | None:
         """The typed ledger error for a psycopg failure (None: a programming error)."""
@@ -156,8 +158,32 @@ class PgSession(Session):
     def _quietly(self, sql: str) -> None:
         self.conn.later(sql)
 
+    def at_commit(self, write: Callable[[Tx], None], tables: Sequence[str]) -> None:
+        """Hold `write` back until the commit, or until a statement names one of `tables`
+        (see `Tx.at_commit`); at once outside this thread's write transaction."""
+        if not self.joinable():
+            write(self.tx)
+            return
+        self.late.append(write)
+        self._late_tables |= frozenset(tables)
+        self.conn.watch = self._watch
+
+    def _watch(self, sql: str) -> None:
+        if any(table in sql for table in self._late_tables):
+            self._before_commit()
+
+    def _before_commit(self) -> None:
+        late = self.late
+        self._drop_late()
+        for write in late:
+            write(self.tx)
+
+    def _drop_late(self) -> None:
+        self.late, self._late_tables, self.conn.watch = [], frozenset(), None
+
     def _unlock(self) -> None:
         self.held.clear()  # the advisory locks ended with the transaction
+        self._drop_late()  # run before a commit, or rolled back with the rest
         self._writers.leave()
 
     def finish(self, exc: BaseException | None) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeGuard
 
 import msgspec
 
@@ -49,6 +49,12 @@ if TYPE_CHECKING:
 Synchronous = Literal["FULL", "NORMAL"]
 FOLLOW_POLL = 0.1  # seconds between looks at the head while waiting for events (SQLite)
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_dsn(target: str | Path) -> TypeGuard[str]:
+    """True for a PostgreSQL DSN (what `Ledger.open` takes for PostgreSQL), False for a path."""
+    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
+
 
 _TIP = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
 _VERSION = "SELECT max(version) FROM events WHERE stream = ?"
@@ -145,7 +151,7 @@ class Ledger(TimerClaims):
             "busy_timeout": busy_timeout,
             "readonly": readonly,
         }
-        if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
+        if is_dsn(target):
             try:  # psycopg is an optional extra
                 from ledger.postgres_ledger import PostgresLedger
             except ImportError as exc:

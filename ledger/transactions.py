@@ -90,6 +90,12 @@ class Session:
     def _unlock(self) -> None:
         """Release what `begin` took beyond the transaction itself (nothing by default)."""
 
+    def _before_commit(self) -> None:
+        """Run what waits for the commit (`Tx.at_commit`; nothing waits by default)."""
+
+    def _drop_late(self) -> None:
+        """Forget what waits for the commit: the savepoint it was queued in rolled back."""
+
     def _quietly(self, sql: str) -> None:
         """Run `sql`, whose result nothing reads (a backend may send it with the next one)."""
         self.conn.execute(sql)
@@ -207,6 +213,7 @@ class Session:
                 raise TransactionAborted("an error inside it")
             else:
                 try:
+                    self.guarded(self._before_commit)
                     self.guarded(conn.execute, "COMMIT")
                 except BaseException:
                     self.forget()
@@ -232,6 +239,9 @@ class Session:
             raise TransactionAborted("an earlier error in this transaction")
         self._check_doomed()
         name = f"ledger_{self.depth}"
+        # What waits for the commit is written before the savepoint, so whatever waits
+        # once it ends was queued inside it: its rollback drops all of that, and only that.
+        self.guarded(self._before_commit)
         self._quietly(f"SAVEPOINT {name}")
         self.depth += 1
         try:
@@ -239,6 +249,7 @@ class Session:
         except BaseException:
             self.depth -= 1
             self.forget()
+            self._drop_late()
             if self._open():
                 conn.execute(f"ROLLBACK TO {name}")
                 self._quietly(f"RELEASE {name}")

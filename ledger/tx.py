@@ -8,7 +8,7 @@ DDL differs between databases, so `create` may ask `tx.dialect` which one it is 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 Params = Sequence[Any] | Mapping[str, Any]
@@ -57,6 +57,17 @@ class Tx(Protocol):
         """Run one query; all its rows."""
         ...
 
+    def at_commit(self, write: Callable[[Tx], None], tables: Sequence[str]) -> None:
+        """Run `write(tx)` in this transaction as late as it can: just before it commits,
+        or before the first statement since that names one of `tables` (so reads see it).
+
+        For writes to rows many transactions change (a SKU's stock counts): where writers
+        run at once, a changed row stays locked until the commit, so the later the write,
+        the shorter the wait of the others. Dropped with the savepoint it was queued in if
+        that rolls back.
+        """
+        ...
+
 
 class SqliteTx:
     """A `Tx` on one sqlite3 connection (SQLite takes the placeholders as written)."""
@@ -74,3 +85,7 @@ class SqliteTx:
     def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Run one query; all its rows."""
         return self.conn.execute(sql, params).fetchall()
+
+    def at_commit(self, write: Callable[[Tx], None], tables: Sequence[str]) -> None:
+        """At once: SQLite's writers take turns, so no one waits on a row (see `Tx`)."""
+        write(self)

@@ -98,7 +98,7 @@ FILE_ACCESS_ALLOWED = {
     ("bench/restart_worker.py", "peak_rss_mb"): "/proc/self/status",
     ("bench/ledger_bench.py", "raw_writer"): "the plain-SQLite baseline's own file, before use",
     ("bench/service_bench.py", "_serve"): "the served process's log, in the bench's temp folder",
-    ("bench/service_bench.py", "_cpu_seconds"): "/proc/<pid>/stat of the served process",
+    ("bench/proc_stat.py", "_stat"): "/proc/<pid>/stat of a measured process",
     ("bench/callgrind_objects.py", "self_cost_by_object"): "a callgrind output file named to it",
 }
 _FILE_CALLS = {"open", "read_bytes", "read_text", "write_bytes", "write_text", "unlink", "fdopen"}

@@ -57,6 +57,7 @@ def test_exported_members() -> None:
         "TransactionConflict",
         "Tx",
         "VerifyReport",
+        "is_dsn",
     ]
 
 
