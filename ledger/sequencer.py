@@ -75,7 +75,7 @@ def sequence_batch(conn: PgConn, schema: str, limit: int = BATCH) -> int:
 
     REPEATABLE READ: the line (`pg_snapshot_xmin`) and the rows come from one snapshot.
     """
-    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    conn.later("BEGIN ISOLATION LEVEL REPEATABLE READ")  # one round trip with the tip
     try:
         tip = conn.execute(_TIP).fetchone()
         seq, xid, position, previous = tip if tip else (0, "0", 0, GENESIS)
@@ -90,7 +90,8 @@ def sequence_batch(conn: PgConn, schema: str, limit: int = BATCH) -> int:
                 xids.append(event_xid)
                 hashes.append(previous)
             conn.execute(_ADD, (seqs, positions, xids, hashes))
-            conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, f"{schema} {seq}"))
+            payload = f"{schema} {seq}".replace("'", "''")  # (a schema name may hold a quote)
+            conn.later(f"SELECT pg_notify('{CHANNEL}', '{payload}')")  # sent with the COMMIT
         conn.execute("COMMIT")
     except BaseException:
         if conn.open:
