@@ -72,7 +72,7 @@ _READ = (
     " ORDER BY version"
 )
 # The same inside a write transaction, where the stream is locked first: its last row is
-# then the tip an append links to (`_remember_tip`), which saves that append a `_STREAM_TIP`.
+# then the tip an append links to (`_stream_rows`), which saves that append a `_STREAM_TIP`.
 _LOCKED_READ = (
     f"SELECT {EVENT_COLUMNS}, (SELECT p.hash FROM events p WHERE p.stream = e.stream"
     " AND p.version = e.version - 1), xid > pg_current_xact_id() FROM events e"
