@@ -91,7 +91,8 @@ class Session:
         """Release what `begin` took beyond the transaction itself (nothing by default)."""
 
     def _before_commit(self) -> None:
-        """Run what waits for the commit (`Tx.at_commit`; nothing waits by default)."""
+        """Run what waits for the commit (`Tx.at_commit`; nothing waits by default), raising
+        typed ledger errors."""
 
     def _drop_late(self) -> None:
         """Forget what waits for the commit: the savepoint it was queued in rolled back."""
@@ -213,7 +214,7 @@ class Session:
                 raise TransactionAborted("an error inside it")
             else:
                 try:
-                    self.guarded(self._before_commit)
+                    self._before_commit()
                     self.guarded(conn.execute, "COMMIT")
                 except BaseException:
                     self.forget()
@@ -241,7 +242,7 @@ class Session:
         name = f"ledger_{self.depth}"
         # What waits for the commit is written before the savepoint, so whatever waits
         # once it ends was queued inside it: its rollback drops all of that, and only that.
-        self.guarded(self._before_commit)
+        self._before_commit()
         self._quietly(f"SAVEPOINT {name}")
         self.depth += 1
         try:
