@@ -571,9 +571,14 @@ class PostgresLedger(Ledger):
         """Temporary tables of the same names, shadowing the stored ones until rolled back.
 
         Inside a savepoint: `verify` may run inside a write transaction, which must find
-        its own tables (and search_path) again afterwards.
+        its own tables (and search_path) again afterwards. What that transaction holds
+        back for its commit (`Tx.at_commit`) is written first: run in here, it would go
+        into the scratch tables and be rolled back with them.
         """
         pg = _pg(conn)
+        session = _session(self._s)
+        if session.joinable():
+            session._before_commit()
         path = sql.SQL("SET LOCAL search_path = pg_temp, {}").format(sql.Identifier(self.schema))
         pg.execute("SAVEPOINT ledger_scratch")
         try:

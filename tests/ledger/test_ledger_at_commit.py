@@ -85,6 +85,20 @@ def test_a_savepoint_that_rolls_back_drops_only_its_own_late_writes(targets: Tar
         assert ledger.verify().ok
 
 
+def test_a_verify_inside_the_transaction_keeps_what_waits_for_the_commit(
+    targets: Targets,
+) -> None:
+    """verify rebuilds into scratch tables of the same names: a late write must not land
+    there (and be rolled back with them)."""
+    with Ledger.open(targets.new(), projections=[LateTally()]) as ledger:
+        with ledger.transaction():
+            ledger.append("account:a", [Deposited("a", 3)])
+            assert ledger.verify().ok
+            ledger.append("account:a", [Deposited("a", 4)])
+        assert tally(ledger) == {"a": 7}
+        assert ledger.verify().ok
+
+
 Block = list[Any]  # each item: an amount to deposit, or (rolls back?, a nested block)
 blocks = st.recursive(
     st.lists(st.integers(1, 9), max_size=3),
