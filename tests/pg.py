@@ -76,6 +76,15 @@ def _turn(dsn: str, alone: bool) -> Iterator[None]:
 
 
 @contextmanager
+def server_alone() -> Iterator[str]:
+    """The server's DSN, while no other test uses it: for a test whose statements hold the
+    line back for long (CREATE DATABASE copies a whole template in one transaction)."""
+    dsn = server_dsn()
+    with _turn(dsn, alone=True):
+        yield dsn
+
+
+@contextmanager
 def fresh_schema(*, alone: bool = False) -> Iterator[str]:
     """A DSN whose schema is new and empty; the schema is dropped afterwards.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from ledger_helpers import Balances, Deposited, state
@@ -23,11 +24,15 @@ psycopg = pytest.importorskip("psycopg")
 
 
 @pytest.fixture
-def pg(pg_dsn: str) -> Ledger:
+def pg(pg_dsn: str) -> Iterator[Ledger]:
+    """A ledger of three events, all in the global chain (a loaded server may hold the
+    sequencer back longer than a read waits for it: `state` compares chain heads)."""
     ledger = Ledger.open(pg_dsn, projections=[Balances()])
     ledger.append("account:a", [Deposited("a", 1), Deposited("a", 2)])
     ledger.append("account:b", [Deposited("b", 3)])
-    return ledger
+    assert ledger.sync(timeout=60)
+    yield ledger
+    ledger.close()  # (again, where the test closed it: a failed one leaks nothing)
 
 
 def _raw(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
@@ -137,11 +142,10 @@ def test_a_sql_ascii_database_reads_text_back_as_text() -> None:
     """On a SQL_ASCII database psycopg hands back bytes unless the client asks for UTF8."""
     from urllib.parse import urlsplit, urlunsplit
 
-    from pg import server_dsn
+    from pg import server_alone
 
-    server = server_dsn()
     name = f"t_ascii_{uuid.uuid4().hex[:12]}"
-    with _raw(server) as admin:
+    with server_alone() as server, _raw(server) as admin:
         admin.execute(
             f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0"
             " LC_COLLATE 'C' LC_CTYPE 'C'"
