@@ -101,8 +101,7 @@ def _aims(f: Figures) -> list[tuple[str, str, bool]]:
         scale = f[f"{name} settles/s"] / single_writer
         rows.append(
             (
-                f"PostgreSQL settles/s, 8 processes ({label}) vs SQLite 1 process, FULL"
-                " (aim >= 2x)",
+                f"PostgreSQL 8 processes ({label}) vs SQLite 1, FULL (aim >= 2x)",
                 f"{scale:.2f}x",
                 scale >= 2.0,
             )
@@ -152,7 +151,7 @@ def main() -> None:
         f"{time.perf_counter() - started:.0f} s"
     )
     for name, value in figures.items():
-        print(f"  {name:<52}{value:>14,.2f}")
+        print(f"  {name:<60}{value:>14,.2f}")
     print("aims:")
     for aim, where, met in aims:
         print(f"  [{'x' if met else ' '}] {aim:<66}{where:>12}")
