@@ -139,7 +139,7 @@ class Session:
         if self.depth or self._open():
             yield self.conn
             return
-        self.conn.execute(self.read_begin)
+        self._quietly(self.read_begin)
         try:
             yield self.conn
         finally:
