@@ -170,9 +170,9 @@ class PgSession(Session):
 
     def _watch(self, sql: str) -> None:
         if any(table in sql for table in self._late_tables):
-            self._before_commit()
+            self._write_late()
 
-    def _before_commit(self) -> None:
+    def _write_late(self) -> None:
         late = self.late
         self._drop_late()
         for write in late:
@@ -578,7 +578,7 @@ class PostgresLedger(Ledger):
         pg = _pg(conn)
         session = _session(self._s)
         if session.joinable():
-            session._before_commit()
+            session._write_late()
         path = sql.SQL("SET LOCAL search_path = pg_temp, {}").format(sql.Identifier(self.schema))
         pg.execute("SAVEPOINT ledger_scratch")
         try:

@@ -20,8 +20,8 @@ again each second, so the chain survives its leader's death. The primary key on 
 the unique `position` make a second writer fail, never fork the chain. Each batch that
 adds entries sends one NOTIFY on `CHANNEL` (payload: schema and new head), for
 `tail --follow` and the worker; step transactions never notify (a NOTIFY in every commit
-would serialise commits). A transaction left open with an id holds the line
-back: sequencing (not writing) waits for it, so set `idle_in_transaction_session_timeout`.
+would serialise commits). A transaction left open with an id holds the line back:
+sequencing (not writing) waits for it, so set `idle_in_transaction_session_timeout`.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from ledger.postgres import PgConn
 CHANNEL = "orderflow_chain"
 BATCH = 2000  # most events chained per transaction
 IDLE = 0.05  # seconds between passes once caught up (a writer's commit wakes it sooner)
-# Fewest seconds between passes: a pass per commit would cost every commit a second one
-# (six statements and a flush); commits arriving within this gather into one batch.
+# Fewest seconds between passes: a pass per commit would cost every commit a second
+# transaction (four round trips and a flush); commits within this gather into one batch.
 GATHER = 0.01
 RETRY_LEADER = 1.0  # seconds between a follower's tries for the leader's lock
 LINGER = 5.0  # seconds without a commit here before the thread ends (a commit restarts it)

@@ -90,9 +90,9 @@ class Session:
     def _unlock(self) -> None:
         """Release what `begin` took beyond the transaction itself (nothing by default)."""
 
-    def _before_commit(self) -> None:
-        """Run what waits for the commit (`Tx.at_commit`; nothing waits by default), raising
-        typed ledger errors."""
+    def _write_late(self) -> None:
+        """Write what waits for the commit now (`Tx.at_commit`; nothing waits by default),
+        raising typed ledger errors: before COMMIT, and before a SAVEPOINT."""
 
     def _drop_late(self) -> None:
         """Forget what waits for the commit: the savepoint it was queued in rolled back."""
@@ -214,7 +214,7 @@ class Session:
                 raise TransactionAborted("an error inside it")
             else:
                 try:
-                    self._before_commit()
+                    self._write_late()
                     self.guarded(conn.execute, "COMMIT")
                 except BaseException:
                     self.forget()
@@ -242,7 +242,7 @@ class Session:
         name = f"ledger_{self.depth}"
         # What waits for the commit is written before the savepoint, so whatever waits
         # once it ends was queued inside it: its rollback drops all of that, and only that.
-        self._before_commit()
+        self._write_late()
         self._quietly(f"SAVEPOINT {name}")
         self.depth += 1
         try:
